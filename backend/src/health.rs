@@ -1,0 +1,51 @@
+//! `/health` says the process runs; `/ready` says whether it can serve: the database is
+//! required, Redis only degrades the service when it is away.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+}
+
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let database = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("select 1").execute(&state.db))
+        .await
+        .map_or(false, |r| r.is_ok());
+    let redis = tokio::time::timeout(CHECK_TIMEOUT, ping_redis(&state.redis))
+        .await
+        .map_or(false, |ok| ok);
+    let (status, word) = match (database, redis) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let check = |ok: bool| if ok { "ok" } else { "down" };
+    (
+        status,
+        Json(
+            json!({"status": word, "checks": {"database": check(database), "redis": check(redis)}}),
+        ),
+    )
+}
+
+async fn ping_redis(client: &redis::Client) -> bool {
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query_async::<String>(&mut connection)
+        .await
+        .is_ok()
+}

@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use studyflow_backend::{AppState, BackendConfig, db};
+
+/// The new StudyFlow backend.
+#[derive(Debug, Parser)]
+#[command(name = "studyflow-backend", version)]
+struct Cli {
+    /// Optional YAML configuration file; environment variables override it.
+    #[arg(long, env = "STUDYFLOW_BACKEND_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply the database migrations, then serve (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = BackendConfig::load(cli.config.as_deref())?;
+    init_logging(config.json_logs);
+    let state = AppState::new(config)?;
+    db::migrate(&state.db)
+        .await
+        .context("applying migrations")?;
+    if matches!(cli.command, Some(Command::Migrate)) {
+        tracing::info!("migrations applied");
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(&state.config.listen_addr)
+        .await
+        .with_context(|| format!("listening on {}", state.config.listen_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "backend listening");
+    studyflow_backend::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("backend stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return interrupt.await.unwrap_or_default(),
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

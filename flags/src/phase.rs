@@ -1,0 +1,110 @@
+use serde::{Deserialize, Serialize};
+
+/// Where a route stands in its migration from the legacy functions to the new backend.
+///
+/// The phases are ordered: a route moves forward one phase at a time and can be rolled
+/// back to [`Phase::Legacy`] at any moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "phase", content = "percent")]
+pub enum Phase {
+    /// Not started: the legacy function serves every request.
+    Legacy,
+    /// Legacy serves; the new backend receives a copy of each request for comparison.
+    Shadow,
+    /// A sticky share of users (the percentage, 0–100) is served by the new backend; the
+    /// other side is shadowed.
+    Canary(u8),
+    /// The new backend serves; legacy is shadowed so a rollback stays safe.
+    Primary,
+    /// The new backend alone serves; the legacy function is gone.
+    Decommissioned,
+}
+
+/// One of the two upstreams a route can be served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Legacy,
+    New,
+}
+
+impl Phase {
+    /// The side that answers the client, given the user's canary bucket (1–100).
+    ///
+    /// A bucket is served by new when `bucket <= percent`, so raising the percentage only
+    /// ever moves users from legacy to new, never back.
+    pub fn serving_side(self, bucket: u8) -> Side {
+        match self {
+            Phase::Legacy | Phase::Shadow => Side::Legacy,
+            Phase::Canary(percent) if bucket <= percent => Side::New,
+            Phase::Canary(_) => Side::Legacy,
+            Phase::Primary | Phase::Decommissioned => Side::New,
+        }
+    }
+
+    /// The short name used in files, logs, metrics and the admin API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Legacy => "legacy",
+            Phase::Shadow => "shadow",
+            Phase::Canary(_) => "canary",
+            Phase::Primary => "primary",
+            Phase::Decommissioned => "decommissioned",
+        }
+    }
+}
+
+impl Side {
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Legacy => "legacy",
+            Side::New => "new",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Canary(percent) => write!(f, "canary {percent}%"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_serves_new_up_to_the_percentage() {
+        let phase = Phase::Canary(25);
+        assert_eq!(phase.serving_side(1), Side::New);
+        assert_eq!(phase.serving_side(25), Side::New);
+        assert_eq!(phase.serving_side(26), Side::Legacy);
+        assert_eq!(Phase::Canary(0).serving_side(1), Side::Legacy);
+        assert_eq!(Phase::Canary(100).serving_side(100), Side::New);
+    }
+
+    #[test]
+    fn raising_the_percentage_never_moves_a_user_back() {
+        for bucket in 1..=100 {
+            let mut was_new = false;
+            for percent in 0..=100 {
+                let new = Phase::Canary(percent).serving_side(bucket) == Side::New;
+                assert!(!was_new || new, "bucket {bucket} moved back at {percent}%");
+                was_new = new;
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_phases_ignore_the_bucket() {
+        for bucket in [1, 50, 100] {
+            assert_eq!(Phase::Legacy.serving_side(bucket), Side::Legacy);
+            assert_eq!(Phase::Shadow.serving_side(bucket), Side::Legacy);
+            assert_eq!(Phase::Primary.serving_side(bucket), Side::New);
+            assert_eq!(Phase::Decommissioned.serving_side(bucket), Side::New);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{Error, PathMatcher, Phase, Result};
+
+/// The routes table shipped with the gateway: every StudyFlow Edge Function, starting in
+/// the `legacy` phase.
+pub const DEFAULT_ROUTES_FILE: &str = include_str!("../routes.yaml");
+
+/// A validated routes file. Routes are matched in file order; the first match wins.
+#[derive(Debug, Clone)]
+pub struct RoutesFile {
+    pub routes: Vec<RouteSpec>,
+}
+
+/// One validated route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    /// Unique name; also the Unleash toggle and canary group id.
+    pub name: String,
+    pub path: PathMatcher,
+    /// Upper-case HTTP methods; empty means every method.
+    pub methods: Vec<String>,
+    pub phase: Phase,
+    /// The gateway answers 404 itself and never forwards the request.
+    pub blocked: bool,
+    /// Headers added to every response of this route (name, value).
+    pub response_headers: Vec<(String, String)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    name: String,
+    path: String,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    phase: Option<String>,
+    #[serde(default)]
+    percent: Option<u8>,
+    #[serde(default)]
+    blocked: bool,
+    #[serde(default)]
+    response_headers: BTreeMap<String, String>,
+}
+
+const METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+impl RoutesFile {
+    /// Reads and validates a routes file from disk.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Validates a routes file's text: names unique and non-empty, paths absolute,
+    /// methods known, a percentage only (and always) with `canary`, at most 100.
+    pub fn parse(text: &str) -> Result<Self> {
+        let raw: RawFile = serde_yaml::from_str(text)?;
+        let mut seen = HashSet::new();
+        let routes = raw
+            .routes
+            .into_iter()
+            .map(|route| {
+                if route.name.trim().is_empty() {
+                    return Err(Error::route("<unnamed>", "name must not be empty"));
+                }
+                if !seen.insert(route.name.clone()) {
+                    return Err(Error::route(&route.name, "name is used by another route"));
+                }
+                RouteSpec::validate(route)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { routes })
+    }
+
+    /// The route serving `method` on `path`, if any.
+    pub fn find(&self, method: &str, path: &str) -> Option<&RouteSpec> {
+        self.routes.iter().find(|route| route.covers(method, path))
+    }
+}
+
+impl RouteSpec {
+    fn validate(raw: RawRoute) -> Result<Self> {
+        let name = raw.name;
+        let path = PathMatcher::parse(&raw.path).ok_or_else(|| {
+            Error::route(&name, format!("path `{}` must start with `/`", raw.path))
+        })?;
+        let methods = raw
+            .methods
+            .into_iter()
+            .map(|method| {
+                let upper = method.to_ascii_uppercase();
+                if METHODS.contains(&upper.as_str()) {
+                    Ok(upper)
+                } else {
+                    Err(Error::route(&name, format!("unknown method `{method}`")))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let phase = parse_phase(&name, raw.phase.as_deref().unwrap_or("legacy"), raw.percent)?;
+        let response_headers = raw
+            .response_headers
+            .into_iter()
+            .map(|(header, value)| {
+                let valid_name = !header.is_empty()
+                    && header
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                let valid_value = value
+                    .bytes()
+                    .all(|b| b == b'\t' || (b' '..0x7f).contains(&b));
+                if valid_name && valid_value {
+                    Ok((header.to_ascii_lowercase(), value))
+                } else {
+                    Err(Error::route(
+                        &name,
+                        format!("invalid response header `{header}`"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            name,
+            path,
+            methods,
+            phase,
+            blocked: raw.blocked,
+            response_headers,
+        })
+    }
+
+    /// Whether this route covers the request.
+    pub fn covers(&self, method: &str, path: &str) -> bool {
+        (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
+            && self.path.matches(path)
+    }
+}
+
+fn parse_phase(route: &str, phase: &str, percent: Option<u8>) -> Result<Phase> {
+    let phase = match (phase, percent) {
+        ("canary", Some(percent)) if percent <= 100 => Phase::Canary(percent),
+        ("canary", Some(percent)) => {
+            return Err(Error::route(
+                route,
+                format!("percent {percent} is over 100"),
+            ));
+        }
+        ("canary", None) => return Err(Error::route(route, "canary needs a `percent`")),
+        (_, Some(_)) => {
+            return Err(Error::route(
+                route,
+                "`percent` goes only with phase `canary`",
+            ));
+        }
+        ("legacy", None) => Phase::Legacy,
+        ("shadow", None) => Phase::Shadow,
+        ("primary", None) => Phase::Primary,
+        ("decommissioned", None) => Phase::Decommissioned,
+        (other, None) => {
+            return Err(Error::route(
+                route,
+                format!(
+                    "unknown phase `{other}` (legacy, shadow, canary, primary, decommissioned)"
+                ),
+            ));
+        }
+    };
+    Ok(phase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(text: &str) -> String {
+        RoutesFile::parse(text)
+            .expect_err("file must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn the_default_routes_file_is_valid() {
+        let file = RoutesFile::parse(DEFAULT_ROUTES_FILE).expect("default routes file");
+        let blocked = file
+            .find("POST", "/functions/v1/test-keys")
+            .expect("test-keys route");
+        assert!(blocked.blocked);
+        let tutor = file
+            .find("POST", "/functions/v1/ai-tutor-professional")
+            .expect("tutor route");
+        assert_eq!(tutor.phase, Phase::Legacy);
+        assert!(file.find("GET", "/rest/v1/tasks").is_none());
+    }
+
+    #[test]
+    fn phases_and_percentages_are_read() {
+        let file = RoutesFile::parse(
+            "routes:\n  - {name: a, path: /a, phase: canary, percent: 30}\n  - {name: b, path: /b, phase: primary}\n  - {name: c, path: /c}\n",
+        )
+        .expect("valid file");
+        assert_eq!(file.routes[0].phase, Phase::Canary(30));
+        assert_eq!(file.routes[1].phase, Phase::Primary);
+        assert_eq!(file.routes[2].phase, Phase::Legacy);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_route_named() {
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, phase: canary}\n")
+                .contains("route `a`: canary needs")
+        );
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, phase: canary, percent: 101}\n")
+                .contains("over 100")
+        );
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, phase: shadow, percent: 5}\n")
+                .contains("only with phase")
+        );
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, phase: later}\n")
+                .contains("unknown phase `later`")
+        );
+        assert!(error_of("routes:\n  - {name: a, path: a}\n").contains("must start with"));
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a}\n  - {name: a, path: /b}\n")
+                .contains("used by another")
+        );
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, methods: [FETCH]}\n")
+                .contains("unknown method")
+        );
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, colour: red}\n").contains("unknown field")
+        );
+        assert!(error_of("routes: [").contains("not valid YAML"));
+    }
+
+    #[test]
+    fn methods_restrict_a_route() {
+        let file = RoutesFile::parse("routes:\n  - {name: a, path: /a, methods: [post]}\n")
+            .expect("valid file");
+        assert!(file.find("POST", "/a").is_some());
+        assert!(file.find("GET", "/a").is_none());
+    }
+}

@@ -1,0 +1,119 @@
+//! Where the two sides live and how to connect to them.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use pingora::upstreams::peer::HttpPeer;
+use studyflow_flags::Side;
+
+use crate::{Error, Result};
+
+/// One upstream, resolved once at start.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub side: Side,
+    addr: SocketAddr,
+    tls: bool,
+    /// Host name, used for SNI and as the `Host` header sent upstream.
+    host: String,
+    /// `Host` header value (with the port when it is not the scheme's default).
+    authority: String,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+impl Upstream {
+    /// Parses `http(s)://host[:port]` (no path) and resolves the host.
+    pub fn from_url(
+        side: Side,
+        text: &str,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+    ) -> Result<Self> {
+        let fail = |reason: String| Error::Upstream {
+            name: side.name().to_owned(),
+            reason,
+        };
+        let url = url::Url::parse(text).map_err(|e| fail(format!("`{text}` is not a URL: {e}")))?;
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(fail(format!("scheme `{other}` is not http or https"))),
+        };
+        if url.path() != "/" || url.query().is_some() {
+            return Err(fail(format!("`{text}` must not have a path or query")));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| fail(format!("`{text}` has no host")))?
+            .to_owned();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| fail(format!("`{text}` has no port")))?;
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("cannot resolve `{host}`: {e}")))?
+            .next()
+            .ok_or_else(|| fail(format!("`{host}` resolves to no address")))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        Ok(Self {
+            side,
+            addr,
+            tls,
+            host,
+            authority,
+            connect_timeout,
+            read_timeout,
+        })
+    }
+
+    /// A pingora peer for one request to this upstream.
+    pub fn peer(&self) -> Box<HttpPeer> {
+        let mut peer = HttpPeer::new(self.addr, self.tls, self.host.clone());
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.read_timeout = Some(self.read_timeout);
+        Box::new(peer)
+    }
+
+    /// The `Host` header this upstream expects.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Upstream> {
+        Upstream::from_url(
+            Side::Legacy,
+            text,
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn urls_give_address_and_host_header() {
+        let up = parse("http://127.0.0.1:54321").expect("valid");
+        assert_eq!(up.addr.port(), 54321);
+        assert_eq!(up.authority(), "127.0.0.1:54321");
+        assert!(!up.tls);
+        let up = parse("https://127.0.0.1").expect("valid");
+        assert_eq!(up.addr.port(), 443);
+        assert_eq!(up.authority(), "127.0.0.1");
+        assert!(up.tls);
+    }
+
+    #[test]
+    fn bad_urls_name_the_side() {
+        let err = parse("ftp://x").expect_err("bad scheme").to_string();
+        assert!(err.starts_with("upstream `legacy`"), "{err}");
+        assert!(parse("http://127.0.0.1:1/functions").is_err());
+        assert!(parse("not a url").is_err());
+    }
+}

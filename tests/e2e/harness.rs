@@ -1,0 +1,62 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use studyflow_e2e::stack::{self, Stack};
+
+/// Writes a routes file that puts `route` in `phase` (every other route stays as shipped).
+pub fn routes_file_with(dir: &Path, route: &str, phase: &str) -> PathBuf {
+    let shipped = studyflow_flags::DEFAULT_ROUTES_FILE;
+    let mut out = String::new();
+    let mut in_route = false;
+    for line in shipped.lines() {
+        if let Some(name) = line.trim_start().strip_prefix("- name: ") {
+            in_route = name == route;
+        }
+        if in_route && line.trim_start().starts_with("phase: ") {
+            out.push_str(&format!("    phase: {phase}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let path = dir.join(format!("routes-{route}-{phase}.yaml"));
+    std::fs::write(&path, out).expect("write routes file");
+    path
+}
+
+/// Runs a Node test file from `tests/js` against the stack's gateway, expecting every
+/// answer to come from `side`. Panics with the runner's output when a test fails.
+pub async fn run_node_test(stack: &Stack, file: &str, side: &str) {
+    let root = stack::repo_root();
+    let output = tokio::process::Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=tap")
+        .arg(root.join("tests/js").join(file))
+        .current_dir(root.join("tests"))
+        .env("STUDYFLOW_GATEWAY_URL", &stack.gateway_url)
+        .env("STUDYFLOW_ANON_KEY", stack.anon_key())
+        .env("STUDYFLOW_EXPECT_SIDE", side)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("node runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{file} failed with the route on {side}:\n{report}"
+    );
+    let passed = report
+        .lines()
+        .find_map(|line| line.strip_prefix("# pass "))
+        .and_then(|n| n.trim().parse::<u32>().ok());
+    assert!(
+        report.contains("# fail 0") && passed.is_some_and(|n| n > 0),
+        "{file}: no passing tests reported:\n{report}"
+    );
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the whole stack as real processes (fake providers, legacy stand-in
+//! on Deno, backend, gateway) against the local Postgres and Redis.
+//!
+//! Build the binaries first (`cargo build --workspace --bins`); `make test` does.
+
+mod auth_validation;
+mod harness;

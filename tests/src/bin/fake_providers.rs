@@ -1,0 +1,19 @@
+use clap::Parser;
+
+/// Wire-compatible fake OpenAI, DeepSeek, Anthropic and Gemini APIs on one port.
+#[derive(Debug, Parser)]
+#[command(name = "fake-providers")]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "FAKE_PROVIDERS_LISTEN", default_value = "127.0.0.1:7000")]
+    listen: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
+    println!("fake providers listening on {}", listener.local_addr()?);
+    studyflow_e2e::fake_providers::serve(listener).await?;
+    Ok(())
+}

@@ -1,0 +1,394 @@
+//! The whole local stack, started as real processes: fake AI providers, the legacy
+//! stand-in (Deno), the new backend and the gateway, each waited for until its health
+//! check answers. `make run` and the end-to-end tests use the same launcher.
+//!
+//! Processes are stopped with SIGTERM (then SIGKILL after a grace period) by
+//! [`Stack::stop`], and killed if the [`Stack`] is dropped, so a failing test leaves no
+//! process behind.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+use crate::{database, tokens};
+
+/// The user `make run` creates and prints a token for.
+pub const DEMO_USER_ID: &str = "5f8c1a52-7c3e-4b6e-9a51-3d2f0c9b8e01";
+pub const DEMO_USER_EMAIL: &str = "student@gmail.com";
+
+/// Development secrets of the local stack. Never use them elsewhere.
+pub const DEV_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+pub const DEV_ENCRYPTION_KEY: &str = "local-development-encryption-key";
+pub const DEV_ENCRYPTION_SALT: &str = "local-development-salt";
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Ports of the stack's services.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub gateway: u16,
+    pub admin: u16,
+    pub backend: u16,
+    pub legacy: u16,
+    pub providers: u16,
+}
+
+impl Ports {
+    /// The fixed ports `make run` uses (README).
+    pub fn standard() -> Self {
+        Self {
+            gateway: 8000,
+            admin: 8001,
+            backend: 8080,
+            legacy: 54321,
+            providers: 7000,
+        }
+    }
+
+    /// Ports the OS reports free right now, for tests running side by side.
+    pub fn free() -> anyhow::Result<Self> {
+        let listeners = (0..5)
+            .map(|_| TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let port = |i: usize| listeners[i].local_addr().map(|a| a.port());
+        Ok(Self {
+            gateway: port(0)?,
+            admin: port(1)?,
+            backend: port(2)?,
+            legacy: port(3)?,
+            providers: port(4)?,
+        })
+    }
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Database name on the local Postgres server; created and migrated when absent.
+    pub database: String,
+    pub ports: Ports,
+    /// Routes file for the gateway; the shipped table when `None`.
+    pub routes_file: Option<PathBuf>,
+    /// Where each process writes its log (`<name>.log`).
+    pub log_dir: PathBuf,
+    pub redis_url: String,
+    /// Extra environment for the backend (test switches, limits).
+    pub backend_env: Vec<(String, String)>,
+}
+
+impl StackOptions {
+    /// Options for one test: a fresh database and free ports.
+    pub fn for_test(name: &str) -> anyhow::Result<Self> {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let database = format!("studyflow_test_{name}_{}", &suffix[..8]);
+        Ok(Self {
+            log_dir: repo_root().join("target/e2e-logs").join(&database),
+            database,
+            ports: Ports::free()?,
+            routes_file: None,
+            redis_url: redis_url(),
+            backend_env: Vec::new(),
+        })
+    }
+}
+
+/// The Redis server the stack uses.
+pub fn redis_url() -> String {
+    std::env::var("STUDYFLOW_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The repository checkout this harness was built from.
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+/// Where the workspace binaries are: `STUDYFLOW_BIN_DIR`, else next to this executable
+/// (test executables live one level deeper, in `deps/`).
+pub fn bin_dir() -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("STUDYFLOW_BIN_DIR") {
+        return Ok(dir.into());
+    }
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("executable has no folder")?.to_owned();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    Ok(dir)
+}
+
+fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin_dir()?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build the binaries first (`cargo build --workspace --bins`, which `make test` does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The Deno binary installed from npm by `make setup`.
+pub fn deno() -> anyhow::Result<PathBuf> {
+    let path = repo_root().join("tests/node_modules/.bin/deno");
+    if !path.exists() {
+        bail!(
+            "{} is missing: run `make setup` (npm install in tests/)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One started process.
+#[derive(Debug)]
+struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+/// A running stack. Fields are the URLs a client or test needs.
+#[derive(Debug)]
+pub struct Stack {
+    pub options: StackOptions,
+    pub database_url: String,
+    pub gateway_url: String,
+    pub admin_url: String,
+    pub backend_url: String,
+    pub legacy_url: String,
+    pub providers_url: String,
+    pub jwt_secret: String,
+    processes: Vec<Process>,
+}
+
+impl Stack {
+    /// Prepares the database, then starts every service and waits for each to be healthy.
+    pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&options.log_dir)
+            .with_context(|| format!("creating {}", options.log_dir.display()))?;
+        let database_url = database::prepare(&options.database).await?;
+        let demo = uuid::Uuid::parse_str(DEMO_USER_ID)?;
+        database::ensure_user(&database_url, demo, DEMO_USER_EMAIL).await?;
+        let ports = options.ports;
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let mut stack = Self {
+            gateway_url: url(ports.gateway),
+            admin_url: url(ports.admin),
+            backend_url: url(ports.backend),
+            legacy_url: url(ports.legacy),
+            providers_url: url(ports.providers),
+            jwt_secret: DEV_JWT_SECRET.into(),
+            database_url,
+            options,
+            processes: Vec::new(),
+        };
+        stack.start_providers().await?;
+        stack.start_backend().await?;
+        stack.start_legacy().await?;
+        stack.start_gateway().await?;
+        Ok(stack)
+    }
+
+    /// Environment shared by the legacy stand-in and the backend: the same database,
+    /// secrets and (fake) provider endpoints, so their answers can be compared.
+    fn function_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("SUPABASE_JWT_SECRET".into(), self.jwt_secret.clone()),
+            ("ENCRYPTION_KEY".into(), DEV_ENCRYPTION_KEY.into()),
+            ("ENCRYPTION_SALT".into(), DEV_ENCRYPTION_SALT.into()),
+        ];
+        for provider in ["DEEPSEEK", "OPENAI", "ANTHROPIC", "GEMINI"] {
+            env.push((format!("{provider}_BASE_URL"), self.providers_url.clone()));
+            env.push((
+                format!("{provider}_API_KEY"),
+                format!("fake-{}-key", provider.to_lowercase()),
+            ));
+        }
+        env.push(("CLAUDE_API_KEY".into(), "fake-anthropic-key".into()));
+        env
+    }
+
+    async fn start_providers(&mut self) -> anyhow::Result<()> {
+        let mut command = Command::new(binary("fake-providers")?);
+        command.env(
+            "FAKE_PROVIDERS_LISTEN",
+            format!("127.0.0.1:{}", self.options.ports.providers),
+        );
+        let health = format!("{}/health", self.providers_url);
+        self.spawn("fake-providers", command, &health).await
+    }
+
+    async fn start_backend(&mut self) -> anyhow::Result<()> {
+        let mut command = Command::new(binary("studyflow-backend")?);
+        command
+            .envs(self.function_env())
+            .env(
+                "LISTEN_ADDR",
+                format!("127.0.0.1:{}", self.options.ports.backend),
+            )
+            .env("REDIS_URL", &self.options.redis_url)
+            .envs(self.options.backend_env.clone());
+        let health = format!("{}/ready", self.backend_url);
+        self.spawn("backend", command, &health).await
+    }
+
+    async fn start_legacy(&mut self) -> anyhow::Result<()> {
+        let root = repo_root();
+        let mut command = Command::new(deno()?);
+        command
+            .current_dir(root.join("tests"))
+            .args([
+                "run",
+                "--allow-net",
+                "--allow-env",
+                "--allow-read",
+                "--allow-sys",
+            ])
+            .arg(root.join("tests/legacy/main.ts"))
+            .envs(self.function_env())
+            .env("PORT", self.options.ports.legacy.to_string())
+            .env("DENO_NO_UPDATE_CHECK", "1")
+            .env("NO_COLOR", "1");
+        let health = format!("{}/health", self.legacy_url);
+        self.spawn("legacy", command, &health).await
+    }
+
+    async fn start_gateway(&mut self) -> anyhow::Result<()> {
+        let ports = self.options.ports;
+        let mut command = Command::new(binary("studyflow-gateway")?);
+        command
+            .env(
+                "STUDYFLOW_GATEWAY__LISTEN",
+                format!("127.0.0.1:{}", ports.gateway),
+            )
+            .env(
+                "STUDYFLOW_GATEWAY__ADMIN_LISTEN",
+                format!("127.0.0.1:{}", ports.admin),
+            )
+            .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
+            .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url);
+        if let Some(file) = &self.options.routes_file {
+            command.env("STUDYFLOW_GATEWAY__ROUTES_FILE", file);
+        }
+        let health = format!("{}/health", self.admin_url);
+        self.spawn("gateway", command, &health).await
+    }
+
+    /// Restarts the gateway with another routes file (same ports).
+    pub async fn restart_gateway(&mut self, routes_file: Option<PathBuf>) -> anyhow::Result<()> {
+        if let Some(index) = self.processes.iter().position(|p| p.name == "gateway") {
+            let process = self.processes.remove(index);
+            terminate(process).await;
+        }
+        self.options.routes_file = routes_file;
+        self.start_gateway().await
+    }
+
+    async fn spawn(
+        &mut self,
+        name: &'static str,
+        mut command: Command,
+        health: &str,
+    ) -> anyhow::Result<()> {
+        let log = self.options.log_dir.join(format!("{name}.log"));
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.processes.push(Process {
+            name,
+            child,
+            log: log.clone(),
+        });
+        let started = Instant::now();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        loop {
+            if client
+                .get(health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            let process = self.processes.last_mut().context("process just pushed")?;
+            if let Some(status) = process.child.try_wait()? {
+                bail!(
+                    "{name} exited ({status}) before it was healthy:\n{}",
+                    tail(&log)
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "{name} not healthy at {health} after {START_TIMEOUT:?}:\n{}",
+                    tail(&log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// An access token for the demo user, valid for `ttl_secs`.
+    pub fn demo_token(&self, ttl_secs: i64) -> String {
+        tokens::access_token(&self.jwt_secret, DEMO_USER_ID, DEMO_USER_EMAIL, ttl_secs)
+    }
+
+    /// The anon key of the stack's project.
+    pub fn anon_key(&self) -> String {
+        tokens::anon_key(&self.jwt_secret)
+    }
+
+    /// Log files of the running processes, by name.
+    pub fn logs(&self) -> Vec<(&'static str, &Path)> {
+        self.processes
+            .iter()
+            .map(|p| (p.name, p.log.as_path()))
+            .collect()
+    }
+
+    /// Stops every process (gateway first), gracefully when they allow it.
+    pub async fn stop(mut self) {
+        while let Some(process) = self.processes.pop() {
+            terminate(process).await;
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL if the process is still there after the grace period.
+async fn terminate(mut process: Process) {
+    if let Some(pid) = process.child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(STOP_GRACE, process.child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tracing::warn!(name = process.name, "did not stop in time; killing");
+    }
+    let _ = process.child.kill().await;
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
