@@ -22,10 +22,10 @@ pub fn router() -> Router<AppState> {
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("select 1").execute(&state.db))
         .await
-        .map_or(false, |r| r.is_ok());
+        .is_ok_and(|r| r.is_ok());
     let redis = tokio::time::timeout(CHECK_TIMEOUT, ping_redis(&state.redis))
         .await
-        .map_or(false, |ok| ok);
+        .unwrap_or(false);
     let (status, word) = match (database, redis) {
         (true, true) => (StatusCode::OK, "ready"),
         (true, false) => (StatusCode::OK, "degraded"),

@@ -234,10 +234,24 @@ fn message_text(content: &Value) -> String {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, Box<Response>> {
     serde_json::from_slice(body).map_err(|_| {
-        (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "We could not parse the JSON body of your request.", "type": "invalid_request_error"}}))).into_response()
+        Box::new(
+        (StatusCode::BAD_REQUEST, axum::Json(json!({"error": {"message": "We could not parse the JSON body of your request.", "type": "invalid_request_error"}}))).into_response())
     })
+}
+
+/// Before a stream starts: the delay and error status faults (the others act mid-stream).
+async fn before_stream(
+    faults: &Faults,
+    error_body: impl FnOnce(u16) -> Value,
+) -> Result<(), Response> {
+    let upfront = Faults {
+        drop: false,
+        malformed: false,
+        ..faults.clone()
+    };
+    before_answer(&upfront, error_body).await
 }
 
 /// Common fault handling before an answer; `Err` is the answer to send instead.
@@ -315,7 +329,7 @@ async fn openai(
 ) -> Response {
     let request = match parse_body(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let provider = if uri.path().starts_with("/v1") {
         "openai"
@@ -349,19 +363,8 @@ async fn openai(
     let completion = Completion::for_prompt("openai", &model, &prompt);
     let created = 1_700_000_000 + u64::from_str_radix(&completion.id[..4], 16).unwrap_or(0);
     if request["stream"].as_bool() == Some(true) {
-        if faults.status.is_some() || faults.delay_ms > 0 {
-            if let Err(response) = before_answer(
-                &Faults {
-                    drop: false,
-                    malformed: false,
-                    ..faults.clone()
-                },
-                openai_error,
-            )
-            .await
-            {
-                return response;
-            }
+        if let Err(response) = before_stream(&faults, openai_error).await {
+            return response;
         }
         let id = format!("chatcmpl-{}", completion.id);
         let chunk = |delta: Value, finish: Value| {
@@ -427,7 +430,7 @@ fn anthropic_error(status: u16) -> Value {
 async fn anthropic(State(recorder): State<Recorder>, headers: HeaderMap, body: Bytes) -> Response {
     let request = match parse_body(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     recorder.record("anthropic", "/v1/messages", &headers, &request);
     if headers.get("x-api-key").is_none_or(|key| key.is_empty()) {
@@ -448,19 +451,8 @@ async fn anthropic(State(recorder): State<Recorder>, headers: HeaderMap, body: B
     let completion = Completion::for_prompt("anthropic", &model, &prompt);
     let id = format!("msg_{}", completion.id);
     if request["stream"].as_bool() == Some(true) {
-        if faults.status.is_some() || faults.delay_ms > 0 {
-            if let Err(response) = before_answer(
-                &Faults {
-                    drop: false,
-                    malformed: false,
-                    ..faults.clone()
-                },
-                anthropic_error,
-            )
-            .await
-            {
-                return response;
-            }
+        if let Err(response) = before_stream(&faults, anthropic_error).await {
+            return response;
         }
         let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
         let mut events = vec![
@@ -521,7 +513,7 @@ async fn gemini(
     };
     let request = match parse_body(&body) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     recorder.record(
         "gemini",
@@ -564,19 +556,8 @@ async fn gemini(
                 .into_response()
         }
         "streamGenerateContent" => {
-            if faults.status.is_some() || faults.delay_ms > 0 {
-                if let Err(response) = before_answer(
-                    &Faults {
-                        drop: false,
-                        malformed: false,
-                        ..faults.clone()
-                    },
-                    gemini_error,
-                )
-                .await
-                {
-                    return response;
-                }
+            if let Err(response) = before_stream(&faults, gemini_error).await {
+                return response;
             }
             let chunks = completion.chunks();
             let last = chunks.len().saturating_sub(1);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make run`: the whole stack on this machine. Ctrl-C stops everything it started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+"$ROOT/scripts/setup.sh"
+start_local_postgres
+start_local_redis
+trap stop_local_services EXIT
+
+say "Building"
+(cd "$ROOT" && cargo build --workspace --bins)
+# The stack launcher forwards Ctrl-C to the processes it started and waits for them.
+"$ROOT/target/debug/studyflow-stack" "$@"

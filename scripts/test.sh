@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make test`: provisioning as for `make run`, then every test of the project.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+"$ROOT/scripts/setup.sh"
+start_local_postgres
+start_local_redis
+trap stop_local_services EXIT
+
+cd "$ROOT"
+say "Dropping databases left by interrupted test runs"
+psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc \
+  "select datname from pg_database where datname like 'studyflow_test_%'" |
+  while read -r db; do psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -qc "drop database if exists \"$db\" with (force)"; done
+
+say "Checking format and lints"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+say "Checking the legacy stand-in (deno check, deno lint)"
+(cd tests && ./node_modules/.bin/deno check --quiet legacy/main.ts && ./node_modules/.bin/deno lint --quiet legacy/)
+
+say "Building binaries for the end-to-end tests"
+cargo build --workspace --bins --quiet
+
+say "Running the tests"
+cargo test --workspace --no-fail-fast
