@@ -37,7 +37,7 @@ pub struct BackendConfig {
 impl Default for BackendConfig {
     fn default() -> Self {
         Self {
-            listen_addr: "127.0.0.1:8080".into(),
+            listen_addr: "127.0.0.1:8002".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/studyflow".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
             allowed_origins: DEFAULT_ALLOWED_ORIGINS.into(),

@@ -40,7 +40,7 @@ impl Default for GatewayConfig {
             admin_listen: "127.0.0.1:8001".into(),
             routes_file: None,
             legacy_url: "http://127.0.0.1:54321".into(),
-            new_url: "http://127.0.0.1:8080".into(),
+            new_url: "http://127.0.0.1:8002".into(),
             connect_timeout_secs: 5,
             read_timeout_secs: 60,
             threads: 2,

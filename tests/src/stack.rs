@@ -40,14 +40,20 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// The fixed ports `make run` uses (README).
+    /// The ports `make run` uses (README); each can be moved with `STUDYFLOW_<NAME>_PORT`.
     pub fn standard() -> Self {
+        let port = |name: &str, default: u16| {
+            std::env::var(format!("STUDYFLOW_{name}_PORT"))
+                .ok()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(default)
+        };
         Self {
-            gateway: 8000,
-            admin: 8001,
-            backend: 8080,
-            legacy: 54321,
-            providers: 7000,
+            gateway: port("GATEWAY", 8000),
+            admin: port("ADMIN", 8001),
+            backend: port("BACKEND", 8002),
+            legacy: port("LEGACY", 54321),
+            providers: port("PROVIDERS", 8003),
         }
     }
 
@@ -256,6 +262,7 @@ impl Stack {
             .envs(self.function_env())
             .env("PORT", self.options.ports.legacy.to_string())
             .env("DENO_NO_UPDATE_CHECK", "1")
+            .env("TZ", "UTC")
             .env("NO_COLOR", "1");
         let health = format!("{}/health", self.legacy_url);
         self.spawn("legacy", command, &health).await

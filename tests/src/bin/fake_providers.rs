@@ -5,7 +5,7 @@ use clap::Parser;
 #[command(name = "fake-providers")]
 struct Cli {
     /// Address to listen on.
-    #[arg(long, env = "FAKE_PROVIDERS_LISTEN", default_value = "127.0.0.1:7000")]
+    #[arg(long, env = "FAKE_PROVIDERS_LISTEN", default_value = "127.0.0.1:8003")]
     listen: String,
 }
 

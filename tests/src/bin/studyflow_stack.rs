@@ -17,7 +17,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    tracing_subscriber::fmt()
+        .with_env_filter("info,sqlx::postgres::notice=warn")
+        .init();
     let cli = Cli::parse();
     let root = stack::repo_root();
     let options = StackOptions {

@@ -1,0 +1,76 @@
+/**
+ * Legacy stand-in: the legacy Supabase Edge Functions in one Deno process,
+ * routed like Supabase's edge runtime at /functions/v1/<name>.
+ */
+
+import { handler as aiTutorProfessional } from "./functions/ai-tutor-professional.ts";
+import { handler as aiProxy } from "./functions/ai-proxy.ts";
+import { handler as aiProxySecure } from "./functions/ai-proxy-secure.ts";
+import { handler as aiStudyAnalytics } from "./functions/ai-study-analytics.ts";
+import { handler as aiStudyRecommendations } from "./functions/ai-study-recommendations.ts";
+import { handler as authValidation } from "./functions/auth-validation.ts";
+import { handler as encryption } from "./functions/encryption.ts";
+import { handler as securityMonitor } from "./functions/security-monitor.ts";
+
+type Handler = (req: Request) => Promise<Response>;
+
+const functions = new Map<string, Handler>([
+  ["ai-tutor-professional", aiTutorProfessional],
+  ["ai-proxy", aiProxy],
+  ["ai-proxy-secure", aiProxySecure],
+  ["ai-study-analytics", aiStudyAnalytics],
+  ["ai-study-recommendations", aiStudyRecommendations],
+  ["auth-validation", authValidation],
+  ["encryption", encryption],
+  ["security-monitor", securityMonitor],
+]);
+
+const FUNCTION_PATH = /^\/functions\/v1\/([^/]+)(?:\/.*)?$/;
+
+function jsonResponse(body: unknown, status: number): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json" },
+  });
+}
+
+async function route(req: Request, pathname: string): Promise<Response> {
+  if (pathname === "/health" && req.method === "GET") {
+    return jsonResponse({ status: "ok" }, 200);
+  }
+
+  const match = FUNCTION_PATH.exec(pathname);
+  const handler = match ? functions.get(match[1]) : undefined;
+  if (!handler) {
+    return jsonResponse({
+      code: "NOT_FOUND",
+      message: "Requested function was not found",
+    }, 404);
+  }
+
+  try {
+    return await handler(req);
+  } catch (error) {
+    // The functions catch their own errors; this only guards the process.
+    console.error(`uncaught error in ${match![1]}:`, (error as Error).name);
+    return jsonResponse({
+      code: "WORKER_ERROR",
+      message: "Function exited due to an error (please check logs)",
+    }, 500);
+  }
+}
+
+const port = Number(Deno.env.get("PORT") ?? 54321);
+
+Deno.serve({
+  hostname: "127.0.0.1",
+  port,
+  onListen: ({ hostname, port }) => {
+    console.log(`legacy stand-in listening on http://${hostname}:${port}`);
+  },
+}, async (req) => {
+  const { pathname } = new URL(req.url);
+  const response = await route(req, pathname);
+  console.log(`${req.method} ${pathname} ${response.status}`);
+  return response;
+});
