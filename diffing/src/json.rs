@@ -101,11 +101,10 @@ impl Walker<'_> {
                 }
                 self.indexes.pop();
             }
-            (Value::Number(l), Value::Number(r)) => {
-                if !numbers_equal(l, r) {
-                    self.push(path, DiffKind::Changed, Some(left), Some(right));
-                }
+            (Value::Number(l), Value::Number(r)) if !numbers_equal(l, r) => {
+                self.push(path, DiffKind::Changed, Some(left), Some(right));
             }
+            (Value::Number(_), Value::Number(_)) => {}
             _ if std::mem::discriminant(left) != std::mem::discriminant(right) => {
                 self.push(path, DiffKind::TypeChanged, Some(left), Some(right));
             }
