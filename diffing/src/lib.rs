@@ -14,8 +14,11 @@
 //! assert_eq!(diffs[0].shape(), "/a/*");
 //! ```
 
+pub mod capture;
 mod json;
 mod path;
+
+pub use capture::{CapturedRequest, CapturedResponse, Exchange};
 
 pub use json::{DiffKind, Difference, diff_json};
 pub use path::{path_shape, pointer_push};

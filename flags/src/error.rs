@@ -10,6 +10,8 @@ pub enum Error {
     },
     #[error("routes file is not valid YAML for a route table: {0}")]
     Syntax(#[from] serde_yaml::Error),
+    #[error("flag state {0}")]
+    State(String),
     #[error("route `{route}`: {reason}")]
     Route { route: String, reason: String },
 }

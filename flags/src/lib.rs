@@ -20,8 +20,10 @@ mod error;
 mod matcher;
 mod phase;
 mod routes;
+mod state;
 
 pub use error::{Error, Result};
 pub use matcher::PathMatcher;
 pub use phase::{Phase, Side};
-pub use routes::{DEFAULT_ROUTES_FILE, RouteSpec, RoutesFile};
+pub use routes::{DEFAULT_ROUTES_FILE, RouteSpec, RoutesFile, ShadowPolicy, WritePolicy};
+pub use state::{AuditEntry, Override, StateStore, now_rfc3339};

@@ -1,9 +1,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{Error, PathMatcher, Phase, Result};
+use crate::{Error, PathMatcher, Phase, Result, Side};
 
 /// The routes table shipped with the gateway: every StudyFlow Edge Function, starting in
 /// the `legacy` phase.
@@ -28,6 +28,63 @@ pub struct RouteSpec {
     pub blocked: bool,
     /// Headers added to every response of this route (name, value).
     pub response_headers: Vec<(String, String)>,
+    /// Upstream names (from the gateway's `upstreams`) for each side; `None` is the
+    /// default `legacy`/`new` upstream.
+    pub legacy_upstream: Option<String>,
+    pub new_upstream: Option<String>,
+    /// Seconds an upstream may take to answer this route (connect and read).
+    pub timeout_secs: Option<u64>,
+    /// How the other side receives copies of this route's requests.
+    pub shadow: ShadowPolicy,
+}
+
+/// Shadow settings of one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShadowPolicy {
+    /// Share of eligible requests copied to the other side, 0–100.
+    pub sample_percent: u8,
+    /// What happens to writes (any method but GET, HEAD, OPTIONS).
+    pub writes: WritePolicy,
+}
+
+impl Default for ShadowPolicy {
+    fn default() -> Self {
+        Self {
+            sample_percent: 100,
+            writes: WritePolicy::DryRun,
+        }
+    }
+}
+
+/// Whether writes are shadowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WritePolicy {
+    /// Writes are never copied.
+    Never,
+    /// Writes are copied to the new backend only, marked so it persists nothing.
+    DryRun,
+    /// Writes are copied to whichever side is not serving (explicit opt-in: the shadow
+    /// side really writes).
+    Mirror,
+}
+
+impl ShadowPolicy {
+    /// Whether a request with `method` may be copied towards `target`.
+    pub fn allows(&self, method: &str, target: Side) -> bool {
+        if self.sample_percent == 0 {
+            return false;
+        }
+        if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            return true;
+        }
+        match self.writes {
+            WritePolicy::Never => false,
+            WritePolicy::DryRun => target == Side::New,
+            WritePolicy::Mirror => true,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -51,6 +108,14 @@ struct RawRoute {
     blocked: bool,
     #[serde(default)]
     response_headers: BTreeMap<String, String>,
+    #[serde(default)]
+    legacy: Option<String>,
+    #[serde(default)]
+    new: Option<String>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    shadow: ShadowPolicy,
 }
 
 const METHODS: [&str; 9] = [
@@ -134,6 +199,12 @@ impl RouteSpec {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
+        if raw.shadow.sample_percent > 100 {
+            return Err(Error::route(&name, "shadow.sample_percent is over 100"));
+        }
+        if raw.timeout_secs == Some(0) {
+            return Err(Error::route(&name, "timeout_secs must be at least 1"));
+        }
         Ok(Self {
             name,
             path,
@@ -141,6 +212,10 @@ impl RouteSpec {
             phase,
             blocked: raw.blocked,
             response_headers,
+            legacy_upstream: raw.legacy,
+            new_upstream: raw.new,
+            timeout_secs: raw.timeout_secs,
+            shadow: raw.shadow,
         })
     }
 
@@ -249,6 +324,23 @@ mod tests {
             error_of("routes:\n  - {name: a, path: /a, colour: red}\n").contains("unknown field")
         );
         assert!(error_of("routes: [").contains("not valid YAML"));
+    }
+
+    #[test]
+    fn writes_are_dry_run_towards_new_by_default() {
+        let file = RoutesFile::parse("routes:\n  - {name: a, path: /a}\n  - {name: b, path: /b, shadow: {writes: mirror, sample_percent: 10}}\n")
+            .expect("valid file");
+        let default = file.routes[0].shadow;
+        assert!(default.allows("GET", Side::Legacy));
+        assert!(default.allows("POST", Side::New));
+        assert!(!default.allows("POST", Side::Legacy));
+        let mirror = file.routes[1].shadow;
+        assert_eq!(mirror.sample_percent, 10);
+        assert!(mirror.allows("DELETE", Side::Legacy));
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, shadow: {writes: always}}\n")
+                .contains("unknown variant")
+        );
     }
 
     #[test]

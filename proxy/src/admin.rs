@@ -1,59 +1,286 @@
-//! The admin API, on its own port: health and the route table in force.
+//! The admin API, on its own port: route table with live counters, phase changes,
+//! rollback (one route or all), audit log, routes-file reload.
+//!
+//! Reads are open to whoever reaches the port (keep it private); every change needs
+//! `Authorization: Bearer <admin_token>`, names the operator in `x-operator` (default
+//! `admin`) and carries a reason, and is audited.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use studyflow_flags::{AuditEntry, Phase};
 
-use crate::routing::RouteTable;
+use crate::control::{Control, ControlError};
+use crate::routing::Route;
 
-/// Serves the admin API until the gateway shuts down.
+/// How often the routes file is checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Clone, Debug)]
+struct AdminState {
+    control: Arc<Control>,
+    /// SHA-256 of the admin token: compared digest to digest, never the token itself.
+    token_digest: Option<[u8; 32]>,
+}
+
+/// Serves the admin API until the gateway shuts down, and watches the routes file.
 #[derive(Debug)]
 pub struct AdminService {
     addr: SocketAddr,
-    routes: Arc<RouteTable>,
+    state: AdminState,
 }
 
 impl AdminService {
-    pub fn new(addr: SocketAddr, routes: Arc<RouteTable>) -> Self {
-        Self { addr, routes }
+    pub fn new(addr: SocketAddr, control: Arc<Control>, token: Option<&SecretString>) -> Self {
+        Self {
+            addr,
+            state: AdminState {
+                control,
+                token_digest: token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
+            },
+        }
     }
 }
 
 /// The admin router, exposed for tests.
-pub fn router(routes: Arc<RouteTable>) -> Router {
+pub fn router(control: Arc<Control>, token: Option<&SecretString>) -> Router {
+    let state = AdminService::new(SocketAddr::from(([127, 0, 0, 1], 0)), control, token).state;
+    routes(state)
+}
+
+fn routes(state: AdminState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/routes", get(list_routes))
-        .with_state(routes)
+        .route("/routes/{name}", get(show_route).put(set_route))
+        .route("/routes/{name}/rollback", post(rollback_route))
+        .route("/routes/{name}/reset", post(reset_route))
+        .route("/rollback", post(rollback_all))
+        .route("/audit", get(audit))
+        .route("/reload", post(reload))
+        .with_state(state)
 }
 
-async fn list_routes(State(routes): State<Arc<RouteTable>>) -> Json<Value> {
-    let routes: Vec<Value> = routes
-        .routes()
-        .iter()
-        .map(|route| {
-            let percent = match route.phase {
-                studyflow_flags::Phase::Canary(percent) => Some(percent),
-                _ => None,
-            };
-            json!({
-                "name": route.name,
-                "path": route.path.to_string(),
-                "methods": route.methods,
-                "phase": route.phase.name(),
-                "percent": percent,
-                "blocked": route.blocked,
-            })
-        })
-        .collect();
-    Json(json!({ "routes": routes }))
+/// An admin API error answer: `{"error": "..."}` with a status.
+struct AdminError(StatusCode, String);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<ControlError> for AdminError {
+    fn from(error: ControlError) -> Self {
+        let status = match &error {
+            ControlError::UnknownRoute(_) => StatusCode::NOT_FOUND,
+            ControlError::MissingReason | ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, error.to_string())
+    }
+}
+
+/// Checks the bearer token and returns the operator's name.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminError> {
+    let Some(expected) = state.token_digest else {
+        return Err(AdminError(
+            StatusCode::FORBIDDEN,
+            "changes are disabled: no admin_token is configured".into(),
+        ));
+    };
+    let given = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())));
+    if given != Some(expected) {
+        return Err(AdminError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token".into(),
+        ));
+    }
+    let who = headers
+        .get("x-operator")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|w| !w.is_empty() && w.len() <= 100)
+        .unwrap_or("admin");
+    Ok(who.to_owned())
+}
+
+fn route_json(route: &Route) -> Value {
+    let percent = match route.phase {
+        Phase::Canary(percent) => Some(percent),
+        _ => None,
+    };
+    json!({
+        "name": route.spec.name,
+        "path": route.spec.path.to_string(),
+        "methods": route.spec.methods,
+        "phase": route.phase.name(),
+        "percent": percent,
+        "source": route.source,
+        "file_phase": route.spec.phase.to_string(),
+        "blocked": route.spec.blocked,
+        "shadow": route.spec.shadow,
+        "counters": route.stats.snapshot(),
+    })
+}
+
+async fn list_routes(State(state): State<AdminState>) -> Json<Value> {
+    let table = state.control.table();
+    let routes: Vec<Value> = table.routes().iter().map(route_json).collect();
+    Json(json!({
+        "routes": routes,
+        "passthrough": table.passthrough.snapshot(),
+        "reload_error": state.control.reload_error(),
+    }))
+}
+
+async fn show_route(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AdminError> {
+    let table = state.control.table();
+    let route = table
+        .find(&name)
+        .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no route named `{name}`")))?;
+    let mut body = route_json(route);
+    body["audit"] = json!(state.control.audit(Some(&name), 50));
+    Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPhase {
+    phase: String,
+    percent: Option<u8>,
+    reason: String,
+}
+
+fn parse_phase(phase: &str, percent: Option<u8>) -> Result<Phase, AdminError> {
+    let bad = |m: String| AdminError(StatusCode::BAD_REQUEST, m);
+    match (phase, percent) {
+        ("canary", Some(p)) if p <= 100 => Ok(Phase::Canary(p)),
+        ("canary", Some(p)) => Err(bad(format!("percent {p} is over 100"))),
+        ("canary", None) => Err(bad("canary needs a percent".into())),
+        (_, Some(_)) => Err(bad("percent goes only with canary".into())),
+        ("legacy", None) => Ok(Phase::Legacy),
+        ("shadow", None) => Ok(Phase::Shadow),
+        ("primary", None) => Ok(Phase::Primary),
+        ("decommissioned", None) => Ok(Phase::Decommissioned),
+        (other, None) => Err(bad(format!(
+            "unknown phase `{other}` (legacy, shadow, canary, primary, decommissioned)"
+        ))),
+    }
+}
+
+/// Parses a JSON body, turning serde's rejection into a readable 400.
+fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| AdminError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))
+}
+
+fn changed(entries: Vec<AuditEntry>) -> Json<Value> {
+    Json(json!({ "changed": entries }))
+}
+
+async fn set_route(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let who = authorize(&state, &headers)?;
+    let request: SetPhase = body(&bytes)?;
+    let phase = parse_phase(&request.phase, request.percent)?;
+    Ok(changed(state.control.set_phase(
+        &name,
+        phase,
+        &who,
+        &request.reason,
+    )?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reason {
+    reason: String,
+}
+
+async fn rollback_route(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let who = authorize(&state, &headers)?;
+    let Reason { reason } = body(&bytes)?;
+    Ok(changed(state.control.rollback(
+        Some(&name),
+        &who,
+        &reason,
+    )?))
+}
+
+async fn rollback_all(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let who = authorize(&state, &headers)?;
+    let Reason { reason } = body(&bytes)?;
+    Ok(changed(state.control.rollback(None, &who, &reason)?))
+}
+
+async fn reset_route(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Json<Value>, AdminError> {
+    let who = authorize(&state, &headers)?;
+    let Reason { reason } = body(&bytes)?;
+    Ok(changed(state.control.reset(&name, &who, &reason)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    route: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn audit(State(state): State<AdminState>, Query(query): Query<AuditQuery>) -> Json<Value> {
+    let limit = query.limit.unwrap_or(100).min(5000);
+    Json(json!({ "audit": state.control.audit(query.route.as_deref(), limit) }))
+}
+
+async fn reload(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AdminError> {
+    authorize(&state, &headers)?;
+    match state.control.reload() {
+        Ok(reloaded) => Ok(Json(json!({ "reloaded": reloaded }))),
+        Err(error) => Err(AdminError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.to_string(),
+        )),
+    }
 }
 
 #[async_trait]
@@ -67,11 +294,20 @@ impl BackgroundService for AdminService {
             }
         };
         tracing::info!(addr = %self.addr, "admin API listening");
-        let app = router(Arc::clone(&self.routes));
+        let control = Arc::clone(&self.state.control);
+        let mut watch_stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(RELOAD_POLL) => control.reload_if_changed(),
+                    _ = watch_stop.changed() => break,
+                }
+            }
+        });
         let stop = async move {
             let _ = shutdown.changed().await;
         };
-        if let Err(error) = axum::serve(listener, app)
+        if let Err(error) = axum::serve(listener, routes(self.state.clone()))
             .with_graceful_shutdown(stop)
             .await
         {

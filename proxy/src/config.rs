@@ -1,36 +1,83 @@
 //! Typed gateway configuration: defaults, then an optional YAML file, then
-//! `STUDYFLOW_GATEWAY__<KEY>` environment variables (nested keys joined by `__`).
+//! `STUDYFLOW_GATEWAY__<KEY>` environment variables (nested keys joined by `__`, e.g.
+//! `STUDYFLOW_GATEWAY__SHADOW__TIMEOUT_MS`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Yaml};
-use serde::{Deserialize, Serialize};
+use figment::providers::{Env, Format, Yaml};
+use secrecy::SecretString;
+use serde::Deserialize;
 
+use crate::shadow::ShadowLimits;
 use crate::{Error, Result};
 
 /// Everything the gateway needs to start. Validated once by [`GatewayConfig::load`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// Address the frontend connects to.
     pub listen: String,
-    /// Address of the admin API (health, route table). Keep it private.
+    /// Address of the admin API. Keep it private.
     pub admin_listen: String,
+    /// Bearer token of the admin API's changes; without it the admin API is read-only.
+    pub admin_token: Option<SecretString>,
     /// Routes file; the table shipped in `flags/routes.yaml` when unset.
     pub routes_file: Option<PathBuf>,
+    /// Where operator overrides and the audit log are kept; memory only when unset.
+    pub state_file: Option<PathBuf>,
     /// Base URL of the legacy side: the Supabase project (Edge Functions, auth, REST…).
     pub legacy_url: String,
     /// Base URL of the new backend.
     pub new_url: String,
+    /// Further upstreams, by name, that routes may name for either side.
+    pub upstreams: BTreeMap<String, String>,
     /// Seconds to wait for an upstream connection.
     pub connect_timeout_secs: u64,
     /// Seconds an upstream may stay silent while answering.
     pub read_timeout_secs: u64,
     /// Worker threads of the proxy service.
     pub threads: usize,
+    pub shadow: ShadowConfig,
     /// Log as JSON lines instead of text.
     pub json_logs: bool,
+}
+
+/// Bounds of shadow traffic.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShadowConfig {
+    pub max_concurrency: usize,
+    pub queue_size: usize,
+    pub timeout_ms: u64,
+    pub max_body_bytes: usize,
+    pub compare_queue_size: usize,
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 64,
+            queue_size: 1024,
+            timeout_ms: 10_000,
+            max_body_bytes: 1024 * 1024,
+            compare_queue_size: 4096,
+        }
+    }
+}
+
+impl ShadowConfig {
+    pub fn limits(&self) -> ShadowLimits {
+        ShadowLimits {
+            max_concurrency: self.max_concurrency,
+            queue_size: self.queue_size,
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_body_bytes: self.max_body_bytes,
+            compare_queue_size: self.compare_queue_size,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -38,12 +85,16 @@ impl Default for GatewayConfig {
         Self {
             listen: "127.0.0.1:8000".into(),
             admin_listen: "127.0.0.1:8001".into(),
+            admin_token: None,
             routes_file: None,
+            state_file: None,
             legacy_url: "http://127.0.0.1:54321".into(),
             new_url: "http://127.0.0.1:8002".into(),
+            upstreams: BTreeMap::new(),
             connect_timeout_secs: 5,
             read_timeout_secs: 60,
             threads: 2,
+            shadow: ShadowConfig::default(),
             json_logs: false,
         }
     }
@@ -52,7 +103,7 @@ impl Default for GatewayConfig {
 impl GatewayConfig {
     /// Layers defaults, the file at `path` (if given) and the environment, then validates.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        let mut figment = Figment::new();
         if let Some(path) = path {
             if !path.exists() {
                 return Err(Error::Config(format!(
@@ -81,12 +132,55 @@ impl GatewayConfig {
                 ))
             })?;
         }
-        if self.threads == 0 {
-            return Err(Error::Config("`threads` must be at least 1".into()));
-        }
-        if self.connect_timeout_secs == 0 || self.read_timeout_secs == 0 {
-            return Err(Error::Config("timeouts must be at least 1 second".into()));
+        let positive = [
+            ("threads", self.threads as u64),
+            ("connect_timeout_secs", self.connect_timeout_secs),
+            ("read_timeout_secs", self.read_timeout_secs),
+            ("shadow.max_concurrency", self.shadow.max_concurrency as u64),
+            ("shadow.queue_size", self.shadow.queue_size as u64),
+            ("shadow.timeout_ms", self.shadow.timeout_ms),
+            (
+                "shadow.compare_queue_size",
+                self.shadow.compare_queue_size as u64,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(Error::Config(format!("`{key}` must be at least 1")));
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.yaml");
+        let config = GatewayConfig::load(Some(&path)).expect("sample config loads");
+        assert!(config.admin_token.is_some());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let dir = std::env::temp_dir().join(format!("sf-gw-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, "listen: nowhere\n").expect("write");
+        let err = GatewayConfig::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("`listen`"), "{err}");
+        std::fs::write(&path, "shadow:\n  queue_size: 0\n").expect("write");
+        let err = GatewayConfig::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("shadow.queue_size"), "{err}");
+        std::fs::write(&path, "lisen: 1\n").expect("write");
+        assert!(GatewayConfig::load(Some(&path)).is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

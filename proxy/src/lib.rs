@@ -5,18 +5,24 @@
 //! is served by the legacy Edge Functions or the new backend according to its migration
 //! phase; anything that matches no route passes through to Supabase untouched.
 //!
-//! `main.rs` only reads the [`config::GatewayConfig`] and calls [`server::run`]; the proxy
-//! logic lives in [`gateway::Gateway`], which dispatches each pingora phase to a small
-//! module: [`routing`] decides the route and side, [`identity`] finds who is asking for the
-//! canary bucket, [`upstream`] knows where each side lives.
+//! `main.rs` only reads the [`config::GatewayConfig`] and calls [`server::run`] (or the
+//! operator [`cli`]). The proxy logic lives in [`gateway::Gateway`], which dispatches each
+//! pingora phase to a small module: [`routing`] decides route and side, [`identity`] finds
+//! who is asking for the canary bucket, [`shadow`] copies requests to the other side and
+//! captures both answers, [`upstream`] knows where each side lives. [`control`] owns the
+//! route table in force and its changes, which the [`admin`] API exposes.
 
 pub mod admin;
+pub mod cli;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod gateway;
 pub mod identity;
 pub mod routing;
 pub mod server;
+pub mod shadow;
+pub mod stats;
 pub mod upstream;
 
 pub use error::{Error, Result};

@@ -1,30 +1,51 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use studyflow_gateway::cli::{self, AdminArgs, Command};
 use studyflow_gateway::config::GatewayConfig;
 use studyflow_gateway::server;
 
-/// The StudyFlow migration gateway.
+/// The StudyFlow migration gateway. Without a command it serves; the commands talk to a
+/// running gateway's admin API.
 #[derive(Debug, Parser)]
 #[command(name = "studyflow-gateway", version)]
 struct Cli {
     /// YAML configuration file; `STUDYFLOW_GATEWAY__*` variables override it.
     #[arg(long, env = "STUDYFLOW_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
-    /// Validate the configuration and routes file, print a summary and exit.
+    /// Validate the configuration, routes file and state, print a summary and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(flatten)]
+    admin: AdminArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        match runtime.block_on(cli::execute(command, cli.admin)) {
+            Ok(output) => {
+                println!("{}", output.trim_end());
+                return Ok(());
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        }
+    }
     let config = GatewayConfig::load(cli.config.as_deref())?;
     init_logging(config.json_logs);
     let prepared = server::prepare(config)?;
     if cli.check_config {
         println!(
             "configuration ok: {} routes, legacy {}, new {}",
-            prepared.routes.routes().len(),
+            prepared.control.table().routes().len(),
             prepared.config.legacy_url,
             prepared.config.new_url
         );
@@ -36,7 +57,7 @@ fn main() -> anyhow::Result<()> {
 
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

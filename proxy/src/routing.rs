@@ -1,16 +1,63 @@
-//! Which route a request belongs to and which side serves it.
+//! The route table in force: routes from the file, with operator overrides applied, each
+//! bound to its upstreams and counters. Built by [`crate::control::Control`] and swapped
+//! atomically; requests keep the table they started with.
 
 use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-use studyflow_flags::{Phase, RouteSpec, RoutesFile, Side};
+use studyflow_flags::{Override, Phase, RouteSpec, RoutesFile, Side};
 
 use crate::identity::bucket;
+use crate::stats::RouteStats;
+use crate::upstream::{Upstream, Upstreams};
+use crate::{Error, Result};
 
-/// The route table in force. Cheap to share: requests hold an `Arc` of the table they
-/// started with, so a change never affects a request already under way.
+/// Where a route's phase comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseSource {
+    File,
+    Override,
+}
+
+/// One route ready to serve.
+#[derive(Debug)]
+pub struct Route {
+    pub spec: RouteSpec,
+    /// The phase in force (the override's, else the file's).
+    pub phase: Phase,
+    pub source: PhaseSource,
+    pub legacy: Arc<Upstream>,
+    pub new: Arc<Upstream>,
+    pub stats: Arc<RouteStats>,
+}
+
+impl Route {
+    pub fn upstream(&self, side: Side) -> &Arc<Upstream> {
+        match side {
+            Side::Legacy => &self.legacy,
+            Side::New => &self.new,
+        }
+    }
+
+    /// The side that receives copies in this route's phase, if any.
+    pub fn shadow_target(&self, serving: Side) -> Option<Side> {
+        match (self.phase, serving) {
+            (Phase::Legacy | Phase::Decommissioned, _) => None,
+            (Phase::Shadow | Phase::Canary(_) | Phase::Primary, Side::Legacy) => Some(Side::New),
+            (Phase::Shadow | Phase::Canary(_) | Phase::Primary, Side::New) => Some(Side::Legacy),
+        }
+    }
+}
+
+/// The compiled table.
 #[derive(Debug)]
 pub struct RouteTable {
-    file: RoutesFile,
+    routes: Vec<Route>,
+    /// Counters of requests that match no route.
+    pub passthrough: Arc<RouteStats>,
+    pub default_legacy: Arc<Upstream>,
 }
 
 /// What to do with one request.
@@ -23,16 +70,60 @@ pub enum Decision {
 }
 
 impl RouteTable {
-    pub fn new(file: RoutesFile) -> Self {
-        Self { file }
+    /// Binds the file's routes to upstreams and counters (kept by route name across
+    /// rebuilds) and applies the overrides.
+    pub fn compile(
+        file: &RoutesFile,
+        overrides: &BTreeMap<String, Override>,
+        upstreams: &Upstreams,
+        stats: &mut HashMap<String, Arc<RouteStats>>,
+    ) -> Result<Self> {
+        let routes = file
+            .routes
+            .iter()
+            .map(|spec| {
+                let pick = |name: &Option<String>, side: Side| -> Result<Arc<Upstream>> {
+                    match name {
+                        None => Ok(upstreams.default(side)),
+                        Some(name) => upstreams.named(name).ok_or_else(|| {
+                            Error::Config(format!(
+                                "route `{}` names upstream `{name}`, which `upstreams` does not define",
+                                spec.name
+                            ))
+                        }),
+                    }
+                };
+                let (phase, source) = match overrides.get(&spec.name) {
+                    Some(over) => (over.phase, PhaseSource::Override),
+                    None => (spec.phase, PhaseSource::File),
+                };
+                Ok(Route {
+                    legacy: pick(&spec.legacy_upstream, Side::Legacy)?,
+                    new: pick(&spec.new_upstream, Side::New)?,
+                    stats: Arc::clone(stats.entry(spec.name.clone()).or_default()),
+                    spec: spec.clone(),
+                    phase,
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            routes,
+            passthrough: Arc::clone(stats.entry(String::new()).or_default()),
+            default_legacy: upstreams.default(Side::Legacy),
+        })
     }
 
-    pub fn routes(&self) -> &[RouteSpec] {
-        &self.file.routes
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
     }
 
-    pub fn route(&self, index: usize) -> &RouteSpec {
-        &self.file.routes[index]
+    pub fn route(&self, index: usize) -> &Route {
+        &self.routes[index]
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.spec.name == name)
     }
 
     /// Decides where a request goes. `identity` is only called for canary routes, so the
@@ -44,24 +135,23 @@ impl RouteTable {
         identity: impl FnOnce() -> Option<Cow<'a, str>>,
     ) -> Decision {
         let Some((index, route)) = self
-            .file
             .routes
             .iter()
             .enumerate()
-            .find(|(_, route)| route.covers(method, path))
+            .find(|(_, route)| route.spec.covers(method, path))
         else {
             return Decision::Serve {
                 route: None,
                 side: Side::Legacy,
             };
         };
-        if route.blocked {
+        if route.spec.blocked {
             return Decision::Blocked { route: index };
         }
         let side = match route.phase {
             Phase::Canary(_) => {
                 // Without any identity there is nothing to keep sticky: stay on legacy.
-                let user_bucket = identity().map_or(u8::MAX, |id| bucket(&route.name, &id));
+                let user_bucket = identity().map_or(u8::MAX, |id| bucket(&route.spec.name, &id));
                 route.phase.serving_side(user_bucket)
             }
             fixed => fixed.serving_side(1),
@@ -75,10 +165,31 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn table(yaml: &str) -> RouteTable {
-        RouteTable::new(RoutesFile::parse(yaml).expect("valid routes"))
+        let upstreams = Upstreams::new(
+            Upstream::from_url(
+                Side::Legacy,
+                "http://127.0.0.1:1",
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+            .expect("legacy"),
+            Upstream::from_url(
+                Side::New,
+                "http://127.0.0.1:2",
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+            .expect("new"),
+            BTreeMap::new(),
+        );
+        let file = RoutesFile::parse(yaml).expect("valid routes");
+        RouteTable::compile(&file, &BTreeMap::new(), &upstreams, &mut HashMap::new())
+            .expect("compiles")
     }
 
     #[test]
@@ -107,6 +218,44 @@ mod tests {
             t.decide("GET", "/functions/v1/test-keys", || None),
             Decision::Blocked { route: 0 }
         );
+    }
+
+    #[test]
+    fn unknown_upstream_names_are_refused() {
+        let upstreams = Upstreams::new(
+            Upstream::from_url(
+                Side::Legacy,
+                "http://127.0.0.1:1",
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+            .expect("legacy"),
+            Upstream::from_url(
+                Side::New,
+                "http://127.0.0.1:2",
+                Duration::from_secs(1),
+                Duration::from_secs(1),
+            )
+            .expect("new"),
+            BTreeMap::new(),
+        );
+        let file =
+            RoutesFile::parse("routes:\n  - {name: a, path: /a, new: elsewhere}\n").expect("valid");
+        let err = RouteTable::compile(&file, &BTreeMap::new(), &upstreams, &mut HashMap::new())
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("upstream `elsewhere`"), "{err}");
+    }
+
+    #[test]
+    fn shadow_targets_follow_the_phase() {
+        let t = table(
+            "routes:\n  - {name: a, path: /a, phase: shadow}\n  - {name: b, path: /b, phase: primary}\n  - {name: c, path: /c, phase: decommissioned}\n  - {name: d, path: /d}\n",
+        );
+        assert_eq!(t.route(0).shadow_target(Side::Legacy), Some(Side::New));
+        assert_eq!(t.route(1).shadow_target(Side::New), Some(Side::Legacy));
+        assert_eq!(t.route(2).shadow_target(Side::New), None);
+        assert_eq!(t.route(3).shadow_target(Side::Legacy), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Builds the pingora server from a [`GatewayConfig`] and runs it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,50 +8,54 @@ use pingora::proxy::http_proxy_service;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::GenBackgroundService;
-use studyflow_flags::{DEFAULT_ROUTES_FILE, RoutesFile, Side};
+use studyflow_flags::Side;
+use tokio::sync::mpsc;
 
 use crate::admin::AdminService;
 use crate::config::GatewayConfig;
+use crate::control::Control;
 use crate::gateway::Gateway;
-use crate::routing::RouteTable;
-use crate::upstream::Upstream;
+use crate::shadow::{self, Comparer};
+use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
 
 /// Everything checked before the server starts; `--check-config` stops here.
 #[derive(Debug)]
 pub struct Prepared {
     pub config: GatewayConfig,
-    pub routes: Arc<RouteTable>,
-    pub legacy: Upstream,
-    pub new: Upstream,
+    pub control: Arc<Control>,
 }
 
-/// Validates the routes file and upstreams of `config`.
+/// Validates the upstreams, routes file and persisted state of `config`.
 pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
-    let file = match &config.routes_file {
-        Some(path) => RoutesFile::load(path)?,
-        None => RoutesFile::parse(DEFAULT_ROUTES_FILE)?,
-    };
     let connect = Duration::from_secs(config.connect_timeout_secs);
     let read = Duration::from_secs(config.read_timeout_secs);
     let legacy = Upstream::from_url(Side::Legacy, &config.legacy_url, connect, read)?;
     let new = Upstream::from_url(Side::New, &config.new_url, connect, read)?;
+    let named = config
+        .upstreams
+        .iter()
+        .map(|(name, url)| {
+            Upstream::from_url(Side::New, url, connect, read)
+                .map(|u| (name.clone(), u))
+                .map_err(|e| Error::Config(format!("upstreams.{name}: {e}")))
+        })
+        .collect::<Result<BTreeMap<_, _>>>()?;
+    let upstreams = Upstreams::new(legacy, new, named);
+    let control = Control::new(
+        config.routes_file.clone(),
+        config.state_file.clone(),
+        upstreams,
+    )?;
     Ok(Prepared {
-        routes: Arc::new(RouteTable::new(file)),
         config,
-        legacy,
-        new,
+        control: Arc::new(control),
     })
 }
 
 /// Runs the gateway until it receives SIGINT/SIGTERM.
 pub fn run(prepared: Prepared) -> Result<()> {
-    let Prepared {
-        config,
-        routes,
-        legacy,
-        new,
-    } = prepared;
+    let Prepared { config, control } = prepared;
     let admin_addr = config
         .admin_listen
         .parse()
@@ -64,13 +69,28 @@ pub fn run(prepared: Prepared) -> Result<()> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let gateway = Gateway::new(Arc::clone(&routes), legacy, new);
+    let limits = config.shadow.limits();
+    let (compare_tx, compare_rx) = mpsc::channel(limits.compare_queue_size);
+    let (shadower, shadow_worker) = shadow::channel(limits, compare_tx);
+    let gateway = Gateway::new(Arc::clone(&control), shadower);
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(&config.listen);
     server.add_service(proxy);
+
+    let mut worker = GenBackgroundService::new("shadow traffic".into(), Arc::new(shadow_worker));
+    worker.threads = Some(2);
+    server.add_service(worker);
+    server.add_service(GenBackgroundService::new(
+        "comparison".into(),
+        Arc::new(Comparer::new(compare_rx)),
+    ));
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
-        Arc::new(AdminService::new(admin_addr, routes)),
+        Arc::new(AdminService::new(
+            admin_addr,
+            control,
+            config.admin_token.as_ref(),
+        )),
     ));
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");
     server.run_forever()

@@ -1,6 +1,8 @@
 //! Where the two sides live and how to connect to them.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::upstreams::peer::HttpPeer;
@@ -18,6 +20,8 @@ pub struct Upstream {
     host: String,
     /// `Host` header value (with the port when it is not the scheme's default).
     authority: String,
+    /// `scheme://authority`, for the shadow client.
+    base_url: String,
     connect_timeout: Duration,
     read_timeout: Duration,
 }
@@ -59,28 +63,70 @@ impl Upstream {
             Some(port) => format!("{host}:{port}"),
             None => host.clone(),
         };
+        let base_url = format!("{}://{authority}", url.scheme());
         Ok(Self {
             side,
             addr,
             tls,
             host,
             authority,
+            base_url,
             connect_timeout,
             read_timeout,
         })
     }
 
-    /// A pingora peer for one request to this upstream.
-    pub fn peer(&self) -> Box<HttpPeer> {
+    /// A pingora peer for one request to this upstream; `timeout` (a route's own)
+    /// replaces the configured connect and read timeouts.
+    pub fn peer(&self, timeout: Option<Duration>) -> Box<HttpPeer> {
         let mut peer = HttpPeer::new(self.addr, self.tls, self.host.clone());
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.read_timeout = Some(self.read_timeout);
+        peer.options.connection_timeout = Some(timeout.unwrap_or(self.connect_timeout));
+        peer.options.read_timeout = Some(timeout.unwrap_or(self.read_timeout));
         Box::new(peer)
+    }
+
+    /// `scheme://host[:port]` of this upstream.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// How long to wait for an answer when no route timeout applies.
+    pub fn read_timeout(&self) -> Duration {
+        self.read_timeout
     }
 
     /// The `Host` header this upstream expects.
     pub fn authority(&self) -> &str {
         &self.authority
+    }
+}
+
+/// The default upstream of each side and the named ones routes may pick.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    legacy: Arc<Upstream>,
+    new: Arc<Upstream>,
+    named: BTreeMap<String, Arc<Upstream>>,
+}
+
+impl Upstreams {
+    pub fn new(legacy: Upstream, new: Upstream, named: BTreeMap<String, Upstream>) -> Self {
+        Self {
+            legacy: Arc::new(legacy),
+            new: Arc::new(new),
+            named: named.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        }
+    }
+
+    pub fn default(&self, side: Side) -> Arc<Upstream> {
+        Arc::clone(match side {
+            Side::Legacy => &self.legacy,
+            Side::New => &self.new,
+        })
+    }
+
+    pub fn named(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.named.get(name).cloned()
     }
 }
 

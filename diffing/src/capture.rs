@@ -1,0 +1,150 @@
+//! What the gateway captures of one shadowed request: the request, the answer the client
+//! got, and the other side's answer to the copy.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+/// A request as the gateway received it (body up to the capture cap).
+#[derive(Debug, Clone, Serialize)]
+pub struct CapturedRequest {
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Bytes,
+    /// The body was longer than the cap and is cut.
+    pub truncated: bool,
+}
+
+/// A response (body up to the capture cap, as sent: possibly compressed).
+#[derive(Debug, Clone, Serialize)]
+pub struct CapturedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Bytes,
+    pub truncated: bool,
+}
+
+/// A served answer and the shadow side's answer to the same request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exchange {
+    pub route: String,
+    pub request_id: String,
+    /// `legacy` or `new`: which side answered the client.
+    pub served_by: String,
+    pub request: CapturedRequest,
+    pub served: CapturedResponse,
+    pub shadow: CapturedResponse,
+}
+
+impl CapturedResponse {
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body with its `content-encoding` (gzip, deflate, br) undone. A body that does
+    /// not decode (for instance cut by the cap) is returned as captured.
+    pub fn decoded_body(&self) -> Bytes {
+        let encoding = self.header("content-encoding").map(str::trim).unwrap_or("");
+        decode(encoding, &self.body).unwrap_or_else(|| self.body.clone())
+    }
+}
+
+fn decode(encoding: &str, body: &Bytes) -> Option<Bytes> {
+    let mut out = Vec::new();
+    let read = match encoding.to_ascii_lowercase().as_str() {
+        "" | "identity" => return Some(body.clone()),
+        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(&body[..]).read_to_end(&mut out),
+        "br" => brotli::Decompressor::new(&body[..], 4096).read_to_end(&mut out),
+        _ => return None,
+    };
+    read.ok().map(|_| Bytes::from(out))
+}
+
+impl Exchange {
+    /// Whether the two answers agree: same status and, for JSON bodies, the same value
+    /// (key order and `1` vs `1.0` ignored), otherwise the same bytes.
+    pub fn answers_agree(&self) -> bool {
+        if self.served.status != self.shadow.status {
+            return false;
+        }
+        let (served, shadow) = (self.served.decoded_body(), self.shadow.decoded_body());
+        match (
+            serde_json::from_slice::<serde_json::Value>(&served),
+            serde_json::from_slice::<serde_json::Value>(&shadow),
+        ) {
+            (Ok(a), Ok(b)) => crate::diff_json(&a, &b).is_empty(),
+            _ => served == shadow,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> CapturedResponse {
+        CapturedResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.into(),
+            truncated: false,
+        }
+    }
+
+    #[test]
+    fn gzip_and_brotli_bodies_are_decoded() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(br#"{"a":1}"#).expect("gzip");
+        let gz = response(
+            200,
+            &[("Content-Encoding", "gzip")],
+            gz.finish().expect("gzip"),
+        );
+        assert_eq!(&gz.decoded_body()[..], br#"{"a":1}"#);
+
+        let mut br = Vec::new();
+        brotli::CompressorWriter::new(&mut br, 4096, 5, 22)
+            .write_all(b"hello")
+            .expect("brotli");
+        let br = response(200, &[("content-encoding", "br")], br);
+        assert_eq!(&br.decoded_body()[..], b"hello");
+    }
+
+    #[test]
+    fn json_answers_agree_as_values() {
+        let request = CapturedRequest {
+            method: "GET".into(),
+            uri: "/x".into(),
+            headers: vec![],
+            body: Bytes::new(),
+            truncated: false,
+        };
+        let exchange = |a: &'static str, b: &'static str, status: u16| Exchange {
+            route: "r".into(),
+            request_id: "id".into(),
+            served_by: "legacy".into(),
+            request: request.clone(),
+            served: response(200, &[], a),
+            shadow: response(status, &[], b),
+        };
+        assert!(exchange(r#"{"a":1,"b":2}"#, r#"{"b":2.0,"a":1}"#, 200).answers_agree());
+        assert!(!exchange(r#"{"a":1}"#, r#"{"a":2}"#, 200).answers_agree());
+        assert!(!exchange("same", "same", 500).answers_agree());
+        assert!(exchange("plain", "plain", 200).answers_agree());
+    }
+}

@@ -1,0 +1,216 @@
+//! Operator overrides and the audit log, persisted so a restart keeps them.
+//!
+//! An override replaces a route's phase from the routes file until it is reset. Every
+//! change appends an [`AuditEntry`] (who, when, from, to, why). The state is one JSON file
+//! written atomically (temporary file, then rename), so a crash never leaves half a file;
+//! a file that cannot be parsed stops the gateway from starting rather than silently
+//! dropping overrides.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Phase, Result};
+
+/// How many audit entries the state file keeps (oldest dropped first).
+const AUDIT_KEPT: usize = 5000;
+
+/// A phase set by an operator (or the automatic rollback guard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Override {
+    #[serde(flatten)]
+    pub phase: Phase,
+    pub by: String,
+    pub at: String,
+    pub reason: String,
+}
+
+/// One change of a route's phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub who: String,
+    pub route: String,
+    /// `set`, `rollback`, `reset` (back to the routes file), `reload`.
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    #[serde(default)]
+    overrides: BTreeMap<String, Override>,
+    #[serde(default)]
+    audit: Vec<AuditEntry>,
+}
+
+/// Overrides and audit, in memory and (when a path is given) on disk.
+#[derive(Debug)]
+pub struct StateStore {
+    path: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+/// The current time as RFC 3339 with milliseconds, UTC.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl StateStore {
+    /// Opens the state at `path` (created on first change), or a memory-only store.
+    pub fn open(path: Option<&Path>) -> Result<Self> {
+        let state = match path {
+            Some(path) if path.exists() => {
+                let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                serde_json::from_str(&text)
+                    .map_err(|e| Error::State(format!("{}: {e}", path.display())))?
+            }
+            _ => State::default(),
+        };
+        Ok(Self {
+            path: path.map(Path::to_owned),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The overrides in force, by route name.
+    pub fn overrides(&self) -> BTreeMap<String, Override> {
+        self.lock().overrides.clone()
+    }
+
+    /// The newest `limit` audit entries, newest first, optionally for one route.
+    pub fn audit(&self, route: Option<&str>, limit: usize) -> Vec<AuditEntry> {
+        self.lock()
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| route.is_none_or(|r| e.route == r))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Applies a batch of changes (`Some(phase)` sets an override, `None` resets to the
+    /// routes file) and their audit entries, persisting before returning. Nothing is
+    /// changed in memory when the file cannot be written.
+    pub fn apply(&self, changes: Vec<(String, Option<Override>, AuditEntry)>) -> Result<()> {
+        let mut state = self.lock();
+        let mut next = State {
+            overrides: state.overrides.clone(),
+            audit: state.audit.clone(),
+        };
+        for (route, change, entry) in changes {
+            match change {
+                Some(over) => next.overrides.insert(route, over),
+                None => next.overrides.remove(&route),
+            };
+            next.audit.push(entry);
+        }
+        let excess = next.audit.len().saturating_sub(AUDIT_KEPT);
+        next.audit.drain(..excess);
+        if let Some(path) = &self.path {
+            write_atomically(path, &next)?;
+        }
+        *state = next;
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated: `apply`
+        // swaps in a complete new state.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn write_atomically(path: &Path, state: &State) -> Result<()> {
+    let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::State(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(route: &str, to: &str) -> AuditEntry {
+        AuditEntry {
+            at: now_rfc3339(),
+            who: "ops".into(),
+            route: route.into(),
+            action: "set".into(),
+            from: "legacy".into(),
+            to: to.into(),
+            reason: "test".into(),
+        }
+    }
+
+    fn over(phase: Phase) -> Override {
+        Override {
+            phase,
+            by: "ops".into(),
+            at: now_rfc3339(),
+            reason: "test".into(),
+        }
+    }
+
+    #[test]
+    fn changes_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("sf-state-{}", std::process::id()));
+        let path = dir.join("state.json");
+        let _ = std::fs::remove_file(&path);
+        let store = StateStore::open(Some(&path)).expect("open");
+        store
+            .apply(vec![(
+                "a".into(),
+                Some(over(Phase::Canary(25))),
+                entry("a", "canary 25%"),
+            )])
+            .expect("apply");
+        store
+            .apply(vec![(
+                "b".into(),
+                Some(over(Phase::Primary)),
+                entry("b", "primary"),
+            )])
+            .expect("apply");
+        store
+            .apply(vec![("b".into(), None, entry("b", "legacy"))])
+            .expect("apply");
+
+        let reopened = StateStore::open(Some(&path)).expect("reopen");
+        let overrides = reopened.overrides();
+        assert_eq!(overrides["a"].phase, Phase::Canary(25));
+        assert!(!overrides.contains_key("b"));
+        let audit = reopened.audit(None, 10);
+        assert_eq!(audit.len(), 3);
+        assert_eq!(audit[0].route, "b");
+        assert_eq!(reopened.audit(Some("a"), 10).len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_refused() {
+        let path = std::env::temp_dir().join(format!("sf-corrupt-{}.json", std::process::id()));
+        std::fs::write(&path, "{not json").expect("write");
+        let err = StateStore::open(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("state"), "{err}");
+        let _ = std::fs::remove_file(path);
+    }
+}
