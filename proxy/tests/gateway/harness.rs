@@ -1,0 +1,397 @@
+//! Test upstreams and a gateway process.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// A request an upstream received.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub shadow: bool,
+    pub body_len: usize,
+    pub request_id: Option<String>,
+}
+
+/// A purpose-built upstream: answers `{"side", "method", "uri", "shadow", "body_len"}`,
+/// with a few special paths (`/slow` sleeps 5 s, `/slow-new` too on the new side only,
+/// `/sse` streams, `/status/<code>`,
+/// `/realtime/v1/websocket` echoes).
+#[derive(Debug, Clone)]
+pub struct TestUpstream {
+    pub url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+#[derive(Clone)]
+struct UpstreamState {
+    side: &'static str,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestUpstream {
+    pub async fn start(side: &'static str) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = UpstreamState {
+            side,
+            seen: Arc::clone(&seen),
+        };
+        let app = Router::new()
+            .route("/realtime/v1/websocket", get(websocket))
+            .route("/sse", get(sse))
+            .route("/status/{code}", any(status))
+            .fallback(echo)
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, seen }
+    }
+
+    /// Requests received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    pub fn shadows(&self) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.shadow).collect()
+    }
+
+    pub fn clear(&self) {
+        self.seen.lock().expect("lock").clear();
+    }
+}
+
+fn record(state: &UpstreamState, method: &Method, uri: &Uri, headers: &HeaderMap, body_len: usize) {
+    state.seen.lock().expect("lock").push(Seen {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        shadow: headers.contains_key("x-studyflow-shadow"),
+        body_len,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    });
+}
+
+async fn echo(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(&state, &method, &uri, &headers, body.len());
+    if uri.path() == "/slow" || (uri.path() == "/slow-new" && state.side == "new") {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    axum::Json(json!({
+        "side": state.side,
+        "method": method.as_str(),
+        "uri": uri.to_string(),
+        "shadow": headers.contains_key("x-studyflow-shadow"),
+        "body_len": body.len(),
+    }))
+    .into_response()
+}
+
+async fn status(
+    State(state): State<UpstreamState>,
+    Path(code): Path<u16>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT),
+        axum::Json(json!({"side": state.side})),
+    )
+        .into_response()
+}
+
+/// Three events, one second apart.
+async fn sse(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    let side = state.side;
+    let stream = futures_util::stream::unfold(0u32, move |n| async move {
+        if n == 3 {
+            return None;
+        }
+        if n > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let event = format!("data: {{\"n\":{n},\"side\":\"{side}\"}}\n\n");
+        Some((Ok::<_, std::io::Error>(Bytes::from(event)), n + 1))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .expect("response")
+}
+
+async fn websocket(State(state): State<UpstreamState>, upgrade: WebSocketUpgrade) -> Response {
+    let side = state.side;
+    upgrade.on_upgrade(move |mut socket: WebSocket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if let Message::Text(text) = message {
+                let reply = format!("{side}:{}", text.as_str());
+                if socket.send(Message::Text(reply.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    })
+}
+
+/// A free port on 127.0.0.1 (nothing listens there after this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A URL where nothing listens.
+pub fn dead_url() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// A running gateway process with its own config, routes and state files.
+#[derive(Debug)]
+pub struct Gateway {
+    pub url: String,
+    pub admin_url: String,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Gateway {
+    /// Starts a gateway with `routes` (YAML) between `legacy` and `new`; `extra` is
+    /// appended to its config file.
+    pub async fn start(routes: &str, legacy: &str, new: &str, extra: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sf-gw-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("routes.yaml"), routes).expect("routes");
+        let (port, admin) = (free_port(), free_port());
+        let config = format!(
+            "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nadmin_token: {TOKEN}\nroutes_file: {routes}\nstate_file: {state}\nlegacy_url: {legacy}\nnew_url: {new}\n{extra}\n",
+            routes = dir.join("routes.yaml").display(),
+            state = dir.join("state.json").display(),
+        );
+        std::fs::write(dir.join("gateway.yaml"), config).expect("config");
+        let mut gateway = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin}"),
+            dir,
+            child: None,
+        };
+        gateway.spawn().await;
+        gateway
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.join("gateway.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
+            .arg("--config")
+            .arg(self.dir.join("gateway.yaml"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gateway starts");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let admin = client
+                .get(format!("{}/health", self.admin_url))
+                .send()
+                .await;
+            let proxy =
+                tokio::net::TcpStream::connect(self.url.trim_start_matches("http://")).await;
+            if admin.is_ok_and(|r| r.status().is_success()) && proxy.is_ok() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "gateway did not start:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the gateway (SIGTERM) and starts it again with the same files.
+    pub async fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            let _ = child.kill().await;
+        }
+        self.spawn().await;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn write_routes(&self, routes: &str) {
+        std::fs::write(self.dir.join("routes.yaml"), routes).expect("routes");
+    }
+
+    /// GET through the gateway; returns status, served-by header and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, String, Value) {
+        self.call(reqwest::Method::GET, path, None, &[]).await
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, Value) {
+        let mut request = client().request(method, format!("{}{path}", self.url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status().as_u16();
+        let side = response
+            .headers()
+            .get("x-studyflow-served-by")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, side, body)
+    }
+
+    /// An admin API call with the token; returns status and JSON body.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = client()
+            .request(method, format!("{}{path}", self.admin_url))
+            .bearer_auth(TOKEN)
+            .header("x-operator", "test-operator")
+            .json(&body)
+            .send()
+            .await
+            .expect("admin answers");
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// The admin view of one route.
+    pub async fn route(&self, name: &str) -> Value {
+        client()
+            .get(format!("{}/routes/{name}", self.admin_url))
+            .send()
+            .await
+            .expect("admin answers")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Waits until `counter` of `route` reaches `at_least`, and returns its value.
+    pub async fn wait_counter(&self, route: &str, counter: &str, at_least: u64) -> u64 {
+        let started = Instant::now();
+        loop {
+            let value = self.route(route).await["counters"][counter]
+                .as_u64()
+                .unwrap_or(0);
+            if value >= at_least || started.elapsed() > Duration::from_secs(15) {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Runs the operator CLI against this gateway.
+    pub async fn cli(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
+            .args(args)
+            .env("STUDYFLOW_ADMIN_URL", &self.admin_url)
+            .env("STUDYFLOW_ADMIN_TOKEN", TOKEN)
+            .env("STUDYFLOW_OPERATOR", "cli-operator")
+            .output()
+            .await
+            .expect("cli runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A client that does not pool connections across tests.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// Waits until `check` holds (polling), for up to 10 s.
+pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+/// A bearer token carrying `sub` (unsigned: the gateway only reads the claim).
+pub fn bearer_for(sub: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}","role":"authenticated"}}"#));
+    format!("Bearer {header}.{claims}.sig")
+}

@@ -1,0 +1,140 @@
+//! Shadow traffic never slows or fails the client: slow or dead shadow sides, bounds, and
+//! streams that pass through unbuffered. Also the fallback to legacy when new is down.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::Method;
+
+use crate::harness::{Gateway, TestUpstream, dead_url};
+
+#[tokio::test]
+async fn a_slow_or_dead_shadow_side_does_not_change_the_client_answer() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let routes = "routes:\n  - {name: slow, path: /slow-new, phase: shadow}\n  - {name: dead, path: /dead, phase: shadow, new: nowhere}\n";
+    let extra = format!(
+        "upstreams:\n  nowhere: {}\nshadow:\n  timeout_ms: 1000\n",
+        dead_url()
+    );
+    let gateway = Gateway::start(routes, &legacy.url, &new.url, &extra).await;
+
+    // Legacy answers /slow-new at once; the new side sleeps 5 s on it.
+    let started = Instant::now();
+    let (status, side, body) = gateway.get("/slow-new").await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        (status, side.as_str(), body["side"].as_str()),
+        (200, "legacy", Some("legacy"))
+    );
+    println!("client latency with a 5 s shadow side: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "the shadow side's 5 s do not reach the client ({elapsed:?})"
+    );
+    assert_eq!(gateway.wait_counter("slow", "shadow_timeouts", 1).await, 1);
+
+    let started = Instant::now();
+    let (status, side, body) = gateway.get("/dead").await;
+    assert_eq!(
+        (status, side.as_str(), body["side"].as_str()),
+        (200, "legacy", Some("legacy"))
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(gateway.wait_counter("dead", "shadow_errors", 1).await, 1);
+}
+
+#[tokio::test]
+async fn bounds_drop_shadows_and_count_them_without_failing_clients() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let routes = "routes:\n  - {name: big, path: /big, phase: shadow}\n  - {name: slow, path: /slow, phase: primary, shadow: {writes: never}}\n";
+    let extra = "shadow:\n  max_body_bytes: 1024\n  max_concurrency: 1\n  queue_size: 1\n  timeout_ms: 8000\n";
+    let gateway = Gateway::start(routes, &legacy.url, &new.url, extra).await;
+
+    let (status, side, body) = gateway
+        .call(Method::POST, "/big", Some(vec![b'x'; 4096]), &[])
+        .await;
+    assert_eq!((status, side.as_str()), (200, "legacy"));
+    assert_eq!(
+        body["body_len"], 4096,
+        "the client's body went through whole"
+    );
+    assert_eq!(
+        gateway
+            .wait_counter("big", "shadows_dropped_body_too_large", 1)
+            .await,
+        1
+    );
+
+    // /slow on primary: new serves (sleeping 5 s), copies go to legacy (also 5 s): with one
+    // slot and a queue of one, most of ten concurrent copies are dropped.
+    let calls = (0..10).map(|_| gateway.get("/slow"));
+    let answers = futures_util::future::join_all(calls).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(status, side, _)| *status == 200 && side == "new")
+    );
+    let route = gateway.route("slow").await;
+    let dropped = route["counters"]["shadows_dropped_queue_full"]
+        .as_u64()
+        .unwrap_or(0);
+    println!("queue overflow: {dropped} of 10 copies dropped");
+    assert!(dropped >= 5, "{route}");
+}
+
+#[tokio::test]
+async fn server_sent_events_reach_the_client_as_they_come() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let routes = "routes:\n  - {name: stream, path: /sse, phase: shadow}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
+    let started = Instant::now();
+    let response = reqwest::get(format!("{}/sse", gateway.url))
+        .await
+        .expect("answer");
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.expect("a first chunk").expect("bytes");
+    let first_at = started.elapsed();
+    assert!(String::from_utf8_lossy(&first).contains("\"n\":0"));
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.expect("bytes"));
+    }
+    let end_at = started.elapsed();
+    println!("first event after {first_at:?}, stream ended after {end_at:?}");
+    assert!(String::from_utf8_lossy(&rest).contains("\"n\":2"));
+    assert!(
+        end_at - first_at >= Duration::from_millis(1500),
+        "the first event arrived before the stream ended"
+    );
+    // The copy to the new side was compared once the stream ended.
+    assert_eq!(
+        gateway.wait_counter("stream", "pairs_different", 1).await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_dead_new_side_falls_back_to_legacy_for_idempotent_requests() {
+    let legacy = TestUpstream::start("legacy").await;
+    let routes = "routes:\n  - {name: main, path: /functions/v1/main, phase: primary}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &dead_url(), "").await;
+    let (status, side, body) = gateway.get("/functions/v1/main").await;
+    assert_eq!(
+        (status, side.as_str(), body["side"].as_str()),
+        (200, "legacy", Some("legacy"))
+    );
+    assert_eq!(gateway.route("main").await["counters"]["fallbacks"], 1);
+    let (status, _, _) = gateway
+        .call(
+            Method::POST,
+            "/functions/v1/main",
+            Some(b"{}".to_vec()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 502, "a write is not replayed on the other side");
+}
