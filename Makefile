@@ -1,5 +1,5 @@
 # StudyFlow migration gateway. The two commands: `make run` and `make test`.
-.PHONY: run test setup build lint fmt stop-local
+.PHONY: run test bench setup build lint fmt
 
 ## Start the whole local stack (Postgres, Redis, fake AI providers, legacy stand-in,
 ## backend, gateway) and print where everything is. Ctrl-C stops it.
@@ -9,6 +9,10 @@ run:
 ## Provision, then run every test (format, lints, unit, integration, end-to-end).
 test:
 	@scripts/test.sh
+
+## Benchmarks (release builds, a few minutes); rewrites docs/benchmarks.md.
+bench:
+	@scripts/bench.sh
 
 ## Install what is missing (Debian and npm packages). `run` and `test` do it too.
 setup:

@@ -5,7 +5,9 @@
 //! - [`fake_providers`] is the wire-compatible fake of the AI providers, the only fake.
 //! - [`tokens`] mints Supabase-style access tokens for test users.
 //! - [`database`] creates fresh, migrated databases.
+//! - [`bench`] is the benchmark runner behind `make bench`.
 
+pub mod bench;
 pub mod database;
 pub mod fake_providers;
 pub mod stack;

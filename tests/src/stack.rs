@@ -25,6 +25,7 @@ pub const DEMO_USER_EMAIL: &str = "student@gmail.com";
 pub const DEV_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
 pub const DEV_ENCRYPTION_KEY: &str = "local-development-encryption-key";
 pub const DEV_ENCRYPTION_SALT: &str = "local-development-salt";
+pub const DEV_ADMIN_TOKEN: &str = "local-development-admin-token";
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -152,12 +153,71 @@ pub fn deno() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// One started process.
+/// One started process, killed if dropped.
 #[derive(Debug)]
-struct Process {
+pub struct Process {
     name: &'static str,
     child: Child,
     log: PathBuf,
+}
+
+impl Process {
+    /// Starts `command` with its output in `log` and waits until `health` answers 2xx.
+    /// Fails with the log's tail when the process exits first or is not healthy in time.
+    pub async fn spawn(
+        name: &'static str,
+        mut command: Command,
+        health: &str,
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        let mut process = Self { name, child, log };
+        let started = Instant::now();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        loop {
+            if client
+                .get(health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(process);
+            }
+            if let Some(status) = process.child.try_wait()? {
+                bail!(
+                    "{name} exited ({status}) before it was healthy:\n{}",
+                    tail(&process.log)
+                );
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "{name} not healthy at {health} after {START_TIMEOUT:?}:\n{}",
+                    tail(&process.log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The OS process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL if the process is still there after a grace period.
+    pub async fn terminate(self) {
+        terminate(self).await;
+    }
 }
 
 /// A running stack. Fields are the URLs a client or test needs.
@@ -281,7 +341,12 @@ impl Stack {
                 format!("127.0.0.1:{}", ports.admin),
             )
             .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
-            .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url);
+            .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url)
+            .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+            .env(
+                "STUDYFLOW_GATEWAY__STATE_FILE",
+                self.options.log_dir.join("gateway-state.json"),
+            );
         if let Some(file) = &self.options.routes_file {
             command.env("STUDYFLOW_GATEWAY__ROUTES_FILE", file);
         }
@@ -302,52 +367,13 @@ impl Stack {
     async fn spawn(
         &mut self,
         name: &'static str,
-        mut command: Command,
+        command: Command,
         health: &str,
     ) -> anyhow::Result<()> {
         let log = self.options.log_dir.join(format!("{name}.log"));
-        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
-            .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        self.processes.push(Process {
-            name,
-            child,
-            log: log.clone(),
-        });
-        let started = Instant::now();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()?;
-        loop {
-            if client
-                .get(health)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(());
-            }
-            let process = self.processes.last_mut().context("process just pushed")?;
-            if let Some(status) = process.child.try_wait()? {
-                bail!(
-                    "{name} exited ({status}) before it was healthy:\n{}",
-                    tail(&log)
-                );
-            }
-            if started.elapsed() > START_TIMEOUT {
-                bail!(
-                    "{name} not healthy at {health} after {START_TIMEOUT:?}:\n{}",
-                    tail(&log)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let process = Process::spawn(name, command, health, log).await?;
+        self.processes.push(process);
+        Ok(())
     }
 
     /// An access token for the demo user, valid for `ttl_secs`.

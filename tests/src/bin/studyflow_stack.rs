@@ -69,8 +69,11 @@ Try it through the gateway:
     -H 'content-type: application/json' -H 'apikey: {anon}' \
     -d '{{"email":"ada@gmail.com","action":"signup"}}' -i
 
-Route table in force:
-  curl -s {admin}/routes
+Operate the migration (admin token {admin_token}):
+  export STUDYFLOW_ADMIN_URL={admin} STUDYFLOW_ADMIN_TOKEN={admin_token}
+  target/debug/studyflow-gateway routes list
+  target/debug/studyflow-gateway routes set auth-validation canary --percent 25 --reason "first users"
+  target/debug/studyflow-gateway rollback --all --reason "incident"
 
 Press Ctrl-C to stop everything this command started.
 "#,
@@ -83,6 +86,7 @@ Press Ctrl-C to stop everything this command started.
         logs = stack.options.log_dir.display(),
         email = stack::DEMO_USER_EMAIL,
         id = stack::DEMO_USER_ID,
+        admin_token = stack::DEV_ADMIN_TOKEN,
     );
 }
 

@@ -1,0 +1,13 @@
+//! The benchmark runner behind `make bench`: starts the pieces as release processes on
+//! this machine, drives them with the `oha` load generator, samples CPU and memory of the
+//! process under test, and writes the tables into `docs/benchmarks.md`.
+//!
+//! Every comparison is made in one run, side by side, so the ratios hold even though the
+//! absolute numbers depend on the machine (load generator, proxy and upstream share its
+//! cores).
+
+pub mod gateway;
+pub mod load;
+pub mod process;
+pub mod report;
+pub mod upstream;

@@ -1,0 +1,71 @@
+//! `make bench`: the benchmark suites, and the benchmark upstream they start.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use studyflow_e2e::bench::gateway::{self, Settings, Target};
+use studyflow_e2e::bench::{load, report, upstream};
+use studyflow_e2e::stack;
+
+#[derive(Debug, Parser)]
+#[command(name = "studyflow-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the benchmark upstream (used by the suites).
+    Upstream {
+        #[arg(long)]
+        listen: String,
+    },
+    /// Gateway overhead: direct vs the gateway with its route in legacy and in shadow.
+    Gateway {
+        /// Seconds per case.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Requests per second of the fixed-rate runs.
+        #[arg(long, default_value_t = 2000)]
+        rate: u32,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter("info").init();
+    match Cli::parse().command {
+        Command::Upstream { listen } => {
+            let listener = tokio::net::TcpListener::bind(&listen).await?;
+            upstream::serve(listener).await?;
+        }
+        Command::Gateway {
+            seconds,
+            connections,
+            rate,
+        } => {
+            let root = stack::repo_root();
+            let settings = Settings {
+                duration: Duration::from_secs(seconds),
+                connections,
+                rate,
+                bin_dir: stack::bin_dir()?,
+                oha: load::oha(&root)?,
+                work_dir: root.join(".stack/bench/gateway"),
+            };
+            let targets = [
+                Target::Direct,
+                Target::Gateway("legacy", None),
+                Target::Gateway("shadow", None),
+            ];
+            let results = gateway::run(&settings, "/bench/json", &targets).await?;
+            let table = gateway::table("Gateway overhead: small JSON GET", &settings, &results);
+            println!("{table}");
+            report::write_section(&gateway::doc_path(&root), "gateway-overhead", &table)?;
+        }
+    }
+    Ok(())
+}
