@@ -71,20 +71,10 @@ fn decode(encoding: &str, body: &Bytes) -> Option<Bytes> {
 }
 
 impl Exchange {
-    /// Whether the two answers agree: same status and, for JSON bodies, the same value
-    /// (key order and `1` vs `1.0` ignored), otherwise the same bytes.
+    /// Whether the two answers agree under default rules (status, compared headers,
+    /// body as a value).
     pub fn answers_agree(&self) -> bool {
-        if self.served.status != self.shadow.status {
-            return false;
-        }
-        let (served, shadow) = (self.served.decoded_body(), self.shadow.decoded_body());
-        match (
-            serde_json::from_slice::<serde_json::Value>(&served),
-            serde_json::from_slice::<serde_json::Value>(&shadow),
-        ) {
-            (Ok(a), Ok(b)) => crate::diff_json(&a, &b).is_empty(),
-            _ => served == shadow,
-        }
+        crate::compare(self, &crate::CompiledRules::default()).is_equal()
     }
 }
 

@@ -1,13 +1,16 @@
-//! Value-level comparison of two JSON documents.
+//! Value-level comparison of two JSON documents, under [`CompiledRules`].
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::path::{pointer_push, shape_with};
+use crate::rules::{ArrayMatch, CompiledRules};
 
 /// How two values differ at one path. *Left* is the served side's answer, *right* the
 /// other side's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiffKind {
     /// The key or element exists only on the left.
@@ -22,104 +25,346 @@ pub enum DiffKind {
     LengthChanged,
 }
 
+/// Which part of a response a difference is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    Status,
+    Header,
+    Body,
+}
+
 /// One difference between the two documents.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Difference {
-    /// JSON pointer to the differing value (`""` is the whole document).
+    pub section: Section,
+    /// JSON pointer to the differing value in the body (`""` is the whole body), or the
+    /// header's name, or `""` for the status.
     pub path: String,
     pub kind: DiffKind,
     pub left: Option<Value>,
     pub right: Option<Value>,
-    /// Depths (1-based token positions) of `path` that are array indexes.
-    #[serde(skip)]
+    /// The path is declared noise by the route's rules.
+    pub declared_noise: bool,
+    /// A text diff (unified hunks) when the bodies are not JSON.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hunks: Option<String>,
+    /// Token positions (1-based) of `path` that are array indexes.
+    #[serde(skip, default)]
     index_depths: Vec<usize>,
 }
 
 impl Difference {
-    /// The path with array indexes replaced by `*`, for grouping.
+    pub(crate) fn outside_body(
+        section: Section,
+        path: &str,
+        left: Option<Value>,
+        right: Option<Value>,
+    ) -> Self {
+        let kind = match (&left, &right) {
+            (Some(_), None) => DiffKind::MissingRight,
+            (None, Some(_)) => DiffKind::MissingLeft,
+            _ => DiffKind::Changed,
+        };
+        Self {
+            section,
+            path: path.to_owned(),
+            kind,
+            left,
+            right,
+            declared_noise: false,
+            hunks: None,
+            index_depths: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_hunks(mut self, hunks: String) -> Self {
+        self.hunks = Some(hunks);
+        self
+    }
+
+    pub(crate) fn declared(mut self, noise: bool) -> Self {
+        self.declared_noise = noise;
+        self
+    }
+
+    /// The path with array indexes replaced by `*`, prefixed by its section for status
+    /// and headers: `/items/*/id`, `header:content-type`, `status`. Differences are
+    /// grouped by shape.
     pub fn shape(&self) -> String {
-        shape_with(&self.path, |depth| self.index_depths.contains(&depth))
+        match self.section {
+            Section::Status => "status".into(),
+            Section::Header => format!("header:{}", self.path),
+            Section::Body => shape_with(&self.path, |depth| self.index_depths.contains(&depth)),
+        }
     }
 }
 
-/// Every difference between `left` and `right`, in document order.
+/// Every difference between `left` and `right` with default rules, in document order.
 pub fn diff_json(left: &Value, right: &Value) -> Vec<Difference> {
-    let mut out = Vec::new();
+    diff_json_with(left, right, &CompiledRules::default())
+}
+
+/// Every difference between `left` and `right` under `rules`, in document order.
+pub fn diff_json_with(left: &Value, right: &Value, rules: &CompiledRules) -> Vec<Difference> {
     let mut walker = Walker {
-        out: &mut out,
+        rules,
+        out: Vec::new(),
+        tokens: Vec::new(),
+        pointer: String::new(),
         indexes: Vec::new(),
     };
-    walker.walk("", 0, left, right);
-    out
+    walker.walk(left, right);
+    walker.out
 }
 
 struct Walker<'a> {
-    out: &'a mut Vec<Difference>,
+    rules: &'a CompiledRules,
+    out: Vec<Difference>,
+    tokens: Vec<String>,
+    pointer: String,
     indexes: Vec<usize>,
 }
 
 impl Walker<'_> {
-    fn push(&mut self, path: &str, kind: DiffKind, left: Option<&Value>, right: Option<&Value>) {
+    fn push(&mut self, kind: DiffKind, left: Option<&Value>, right: Option<&Value>) {
         self.out.push(Difference {
-            path: path.to_owned(),
+            section: Section::Body,
+            path: self.pointer.clone(),
             kind,
             left: left.cloned(),
             right: right.cloned(),
+            declared_noise: self.rules.declared_noise(&self.tokens),
+            hunks: None,
             index_depths: self.indexes.clone(),
         });
     }
 
-    fn walk(&mut self, path: &str, depth: usize, left: &Value, right: &Value) {
+    /// Runs `f` one level deeper, at `token` (an array index when `index`).
+    fn descend(&mut self, token: &str, index: bool, f: impl FnOnce(&mut Self)) {
+        let saved = self.pointer.len();
+        self.pointer = pointer_push(&self.pointer, token);
+        self.tokens.push(token.to_owned());
+        if index {
+            self.indexes.push(self.tokens.len());
+        }
+        f(self);
+        if index {
+            self.indexes.pop();
+        }
+        self.tokens.pop();
+        self.pointer.truncate(saved);
+    }
+
+    fn walk(&mut self, left: &Value, right: &Value) {
+        if self.rules.ignored(&self.tokens) {
+            return;
+        }
+        if self.rules.shape_only(&self.tokens) {
+            return self.walk_shape(left, right);
+        }
         match (left, right) {
             (Value::Object(l), Value::Object(r)) => {
                 for (key, lv) in l {
-                    let child = pointer_push(path, key);
                     match r.get(key) {
-                        Some(rv) => self.walk(&child, depth + 1, lv, rv),
-                        None => self.push(&child, DiffKind::MissingRight, Some(lv), None),
+                        Some(rv) => self.descend(key, false, |w| w.walk(lv, rv)),
+                        None => self.descend(key, false, |w| w.missing(DiffKind::MissingRight, lv)),
                     }
                 }
                 for (key, rv) in r {
                     if !l.contains_key(key) {
-                        let child = pointer_push(path, key);
-                        self.push(&child, DiffKind::MissingLeft, None, Some(rv));
+                        self.descend(key, false, |w| w.missing(DiffKind::MissingLeft, rv));
                     }
                 }
             }
-            (Value::Array(l), Value::Array(r)) => {
+            (Value::Array(l), Value::Array(r)) => self.walk_array(l, r),
+            (Value::Number(a), Value::Number(b))
+                if !numbers_equal(a, b, self.rules.numeric_tolerance) =>
+            {
+                self.push(DiffKind::Changed, Some(left), Some(right));
+            }
+            (Value::String(a), Value::String(b))
+                if a != b && !(self.rules.timestamps && same_instant(a, b)) =>
+            {
+                self.push(DiffKind::Changed, Some(left), Some(right));
+            }
+            (Value::Number(_), Value::Number(_)) | (Value::String(_), Value::String(_)) => {}
+            _ if std::mem::discriminant(left) != std::mem::discriminant(right) => {
+                self.push(DiffKind::TypeChanged, Some(left), Some(right));
+            }
+            _ if left != right => self.push(DiffKind::Changed, Some(left), Some(right)),
+            _ => {}
+        }
+    }
+
+    fn missing(&mut self, kind: DiffKind, value: &Value) {
+        if self.rules.ignored(&self.tokens) {
+            return;
+        }
+        let (left, right) = match kind {
+            DiffKind::MissingRight => (Some(value), None),
+            _ => (None, Some(value)),
+        };
+        self.push(kind, left, right);
+    }
+
+    fn walk_array(&mut self, l: &[Value], r: &[Value]) {
+        match self.rules.array_match(&self.tokens) {
+            ArrayMatch::ByIndex => {
                 if l.len() != r.len() {
                     self.push(
-                        path,
                         DiffKind::LengthChanged,
                         Some(&Value::from(l.len())),
                         Some(&Value::from(r.len())),
                     );
                 }
-                self.indexes.push(depth + 1);
                 for (index, (lv, rv)) in l.iter().zip(r).enumerate() {
-                    self.walk(&pointer_push(path, &index.to_string()), depth + 1, lv, rv);
+                    self.descend(&index.to_string(), true, |w| w.walk(lv, rv));
                 }
-                self.indexes.pop();
             }
-            (Value::Number(l), Value::Number(r)) if !numbers_equal(l, r) => {
-                self.push(path, DiffKind::Changed, Some(left), Some(right));
+            ArrayMatch::ByKey(key) => {
+                let id = |v: &Value| v.get(&key).map(canonical);
+                self.pair_up(l, r, |a, b| id(a).is_some() && id(a) == id(b), true);
             }
-            (Value::Number(_), Value::Number(_)) => {}
+            ArrayMatch::AsSet => {
+                let canon_r: Vec<String> = r.iter().map(canonical).collect();
+                let canon_l: Vec<String> = l.iter().map(canonical).collect();
+                let mut lookup: HashMap<&str, Vec<usize>> = HashMap::new();
+                for (j, c) in canon_r.iter().enumerate() {
+                    lookup.entry(c.as_str()).or_default().push(j);
+                }
+                let mut used = vec![false; r.len()];
+                for (i, c) in canon_l.iter().enumerate() {
+                    let found = lookup.get_mut(c.as_str()).and_then(|js| js.pop());
+                    match found {
+                        Some(j) => used[j] = true,
+                        None => self.descend(&i.to_string(), true, |w| {
+                            w.missing(DiffKind::MissingRight, &l[i])
+                        }),
+                    }
+                }
+                for (j, used) in used.iter().enumerate() {
+                    if !used {
+                        self.descend(&j.to_string(), true, |w| {
+                            w.missing(DiffKind::MissingLeft, &r[j])
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pairs elements with `same`; paired elements are compared when `compare`.
+    fn pair_up(
+        &mut self,
+        l: &[Value],
+        r: &[Value],
+        same: impl Fn(&Value, &Value) -> bool,
+        compare: bool,
+    ) {
+        let mut used = vec![false; r.len()];
+        for (i, lv) in l.iter().enumerate() {
+            let partner = r
+                .iter()
+                .enumerate()
+                .find(|(j, rv)| !used[*j] && same(lv, rv))
+                .map(|(j, _)| j);
+            match partner {
+                Some(j) => {
+                    used[j] = true;
+                    if compare {
+                        self.descend(&i.to_string(), true, |w| w.walk(lv, &r[j]));
+                    }
+                }
+                None => self.descend(&i.to_string(), true, |w| {
+                    w.missing(DiffKind::MissingRight, lv)
+                }),
+            }
+        }
+        for (j, used) in used.iter().enumerate() {
+            if !used {
+                self.descend(&j.to_string(), true, |w| {
+                    w.missing(DiffKind::MissingLeft, &r[j])
+                });
+            }
+        }
+    }
+
+    /// Same keys and types, values aside.
+    fn walk_shape(&mut self, left: &Value, right: &Value) {
+        match (left, right) {
+            (Value::Object(l), Value::Object(r)) => {
+                for (key, lv) in l {
+                    match r.get(key) {
+                        Some(rv) => self.descend(key, false, |w| w.walk_shape(lv, rv)),
+                        None => self.descend(key, false, |w| w.missing(DiffKind::MissingRight, lv)),
+                    }
+                }
+                for (key, rv) in r {
+                    if !l.contains_key(key) {
+                        self.descend(key, false, |w| w.missing(DiffKind::MissingLeft, rv));
+                    }
+                }
+            }
+            (Value::Array(l), Value::Array(r)) => {
+                for (index, (lv, rv)) in l.iter().zip(r).enumerate() {
+                    self.descend(&index.to_string(), true, |w| w.walk_shape(lv, rv));
+                }
+            }
             _ if std::mem::discriminant(left) != std::mem::discriminant(right) => {
-                self.push(path, DiffKind::TypeChanged, Some(left), Some(right));
+                self.push(DiffKind::TypeChanged, Some(left), Some(right));
             }
-            _ if left != right => self.push(path, DiffKind::Changed, Some(left), Some(right)),
             _ => {}
         }
     }
 }
 
-/// JSON numbers are equal as values: `1` equals `1.0`.
-fn numbers_equal(l: &serde_json::Number, r: &serde_json::Number) -> bool {
+/// A value's JSON text with object keys sorted, so equal values give equal text.
+fn canonical(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), sorted(v)))
+                        .collect(),
+                )
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
+}
+
+/// JSON numbers are equal as values (`1` equals `1.0`), within `tolerance`.
+fn numbers_equal(l: &serde_json::Number, r: &serde_json::Number, tolerance: f64) -> bool {
     match (l.as_i64(), r.as_i64(), l.as_u64(), r.as_u64()) {
-        (Some(a), Some(b), _, _) => a == b,
-        (_, _, Some(a), Some(b)) => a == b,
-        _ => l.as_f64() == r.as_f64(),
+        (Some(a), Some(b), _, _) if tolerance == 0.0 => a == b,
+        (_, _, Some(a), Some(b)) if tolerance == 0.0 => a == b,
+        _ => match (l.as_f64(), r.as_f64()) {
+            (Some(a), Some(b)) => a == b || (a - b).abs() <= tolerance,
+            _ => false,
+        },
+    }
+}
+
+/// Two RFC 3339 timestamps naming the same instant (`…Z` vs `…+00:00`, precision).
+fn same_instant(a: &str, b: &str) -> bool {
+    let looks_like_time =
+        |s: &str| s.len() >= 20 && s.as_bytes().get(4) == Some(&b'-') && s.contains('T');
+    if !looks_like_time(a) || !looks_like_time(b) {
+        return false;
+    }
+    match (
+        chrono::DateTime::parse_from_rfc3339(a),
+        chrono::DateTime::parse_from_rfc3339(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
     }
 }
 
@@ -128,6 +373,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::rules::{ArrayRule, DiffRules};
+
+    fn rules(yaml: serde_json::Value) -> CompiledRules {
+        serde_json::from_value::<DiffRules>(yaml)
+            .expect("rules")
+            .compile()
+            .expect("compile")
+    }
 
     #[test]
     fn identical_documents_have_no_differences() {
@@ -174,5 +427,80 @@ mod tests {
             .map(Difference::shape)
             .collect();
         assert_eq!(shapes, vec!["/items/*/id", "/items/*/id", "/2024/v"]);
+    }
+
+    #[test]
+    fn ignored_paths_are_not_compared_and_noise_is_flagged() {
+        let r = rules(json!({"ignore": ["/debug"], "noise": ["/meta/*"]}));
+        let left = json!({"debug": 1, "meta": {"id": "a", "at": 1}, "v": 1});
+        let right = json!({"meta": {"id": "b", "at": 1}, "v": 2});
+        let diffs = diff_json_with(&left, &right, &r);
+        assert_eq!(diffs.len(), 2);
+        assert!(
+            diffs
+                .iter()
+                .any(|d| d.path == "/meta/id" && d.declared_noise)
+        );
+        assert!(diffs.iter().any(|d| d.path == "/v" && !d.declared_noise));
+    }
+
+    #[test]
+    fn tolerance_and_timestamps_compare_values_not_text() {
+        let r = rules(json!({"numeric_tolerance": 0.01}));
+        let left = json!({"score": 0.6666, "at": "2026-01-01T00:00:00.000Z"});
+        let right = json!({"score": 0.67, "at": "2026-01-01T00:00:00+00:00"});
+        assert!(diff_json_with(&left, &right, &r).is_empty());
+        let strict = rules(json!({"timestamps": false}));
+        assert_eq!(diff_json_with(&left, &right, &strict).len(), 2);
+    }
+
+    #[test]
+    fn shape_only_subtrees_compare_keys_and_types() {
+        let r = rules(json!({"shape_only": ["/content"]}));
+        let left = json!({"content": {"text": "one answer", "n": 1}});
+        let right = json!({"content": {"text": "another answer", "n": 5}});
+        assert!(diff_json_with(&left, &right, &r).is_empty());
+        let wrong = json!({"content": {"text": 5, "n": 1, "extra": true}});
+        assert_eq!(diff_json_with(&left, &wrong, &r).len(), 2);
+    }
+
+    #[test]
+    fn arrays_pair_by_key_or_as_sets() {
+        let by_id = DiffRules {
+            arrays: vec![ArrayRule {
+                path: "/items".into(),
+                match_by: Some("id".into()),
+                as_set: false,
+            }],
+            ..DiffRules::default()
+        }
+        .compile()
+        .expect("rules");
+        let left = json!({"items": [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}]});
+        let right = json!({"items": [{"id": 2, "v": "b"}, {"id": 1, "v": "z"}, {"id": 3}]});
+        let diffs = diff_json_with(&left, &right, &by_id);
+        let found: Vec<(&str, DiffKind)> =
+            diffs.iter().map(|d| (d.path.as_str(), d.kind)).collect();
+        assert_eq!(
+            found,
+            vec![
+                ("/items/0/v", DiffKind::Changed),
+                ("/items/2", DiffKind::MissingLeft)
+            ]
+        );
+
+        let as_set = rules(json!({"arrays": [{"path": "/tags", "as_set": true}]}));
+        assert!(
+            diff_json_with(
+                &json!({"tags": ["a", "b", "a"]}),
+                &json!({"tags": ["b", "a", "a"]}),
+                &as_set
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            diff_json_with(&json!({"tags": ["a"]}), &json!({"tags": ["b"]}), &as_set).len(),
+            2
+        );
     }
 }

@@ -1,10 +1,15 @@
 //! Structural comparison of the answers the legacy functions and the new backend give
-//! to the same request.
+//! to the same request, and the diff reports engineers act on.
 //!
-//! [`diff_json`] compares two JSON values as values (key order and `1` vs `1.0` do not
-//! matter) and lists every [`Difference`] with its JSON-pointer path and its path
-//! *shape*, in which array indexes are replaced by `*` so that `/items/3/id` and
-//! `/items/7/id` are counted together.
+//! - [`capture`]: what the gateway captures of a shadowed request ([`Exchange`]).
+//! - [`compare`]: status, headers and body (JSON, event stream or text) of two answers
+//!   under a route's [`rules`], each [`Difference`] with a JSON-pointer path and a path
+//!   *shape* in which array indexes are `*` (`/items/3/id` and `/items/7/id` group as
+//!   `/items/*/id`).
+//! - [`noise`]: declared and learned noise versus regressions.
+//! - [`redact`]: secrets masked before anything is stored or shown.
+//! - [`store`] and [`report`]: counts and samples in Postgres, and the reports built
+//!   from them.
 //!
 //! ```
 //! use serde_json::json;
@@ -15,10 +20,21 @@
 //! ```
 
 pub mod capture;
+pub mod compare;
 mod json;
+pub mod noise;
 mod path;
+pub mod redact;
+pub mod report;
+pub mod rules;
+pub mod sse;
+pub mod store;
+pub mod text;
 
 pub use capture::{CapturedRequest, CapturedResponse, Exchange};
-
-pub use json::{DiffKind, Difference, diff_json};
+pub use compare::{BodyKind, Comparison, compare, compare_responses};
+pub use json::{DiffKind, Difference, Section, diff_json, diff_json_with};
+pub use noise::{Classified, NoiseTracker, Verdict, classify};
 pub use path::{path_shape, pointer_push};
+pub use redact::Redactor;
+pub use rules::{CompiledRules, DiffRules};

@@ -1,7 +1,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use studyflow_diffing::{CompiledRules, DiffRules};
 
 use crate::{Error, PathMatcher, Phase, Result, Side};
 
@@ -36,6 +38,10 @@ pub struct RouteSpec {
     pub timeout_secs: Option<u64>,
     /// How the other side receives copies of this route's requests.
     pub shadow: ShadowPolicy,
+    /// How the two sides' answers are compared, as written.
+    pub diff: DiffRules,
+    /// The same rules, checked and compiled.
+    pub rules: Arc<CompiledRules>,
 }
 
 /// Shadow settings of one route.
@@ -116,6 +122,8 @@ struct RawRoute {
     timeout_secs: Option<u64>,
     #[serde(default)]
     shadow: ShadowPolicy,
+    #[serde(default)]
+    diff: DiffRules,
 }
 
 const METHODS: [&str; 9] = [
@@ -202,6 +210,10 @@ impl RouteSpec {
         if raw.shadow.sample_percent > 100 {
             return Err(Error::route(&name, "shadow.sample_percent is over 100"));
         }
+        let rules = raw
+            .diff
+            .compile()
+            .map_err(|e| Error::route(&name, format!("diff: {e}")))?;
         if raw.timeout_secs == Some(0) {
             return Err(Error::route(&name, "timeout_secs must be at least 1"));
         }
@@ -216,6 +228,8 @@ impl RouteSpec {
             new_upstream: raw.new,
             timeout_secs: raw.timeout_secs,
             shadow: raw.shadow,
+            diff: raw.diff,
+            rules: Arc::new(rules),
         })
     }
 
@@ -324,6 +338,10 @@ mod tests {
             error_of("routes:\n  - {name: a, path: /a, colour: red}\n").contains("unknown field")
         );
         assert!(error_of("routes: [").contains("not valid YAML"));
+        assert!(
+            error_of("routes:\n  - {name: a, path: /a, diff: {noise: [nope]}}\n")
+                .contains("route `a`: diff: path `nope`")
+        );
     }
 
     #[test]

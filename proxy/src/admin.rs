@@ -1,12 +1,13 @@
 //! The admin API, on its own port: route table with live counters, phase changes,
-//! rollback (one route or all), audit log, routes-file reload.
+//! rollback (one route or all), audit log, routes-file reload, diff reports (JSON,
+//! Markdown) and the HTML pages of [`ui`](crate::ui).
 //!
 //! Reads are open to whoever reaches the port (keep it private); every change needs
 //! `Authorization: Bearer <admin_token>`, names the operator in `x-operator` (default
 //! `admin`) and carries a reason, and is audited.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,16 +16,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use maud::Markup;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use studyflow_diffing::report;
 use studyflow_flags::{AuditEntry, Phase};
 
 use crate::control::{Control, ControlError};
 use crate::routing::Route;
+use crate::ui;
 
 /// How often the routes file is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
@@ -34,6 +40,8 @@ struct AdminState {
     control: Arc<Control>,
     /// SHA-256 of the admin token: compared digest to digest, never the token itself.
     token_digest: Option<[u8; 32]>,
+    /// Read access to the diff store, once the service runs.
+    diffs: Arc<OnceLock<PgPool>>,
 }
 
 /// Serves the admin API until the gateway shuts down, and watches the routes file.
@@ -41,24 +49,26 @@ struct AdminState {
 pub struct AdminService {
     addr: SocketAddr,
     state: AdminState,
+    diff_database: Option<SecretString>,
 }
 
 impl AdminService {
-    pub fn new(addr: SocketAddr, control: Arc<Control>, token: Option<&SecretString>) -> Self {
+    pub fn new(
+        addr: SocketAddr,
+        control: Arc<Control>,
+        token: Option<&SecretString>,
+        diff_database: Option<SecretString>,
+    ) -> Self {
         Self {
             addr,
             state: AdminState {
                 control,
                 token_digest: token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
+                diffs: Arc::new(OnceLock::new()),
             },
+            diff_database,
         }
     }
-}
-
-/// The admin router, exposed for tests.
-pub fn router(control: Arc<Control>, token: Option<&SecretString>) -> Router {
-    let state = AdminService::new(SocketAddr::from(([127, 0, 0, 1], 0)), control, token).state;
-    routes(state)
 }
 
 fn routes(state: AdminState) -> Router {
@@ -71,6 +81,11 @@ fn routes(state: AdminState) -> Router {
         .route("/rollback", post(rollback_all))
         .route("/audit", get(audit))
         .route("/reload", post(reload))
+        .route("/diffs", get(diff_report))
+        .route("/diffs/samples/{id}", get(diff_sample))
+        .route("/ui/diffs", get(ui_overview))
+        .route("/ui/diffs/{route}", get(ui_route))
+        .route("/ui/samples/{id}", get(ui_sample))
         .with_state(state)
 }
 
@@ -283,9 +298,139 @@ async fn reload(
     }
 }
 
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    since: Option<String>,
+    route: Option<String>,
+    format: Option<String>,
+    top: Option<i64>,
+}
+
+/// `since` as a duration back from now (`90m`, `24h`, `7d`) or an RFC 3339 instant.
+fn parse_since(text: Option<&str>) -> Result<DateTime<Utc>, AdminError> {
+    let text = text.unwrap_or("24h");
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let duration = humantime::parse_duration(text).map_err(|_| {
+        AdminError(
+            StatusCode::BAD_REQUEST,
+            format!("since `{text}` is neither a duration like 24h nor an RFC 3339 time"),
+        )
+    })?;
+    Ok(Utc::now() - chrono::TimeDelta::from_std(duration).unwrap_or(chrono::TimeDelta::days(1)))
+}
+
+fn diff_pool(state: &AdminState) -> Result<&PgPool, AdminError> {
+    state.diffs.get().ok_or_else(|| {
+        AdminError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no diff store is configured (diff_store.database_url)".into(),
+        )
+    })
+}
+
+fn store_error(error: studyflow_diffing::store::StoreError) -> AdminError {
+    tracing::warn!(%error, "diff store query failed");
+    AdminError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the diff store is unavailable".into(),
+    )
+}
+
+async fn load_overview(
+    state: &AdminState,
+    query: &ReportQuery,
+) -> Result<report::Overview, AdminError> {
+    let since = parse_since(query.since.as_deref())?;
+    let top = query.top.unwrap_or(20).clamp(1, 200);
+    report::overview(diff_pool(state)?, since, query.route.as_deref(), top)
+        .await
+        .map_err(store_error)
+}
+
+async fn diff_report(
+    State(state): State<AdminState>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, AdminError> {
+    let overview = load_overview(&state, &query).await?;
+    Ok(match query.format.as_deref() {
+        Some("md") => (
+            [(http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            report::markdown(&overview),
+        )
+            .into_response(),
+        _ => Json(overview).into_response(),
+    })
+}
+
+async fn diff_sample(
+    State(state): State<AdminState>,
+    Path(id): Path<i64>,
+) -> Result<Json<report::StoredSample>, AdminError> {
+    report::sample(diff_pool(&state)?, id)
+        .await
+        .map_err(store_error)?
+        .map(Json)
+        .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no sample #{id}")))
+}
+
+async fn ui_overview(
+    State(state): State<AdminState>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Markup, AdminError> {
+    let overview = load_overview(&state, &query).await?;
+    Ok(ui::overview(
+        &overview,
+        query.since.as_deref().unwrap_or("24h"),
+    ))
+}
+
+async fn ui_route(
+    State(state): State<AdminState>,
+    Path(route): Path<String>,
+    Query(mut query): Query<ReportQuery>,
+) -> Result<Markup, AdminError> {
+    query.route = Some(route.clone());
+    let overview = load_overview(&state, &query).await?;
+    let summary = overview
+        .routes
+        .iter()
+        .find(|r| r.route == route)
+        .ok_or_else(|| {
+            AdminError(
+                StatusCode::NOT_FOUND,
+                format!("no compared pairs for route `{route}` in this window"),
+            )
+        })?;
+    Ok(ui::route(summary, query.since.as_deref().unwrap_or("24h")))
+}
+
+async fn ui_sample(
+    State(state): State<AdminState>,
+    Path(id): Path<i64>,
+) -> Result<Markup, AdminError> {
+    let Json(sample) = diff_sample(State(state), Path(id)).await?;
+    Ok(ui::sample(&sample))
+}
+
 #[async_trait]
 impl BackgroundService for AdminService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        if let Some(url) = &self.diff_database {
+            match sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_lazy(url.expose_secret())
+            {
+                Ok(pool) => {
+                    let _ = self.state.diffs.set(pool);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "diff store URL is invalid; reports are unavailable")
+                }
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(self.addr).await {
             Ok(listener) => listener,
             Err(error) => {

@@ -53,6 +53,23 @@ pub enum Command {
     },
     /// Re-read the routes file now (it is also watched).
     Reload,
+    /// Diff reports from the diff store.
+    #[command(subcommand)]
+    Diffs(DiffsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DiffsCommand {
+    /// Per route: compared pairs, regressions, noise, differing paths with samples.
+    Report {
+        #[arg(long)]
+        route: Option<String>,
+        /// A duration back from now (`24h`, `7d`) or an RFC 3339 time.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        format: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +161,28 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
             .send(reqwest::Method::POST, "/reload", json!({}))
             .await
             .map(|v| pretty(&v)),
+        Command::Diffs(DiffsCommand::Report {
+            route,
+            since,
+            format,
+        }) => {
+            let mut url =
+                reqwest::Url::parse(&client.url("/diffs")).map_err(|_| CliError::NoTarget)?;
+            url.query_pairs_mut().append_pair("since", &since);
+            if let Some(route) = &route {
+                url.query_pairs_mut().append_pair("route", route);
+            }
+            let overview = client.get_url(url).await?;
+            match format.as_str() {
+                "json" => Ok(pretty(&overview)),
+                _ => serde_json::from_value::<studyflow_diffing::report::Overview>(overview)
+                    .map(|o| studyflow_diffing::report::markdown(&o))
+                    .map_err(|e| CliError::Refused {
+                        status: 0,
+                        message: format!("unexpected report: {e}"),
+                    }),
+            }
+        }
     }
 }
 
@@ -162,6 +201,10 @@ impl Client {
 
     async fn get(&self, path: &str) -> Result<Value, CliError> {
         self.finish(self.http.get(self.url(path))).await
+    }
+
+    async fn get_url(&self, url: reqwest::Url) -> Result<Value, CliError> {
+        self.finish(self.http.get(url)).await
     }
 
     async fn send(

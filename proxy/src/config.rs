@@ -41,6 +41,10 @@ pub struct GatewayConfig {
     /// Worker threads of the proxy service.
     pub threads: usize,
     pub shadow: ShadowConfig,
+    /// Where compared pairs are counted and sampled; counters only when unset.
+    pub diff_store: DiffStoreConfig,
+    /// Extra regular expressions masked in stored samples (credentials are always masked).
+    pub redact_patterns: Vec<String>,
     /// Log as JSON lines instead of text.
     pub json_logs: bool,
 }
@@ -54,6 +58,40 @@ pub struct ShadowConfig {
     pub timeout_ms: u64,
     pub max_body_bytes: usize,
     pub compare_queue_size: usize,
+}
+
+/// The diff store (Postgres).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffStoreConfig {
+    pub database_url: Option<SecretString>,
+    pub queue_size: usize,
+    pub flush_interval_ms: u64,
+    pub samples_per_shape: u32,
+    pub retention_hours: u64,
+}
+
+impl Default for DiffStoreConfig {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            queue_size: 10_000,
+            flush_interval_ms: 1000,
+            samples_per_shape: 20,
+            retention_hours: 14 * 24,
+        }
+    }
+}
+
+impl DiffStoreConfig {
+    pub fn settings(&self) -> studyflow_diffing::store::StoreSettings {
+        studyflow_diffing::store::StoreSettings {
+            queue_size: self.queue_size,
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            samples_per_shape: i64::from(self.samples_per_shape),
+            retention: Duration::from_secs(self.retention_hours * 3600),
+        }
+    }
 }
 
 impl Default for ShadowConfig {
@@ -95,6 +133,8 @@ impl Default for GatewayConfig {
             read_timeout_secs: 60,
             threads: 2,
             shadow: ShadowConfig::default(),
+            diff_store: DiffStoreConfig::default(),
+            redact_patterns: Vec::new(),
             json_logs: false,
         }
     }
@@ -149,6 +189,8 @@ impl GatewayConfig {
                 return Err(Error::Config(format!("`{key}` must be at least 1")));
             }
         }
+        studyflow_diffing::Redactor::new(&self.redact_patterns)
+            .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
         Ok(())
     }
 }

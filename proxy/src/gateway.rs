@@ -69,7 +69,8 @@ fn is_upgrade(request: &RequestHeader) -> bool {
     request.headers.contains_key(http::header::UPGRADE)
 }
 
-fn sampled(percent: u8) -> bool {
+/// True for `percent` % of calls, at random.
+pub(crate) fn sampled(percent: u8) -> bool {
     percent >= 100 || fastrand::u8(0..100) < percent
 }
 

@@ -9,11 +9,13 @@
 //! operator [`cli`]). The proxy logic lives in [`gateway::Gateway`], which dispatches each
 //! pingora phase to a small module: [`routing`] decides route and side, [`identity`] finds
 //! who is asking for the canary bucket, [`shadow`] copies requests to the other side and
-//! captures both answers, [`upstream`] knows where each side lives. [`control`] owns the
+//! captures both answers, [`comparison`] classifies each pair and feeds the diff store,
+//! [`upstream`] knows where each side lives. [`control`] owns the
 //! route table in force and its changes, which the [`admin`] API exposes.
 
 pub mod admin;
 pub mod cli;
+pub mod comparison;
 pub mod config;
 pub mod control;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod routing;
 pub mod server;
 pub mod shadow;
 pub mod stats;
+pub mod ui;
 pub mod upstream;
 
 pub use error::{Error, Result};

@@ -8,14 +8,16 @@ use pingora::proxy::http_proxy_service;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::GenBackgroundService;
+use secrecy::ExposeSecret;
 use studyflow_flags::Side;
 use tokio::sync::mpsc;
 
 use crate::admin::AdminService;
+use crate::comparison::{Comparer, StoreTarget};
 use crate::config::GatewayConfig;
 use crate::control::Control;
 use crate::gateway::Gateway;
-use crate::shadow::{self, Comparer};
+use crate::shadow;
 use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
 
@@ -80,9 +82,19 @@ pub fn run(prepared: Prepared) -> Result<()> {
     let mut worker = GenBackgroundService::new("shadow traffic".into(), Arc::new(shadow_worker));
     worker.threads = Some(2);
     server.add_service(worker);
+    let store = config
+        .diff_store
+        .database_url
+        .as_ref()
+        .map(|url| StoreTarget {
+            database_url: url.expose_secret().to_owned(),
+            settings: config.diff_store.settings(),
+        });
+    let redactor = studyflow_diffing::Redactor::new(&config.redact_patterns)
+        .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
     server.add_service(GenBackgroundService::new(
         "comparison".into(),
-        Arc::new(Comparer::new(compare_rx)),
+        Arc::new(Comparer::new(compare_rx, store, redactor)),
     ));
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
@@ -90,6 +102,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
             admin_addr,
             control,
             config.admin_token.as_ref(),
+            config.diff_store.database_url.clone(),
         )),
     ));
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");

@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use studyflow_diffing::{CapturedRequest, CapturedResponse, Exchange};
+use studyflow_diffing::{CapturedRequest, CapturedResponse, CompiledRules, Exchange};
 use studyflow_flags::Side;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -164,7 +164,10 @@ fn header_pairs<'a>(
 pub struct ShadowPlan {
     route: String,
     stats: Arc<RouteStats>,
+    rules: Arc<CompiledRules>,
     target: Arc<Upstream>,
+    /// Where a noise probe goes (the serving side), when this request is probed.
+    probe: Option<Arc<Upstream>>,
     served_by: Side,
     timeout: Duration,
     method: String,
@@ -191,9 +194,15 @@ impl ShadowPlan {
                 .iter()
                 .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str())),
         );
+        let rules = Arc::clone(&route.spec.rules);
+        let probe = (rules.may_probe(request.method.as_str())
+            && crate::gateway::sampled(rules.probe_percent))
+        .then(|| Arc::clone(route.upstream(served_by)));
         Self {
             route: route.spec.name.clone(),
             stats: Arc::clone(&route.stats),
+            rules,
+            probe,
             target: Arc::clone(route.upstream(target)),
             served_by,
             timeout: route
@@ -249,7 +258,9 @@ pub struct ShadowJob {
     route: String,
     request_id: String,
     stats: Arc<RouteStats>,
+    rules: Arc<CompiledRules>,
     target: Arc<Upstream>,
+    probe: Option<Arc<Upstream>>,
     served_by: Side,
     timeout: Duration,
     request: CapturedRequest,
@@ -278,7 +289,9 @@ impl Shadower {
             route: plan.route.clone(),
             request_id: request_id.to_owned(),
             stats: Arc::clone(&plan.stats),
+            rules: Arc::clone(&plan.rules),
             target: Arc::clone(&plan.target),
+            probe: plan.probe.take(),
             served_by: plan.served_by,
             timeout: plan.timeout,
             request: CapturedRequest {
@@ -309,6 +322,9 @@ impl Shadower {
 pub struct ComparedPair {
     pub exchange: Exchange,
     pub stats: Arc<RouteStats>,
+    pub rules: Arc<CompiledRules>,
+    /// A second answer of the serving side to the same request (noise probe).
+    pub probe: Option<CapturedResponse>,
 }
 
 /// Creates the request path's [`Shadower`] and the background worker that serves it.
@@ -380,7 +396,14 @@ async fn run_job(
     cap: usize,
     compare: &mpsc::Sender<ComparedPair>,
 ) {
-    let shadow = match send_copy(client, &job, cap).await {
+    let probe = async {
+        match &job.probe {
+            Some(upstream) => send_copy(client, &job, upstream, cap).await.ok(),
+            None => None,
+        }
+    };
+    let (shadow, probe) = tokio::join!(send_copy(client, &job, &job.target, cap), probe);
+    let shadow = match shadow {
         Ok(response) => response,
         Err(why) => {
             job.stats.shadow_dropped(why);
@@ -394,6 +417,8 @@ async fn run_job(
     };
     let pair = ComparedPair {
         stats: Arc::clone(&job.stats),
+        rules: Arc::clone(&job.rules),
+        probe,
         exchange: Exchange {
             route: job.route,
             request_id: job.request_id,
@@ -413,9 +438,10 @@ async fn run_job(
 async fn send_copy(
     client: &reqwest::Client,
     job: &ShadowJob,
+    upstream: &Upstream,
     cap: usize,
 ) -> Result<CapturedResponse, ShadowDrop> {
-    let url = format!("{}{}", job.target.base_url(), job.request.uri);
+    let url = format!("{}{}", upstream.base_url(), job.request.uri);
     let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
         .map_err(|_| ShadowDrop::Error)?;
     let mut request = client
@@ -455,48 +481,6 @@ async fn send_copy(
         truncated: body.truncated(),
         body: body.into_bytes(),
     })
-}
-
-/// Compares captured pairs off the request path and counts the verdicts; runs as a
-/// pingora background service.
-#[derive(Debug)]
-pub struct Comparer {
-    rx: Mutex<Option<mpsc::Receiver<ComparedPair>>>,
-}
-
-impl Comparer {
-    pub fn new(rx: mpsc::Receiver<ComparedPair>) -> Self {
-        Self {
-            rx: Mutex::new(Some(rx)),
-        }
-    }
-}
-
-#[async_trait]
-impl BackgroundService for Comparer {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
-            return;
-        };
-        loop {
-            let pair = tokio::select! {
-                pair = rx.recv() => pair,
-                _ = shutdown.changed() => None,
-            };
-            let Some(pair) = pair else { break };
-            let equal = pair.exchange.answers_agree();
-            pair.stats.pair(equal);
-            if !equal {
-                tracing::info!(
-                    route = %pair.exchange.route,
-                    request_id = %pair.exchange.request_id,
-                    served_status = pair.exchange.served.status,
-                    shadow_status = pair.exchange.shadow.status,
-                    "shadow answer differs"
-                );
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ pub struct RouteStats {
     served_failed: AtomicU64,
     compare_dropped: AtomicU64,
     pairs_equal: AtomicU64,
-    pairs_different: AtomicU64,
+    pairs_noise: AtomicU64,
+    pairs_regression: AtomicU64,
+    /// Comparison time, microseconds, summed over `compared` pairs.
+    compare_micros: AtomicU64,
 }
 
 /// A point-in-time copy of [`RouteStats`], as the admin API shows it.
@@ -55,7 +58,14 @@ pub struct StatsSnapshot {
     pub served_failed: u64,
     pub compare_dropped: u64,
     pub pairs_equal: u64,
+    /// Pairs whose every difference is noise.
+    pub pairs_noise: u64,
+    /// Pairs with at least one difference that is not noise.
+    pub pairs_regression: u64,
+    /// Pairs that differ at all (noise + regression).
     pub pairs_different: u64,
+    /// Mean time to compare a pair, microseconds.
+    pub compare_mean_micros: u64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -89,12 +99,15 @@ impl RouteStats {
         });
     }
 
-    pub fn pair(&self, equal: bool) {
-        bump(if equal {
-            &self.pairs_equal
-        } else {
-            &self.pairs_different
+    pub fn pair(&self, verdict: studyflow_diffing::Verdict, compare_micros: u64) {
+        use studyflow_diffing::Verdict;
+        bump(match verdict {
+            Verdict::Equal => &self.pairs_equal,
+            Verdict::Noise => &self.pairs_noise,
+            Verdict::Regression => &self.pairs_regression,
         });
+        self.compare_micros
+            .fetch_add(compare_micros, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -111,7 +124,15 @@ impl RouteStats {
             served_failed: read(&self.served_failed),
             compare_dropped: read(&self.compare_dropped),
             pairs_equal: read(&self.pairs_equal),
-            pairs_different: read(&self.pairs_different),
+            pairs_noise: read(&self.pairs_noise),
+            pairs_regression: read(&self.pairs_regression),
+            pairs_different: read(&self.pairs_noise) + read(&self.pairs_regression),
+            compare_mean_micros: {
+                let n = read(&self.pairs_equal)
+                    + read(&self.pairs_noise)
+                    + read(&self.pairs_regression);
+                read(&self.compare_micros).checked_div(n).unwrap_or(0)
+            },
         }
     }
 }

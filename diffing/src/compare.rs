@@ -1,0 +1,249 @@
+//! Compares the two answers of an [`Exchange`]: status, chosen headers, and the body as
+//! JSON, as an event stream, or as text.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::capture::{CapturedResponse, Exchange};
+use crate::json::{Difference, Section, diff_json_with};
+use crate::path::pointer_push;
+use crate::rules::CompiledRules;
+use crate::{sse, text};
+
+/// How the bodies were compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyKind {
+    Json,
+    EventStream,
+    Text,
+    Binary,
+    /// One side's body was cut at the capture cap: bodies were not compared.
+    Truncated,
+}
+
+/// The differences of one exchange.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub body: BodyKind,
+    pub differences: Vec<Difference>,
+}
+
+impl Comparison {
+    pub fn is_equal(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// Compares the served answer (left) with the shadow answer (right).
+pub fn compare(exchange: &Exchange, rules: &CompiledRules) -> Comparison {
+    compare_responses(&exchange.served, &exchange.shadow, rules)
+}
+
+/// Compares two captured responses under `rules`.
+pub fn compare_responses(
+    left: &CapturedResponse,
+    right: &CapturedResponse,
+    rules: &CompiledRules,
+) -> Comparison {
+    let mut differences = Vec::new();
+    if left.status != right.status {
+        differences.push(Difference::outside_body(
+            Section::Status,
+            "",
+            Some(Value::from(left.status)),
+            Some(Value::from(right.status)),
+        ));
+    }
+    compare_headers(left, right, rules, &mut differences);
+    let body = if left.truncated || right.truncated {
+        BodyKind::Truncated
+    } else {
+        compare_bodies(left, right, rules, &mut differences)
+    };
+    Comparison { body, differences }
+}
+
+fn compare_headers(
+    left: &CapturedResponse,
+    right: &CapturedResponse,
+    rules: &CompiledRules,
+    out: &mut Vec<Difference>,
+) {
+    let mut names: Vec<String> = left
+        .headers
+        .iter()
+        .chain(&right.headers)
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .filter(|n| rules.compares_header(n))
+        .collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let (l, r) = (left.header(&name), right.header(&name));
+        if l != r {
+            out.push(Difference::outside_body(
+                Section::Header,
+                &name,
+                l.map(Value::from),
+                r.map(Value::from),
+            ));
+        }
+    }
+}
+
+fn is_event_stream(response: &CapturedResponse) -> bool {
+    response
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/event-stream"))
+}
+
+fn compare_bodies(
+    left: &CapturedResponse,
+    right: &CapturedResponse,
+    rules: &CompiledRules,
+    out: &mut Vec<Difference>,
+) -> BodyKind {
+    let (lb, rb) = (left.decoded_body(), right.decoded_body());
+    if is_event_stream(left) && is_event_stream(right) {
+        let (le, re) = (
+            sse::parse(&String::from_utf8_lossy(&lb)),
+            sse::parse(&String::from_utf8_lossy(&rb)),
+        );
+        // Each event compares as `{event, data}` with JSON data parsed, at /<index>.
+        let as_value = |events: &[sse::Event]| {
+            Value::Array(
+                events
+                    .iter()
+                    .map(|e| {
+                        let data = serde_json::from_str(&e.data)
+                            .unwrap_or_else(|_| Value::String(e.data.clone()));
+                        serde_json::json!({"event": e.name, "data": data})
+                    })
+                    .collect(),
+            )
+        };
+        out.extend(diff_json_with(&as_value(&le), &as_value(&re), rules));
+        return BodyKind::EventStream;
+    }
+    match (
+        serde_json::from_slice::<Value>(&lb),
+        serde_json::from_slice::<Value>(&rb),
+    ) {
+        (Ok(l), Ok(r)) => {
+            out.extend(diff_json_with(&l, &r, rules));
+            BodyKind::Json
+        }
+        _ => match (std::str::from_utf8(&lb), std::str::from_utf8(&rb)) {
+            (Ok(l), Ok(r)) => {
+                if let Some(hunks) = text::unified(l, r) {
+                    let diff = Difference::outside_body(
+                        Section::Body,
+                        "",
+                        Some(Value::from(l)),
+                        Some(Value::from(r)),
+                    )
+                    .with_hunks(hunks)
+                    .declared(rules.declared_noise(&[]));
+                    out.push(diff);
+                }
+                BodyKind::Text
+            }
+            _ => {
+                if lb != rb {
+                    out.push(Difference::outside_body(
+                        Section::Body,
+                        &pointer_push("", "bytes"),
+                        Some(Value::from(lb.len())),
+                        Some(Value::from(rb.len())),
+                    ));
+                }
+                BodyKind::Binary
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::rules::DiffRules;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &'static str) -> CapturedResponse {
+        CapturedResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: Bytes::from_static(body.as_bytes()),
+            truncated: false,
+        }
+    }
+
+    fn default_rules() -> CompiledRules {
+        DiffRules::default().compile().expect("rules")
+    }
+
+    #[test]
+    fn status_headers_and_json_body_are_compared() {
+        let left = response(
+            200,
+            &[("Content-Type", "application/json"), ("Date", "x")],
+            r#"{"a":1}"#,
+        );
+        let right = response(
+            500,
+            &[("content-type", "text/plain"), ("date", "y")],
+            r#"{"a":2}"#,
+        );
+        let c = compare_responses(&left, &right, &default_rules());
+        let shapes: Vec<String> = c.differences.iter().map(Difference::shape).collect();
+        assert_eq!(shapes, vec!["status", "header:content-type", "/a"]);
+        assert_eq!(c.body, BodyKind::Json);
+    }
+
+    #[test]
+    fn event_streams_compare_event_by_event() {
+        let left = response(
+            200,
+            &[("content-type", "text/event-stream")],
+            "data: {\"t\":\"a\",\"id\":1}\n\ndata: [DONE]\n\n",
+        );
+        let right = response(
+            200,
+            &[("content-type", "text/event-stream")],
+            "data: {\"id\":1,\"t\":\"b\"}\n\ndata: [DONE]\n\n",
+        );
+        let c = compare_responses(&left, &right, &default_rules());
+        assert_eq!(c.body, BodyKind::EventStream);
+        let shapes: Vec<String> = c.differences.iter().map(Difference::shape).collect();
+        assert_eq!(shapes, vec!["/*/data/t"]);
+    }
+
+    #[test]
+    fn text_bodies_get_unified_hunks() {
+        let left = response(200, &[("content-type", "text/plain")], "one\ntwo\n");
+        let right = response(200, &[("content-type", "text/plain")], "one\nthree\n");
+        let c = compare_responses(&left, &right, &default_rules());
+        assert_eq!(c.body, BodyKind::Text);
+        assert!(
+            c.differences[0]
+                .hunks
+                .as_deref()
+                .is_some_and(|h| h.contains("+three"))
+        );
+    }
+
+    #[test]
+    fn truncated_bodies_are_not_compared() {
+        let mut left = response(200, &[], "{\"a\":");
+        left.truncated = true;
+        let right = response(200, &[], "{\"a\":1}");
+        let c = compare_responses(&left, &right, &default_rules());
+        assert_eq!(c.body, BodyKind::Truncated);
+        assert!(c.is_equal());
+    }
+}

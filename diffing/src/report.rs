@@ -1,0 +1,310 @@
+//! Diff reports from the store: per route, how many pairs were compared and how many
+//! disagreed (regressions, noise apart), which path shapes differ, how each is classified
+//! and what rule would silence a noisy one, with sample ids. Rendered as JSON (admin API)
+//! and Markdown (CLI); the admin pages render the same [`Overview`].
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+
+use crate::noise::suggested_rule;
+use crate::store::StoreError;
+
+/// The report of every route (or one) since a moment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overview {
+    pub since: DateTime<Utc>,
+    pub generated_at: DateTime<Utc>,
+    pub routes: Vec<RouteSummary>,
+}
+
+/// One route's numbers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteSummary {
+    pub route: String,
+    pub compared: i64,
+    pub equal: i64,
+    pub noise: i64,
+    pub regression: i64,
+    /// Regressions per compared pair (noise excluded), 0–1.
+    pub mismatch_rate: f64,
+    pub paths: Vec<PathSummary>,
+}
+
+/// One differing path shape of a route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PathSummary {
+    pub shape: String,
+    /// Pairs in which the shape differed between the two sides.
+    pub differing: i64,
+    /// Of those, classified as noise.
+    pub noise: i64,
+    /// Times the shape differed between two answers of the same side.
+    pub same_side: i64,
+    /// `regression`, `noise (declared)`, `noise (differs within one side)`, or `mixed`.
+    pub classification: String,
+    /// A routes-file rule that would declare the shape noise, when the data suggests it.
+    pub suggested_rule: Option<String>,
+    /// Ids of the most recent samples showing the shape.
+    pub samples: Vec<i64>,
+}
+
+/// A stored sample.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredSample {
+    pub id: i64,
+    pub route: String,
+    pub shape: String,
+    pub shapes: Vec<String>,
+    pub request_id: String,
+    pub verdict: String,
+    pub created_at: DateTime<Utc>,
+    pub exchange: Value,
+    pub differences: Value,
+}
+
+fn classify(
+    route: &str,
+    shape: &str,
+    differing: i64,
+    noise: i64,
+    same_side: i64,
+) -> (String, Option<String>) {
+    match (noise, same_side) {
+        (0, 0) => ("regression".into(), None),
+        (0, _) => ("regression".into(), Some(suggested_rule(route, shape))),
+        (n, 0) if n == differing => ("noise (declared)".into(), None),
+        (n, _) if n == differing => (
+            "noise (differs within one side)".into(),
+            Some(suggested_rule(route, shape)),
+        ),
+        _ => (
+            "mixed".into(),
+            (same_side > 0).then(|| suggested_rule(route, shape)),
+        ),
+    }
+}
+
+/// Builds the report from the store: routes with any compared pair since `since`, their
+/// top `top_paths` differing shapes (regressions first) and up to 5 sample ids each.
+pub async fn overview(
+    pool: &PgPool,
+    since: DateTime<Utc>,
+    route: Option<&str>,
+    top_paths: i64,
+) -> Result<Overview, StoreError> {
+    let rows = sqlx::query(
+        "select route, sum(compared)::bigint as compared, sum(equal)::bigint as equal, sum(noise)::bigint as noise,
+                sum(regression)::bigint as regression
+           from diffs.pair_counts where bucket >= date_trunc('minute', $1::timestamptz) and ($2::text is null or route = $2)
+          group by route order by route",
+    )
+    .bind(since)
+    .bind(route)
+    .fetch_all(pool)
+    .await?;
+    let mut routes = Vec::new();
+    for row in rows {
+        let name: String = row.get("route");
+        let compared: i64 = row.get("compared");
+        let regression: i64 = row.get("regression");
+        let path_rows = sqlx::query(
+            "select shape, sum(differing)::bigint as differing, sum(noise)::bigint as noise, sum(probe)::bigint as probe
+               from diffs.shape_counts where route = $1 and bucket >= date_trunc('minute', $2::timestamptz)
+              group by shape
+              order by (sum(differing) - sum(noise)) desc, sum(differing) desc, shape
+              limit $3",
+        )
+        .bind(&name)
+        .bind(since)
+        .bind(top_paths)
+        .fetch_all(pool)
+        .await?;
+        let mut paths = Vec::new();
+        for p in path_rows {
+            let shape: String = p.get("shape");
+            let (differing, noise, same_side): (i64, i64, i64) =
+                (p.get("differing"), p.get("noise"), p.get("probe"));
+            let samples: Vec<i64> = sqlx::query_scalar(
+                "select id from diffs.samples where route = $1 and $2 = any(shapes) and created_at >= $3 order by id desc limit 5",
+            )
+            .bind(&name)
+            .bind(&shape)
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            let (classification, suggested_rule) =
+                classify(&name, &shape, differing, noise, same_side);
+            paths.push(PathSummary {
+                shape,
+                differing,
+                noise,
+                same_side,
+                classification,
+                suggested_rule,
+                samples,
+            });
+        }
+        routes.push(RouteSummary {
+            mismatch_rate: if compared > 0 {
+                regression as f64 / compared as f64
+            } else {
+                0.0
+            },
+            route: name,
+            compared,
+            equal: row.get("equal"),
+            noise: row.get("noise"),
+            regression,
+            paths,
+        });
+    }
+    Ok(Overview {
+        since,
+        generated_at: Utc::now(),
+        routes,
+    })
+}
+
+/// One sample by id.
+pub async fn sample(pool: &PgPool, id: i64) -> Result<Option<StoredSample>, StoreError> {
+    let row = sqlx::query(
+        "select id, route, shape, shapes, request_id, verdict, created_at, exchange, differences from diffs.samples where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| StoredSample {
+        id: r.get("id"),
+        route: r.get("route"),
+        shape: r.get("shape"),
+        shapes: r.get("shapes"),
+        request_id: r.get("request_id"),
+        verdict: r.get("verdict"),
+        created_at: r.get("created_at"),
+        exchange: r.get("exchange"),
+        differences: r.get("differences"),
+    }))
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.2} %", rate * 100.0)
+}
+
+/// The report as Markdown, to paste into a review.
+pub fn markdown(overview: &Overview) -> String {
+    let mut out = format!(
+        "# Diff report\n\nPairs compared since {} (generated {}).\n\n",
+        overview
+            .since
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        overview
+            .generated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    if overview.routes.is_empty() {
+        out.push_str("No pairs were compared in this window.\n");
+        return out;
+    }
+    out.push_str("| route | compared | equal | noise only | regressions | mismatch rate |\n|---|---:|---:|---:|---:|---:|\n");
+    for r in &overview.routes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.route,
+            r.compared,
+            r.equal,
+            r.noise,
+            r.regression,
+            percent(r.mismatch_rate)
+        );
+    }
+    for r in &overview.routes {
+        let _ = write!(out, "\n## {}\n\n", r.route);
+        if r.paths.is_empty() {
+            out.push_str("No differing paths.\n");
+            continue;
+        }
+        out.push_str("| path | differing | of which noise | same side differs | classification | samples |\n|---|---:|---:|---:|---|---|\n");
+        for p in &r.paths {
+            let samples = p
+                .samples
+                .iter()
+                .map(|id| format!("#{id}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} |",
+                p.shape, p.differing, p.noise, p.same_side, p.classification, samples
+            );
+        }
+        let rules: Vec<&String> = r
+            .paths
+            .iter()
+            .filter_map(|p| p.suggested_rule.as_ref())
+            .collect();
+        if !rules.is_empty() {
+            out.push_str("\nSuggested rules (noise seen within one side):\n\n");
+            for rule in rules {
+                let _ = writeln!(out, "- `{rule}`");
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_classified_from_their_counts() {
+        assert_eq!(classify("r", "/a", 5, 0, 0).0, "regression");
+        assert_eq!(
+            classify("r", "/a", 5, 5, 0),
+            ("noise (declared)".into(), None)
+        );
+        let (class, rule) = classify("r", "/id", 5, 5, 3);
+        assert_eq!(class, "noise (differs within one side)");
+        assert!(rule.is_some_and(|r| r.contains("\"/id\"")));
+        assert_eq!(classify("r", "/a", 5, 2, 0).0, "mixed");
+    }
+
+    #[test]
+    fn markdown_lists_routes_and_paths() {
+        let overview = Overview {
+            since: Utc::now(),
+            generated_at: Utc::now(),
+            routes: vec![RouteSummary {
+                route: "tutor".into(),
+                compared: 10,
+                equal: 2,
+                noise: 6,
+                regression: 2,
+                mismatch_rate: 0.2,
+                paths: vec![PathSummary {
+                    shape: "/metadata/requestId".into(),
+                    differing: 8,
+                    noise: 8,
+                    same_side: 0,
+                    classification: "noise (declared)".into(),
+                    suggested_rule: None,
+                    samples: vec![3, 1],
+                }],
+            }],
+        };
+        let text = markdown(&overview);
+        assert!(
+            text.contains("| tutor | 10 | 2 | 6 | 2 | 20.00 % |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `/metadata/requestId` | 8 | 8 | 0 | noise (declared) | #3 #1 |"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! The diff store: counts per route and path shape over minute buckets, and a bounded
+//! number of recent redacted samples, in Postgres (schema `diffs`).
+//!
+//! [`DiffStore::record`] never waits: records go to a bounded queue and a writer task
+//! aggregates them and writes them in batches. When the queue is full or Postgres is slow
+//! or down, records are dropped and counted ([`DiffStore::dropped`]); the gateway keeps
+//! serving.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use crate::noise::{ShapeHit, Verdict};
+
+/// Why the store could not be opened or read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("diff store database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("diff store migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Bounds and retention of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreSettings {
+    /// Records waiting to be written; beyond it records are dropped.
+    pub queue_size: usize,
+    /// How often the writer flushes.
+    pub flush_interval: Duration,
+    /// Samples kept per route and shape.
+    pub samples_per_shape: i64,
+    /// Counts and samples older than this are deleted.
+    pub retention: Duration,
+}
+
+/// What the comparison stage hands to the store for one pair.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub route: String,
+    pub at: DateTime<Utc>,
+    pub verdict: Verdict,
+    pub shapes: Vec<ShapeHit>,
+    /// Shapes that differed between two answers of the same side (noise probe).
+    pub probe_shapes: Vec<String>,
+    /// Redacted sample, for pairs with differences.
+    pub sample: Option<Sample>,
+}
+
+/// A stored example of a differing pair.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub request_id: String,
+    /// `{request, served, shadow}`, redacted.
+    pub exchange: Value,
+    /// The differences, redacted.
+    pub differences: Value,
+}
+
+/// Handle of the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DiffStore {
+    pool: PgPool,
+    tx: mpsc::Sender<Record>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl DiffStore {
+    /// Connects (lazily: a database that is down at start only delays writes), applies
+    /// the migrations when it can, and starts the writer on the current runtime.
+    pub async fn open(database_url: &str, settings: StoreSettings) -> Result<Self, StoreError> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy(database_url)?;
+        if let Err(error) = migrate(&pool).await {
+            tracing::warn!(%error, "diff store migrations not applied yet; will retry on the next flush");
+        }
+        let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
+        let store = Self {
+            pool,
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+        };
+        tokio::spawn(writer(store.clone(), rx, settings));
+        Ok(store)
+    }
+
+    /// Queues a record without waiting; drops (and counts) it when the queue is full.
+    pub fn record(&self, record: Record) {
+        if self.tx.try_send(record).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped so far (queue full or database unavailable).
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Applies the store's migrations; migrations of other components in the same database
+/// (the application's, when they share one) are left alone.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct PairDelta {
+    compared: i64,
+    equal: i64,
+    noise: i64,
+    regression: i64,
+}
+
+#[derive(Default)]
+struct ShapeDelta {
+    differing: i64,
+    noise: i64,
+    probe: i64,
+}
+
+async fn writer(store: DiffStore, mut rx: mpsc::Receiver<Record>, settings: StoreSettings) {
+    let mut migrated = false;
+    let mut last_cleanup = std::time::Instant::now();
+    loop {
+        let Some(first) = rx.recv().await else { return };
+        let mut batch = vec![first];
+        let deadline = tokio::time::sleep(settings.flush_interval);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                record = rx.recv() => match record {
+                    Some(record) => batch.push(record),
+                    None => break,
+                },
+                _ = &mut deadline => break,
+            }
+            if batch.len() >= 5000 {
+                break;
+            }
+        }
+        if !migrated {
+            migrated = migrate(&store.pool).await.is_ok();
+        }
+        let size = batch.len() as u64;
+        if let Err(error) = flush(&store.pool, batch, settings.samples_per_shape).await {
+            store.dropped.fetch_add(size, Ordering::Relaxed);
+            tracing::warn!(%error, records = size, "diff store unavailable; records dropped");
+        }
+        if last_cleanup.elapsed() > Duration::from_secs(600) {
+            last_cleanup = std::time::Instant::now();
+            if let Err(error) = cleanup(&store.pool, settings.retention).await {
+                tracing::warn!(%error, "diff store retention cleanup failed");
+            }
+        }
+    }
+}
+
+async fn flush(
+    pool: &PgPool,
+    batch: Vec<Record>,
+    samples_per_shape: i64,
+) -> Result<(), sqlx::Error> {
+    let mut pairs: HashMap<(String, DateTime<Utc>), PairDelta> = HashMap::new();
+    let mut shapes: HashMap<(String, String, DateTime<Utc>), ShapeDelta> = HashMap::new();
+    let mut samples = Vec::new();
+    for record in batch {
+        let bucket = record
+            .at
+            .duration_trunc(chrono::TimeDelta::minutes(1))
+            .unwrap_or(record.at);
+        let pair = pairs.entry((record.route.clone(), bucket)).or_default();
+        pair.compared += 1;
+        match record.verdict {
+            Verdict::Equal => pair.equal += 1,
+            Verdict::Noise => pair.noise += 1,
+            Verdict::Regression => pair.regression += 1,
+        }
+        for hit in &record.shapes {
+            let delta = shapes
+                .entry((record.route.clone(), hit.shape.clone(), bucket))
+                .or_default();
+            delta.differing += 1;
+            delta.noise += i64::from(hit.noise);
+        }
+        for shape in &record.probe_shapes {
+            shapes
+                .entry((record.route.clone(), shape.clone(), bucket))
+                .or_default()
+                .probe += 1;
+        }
+        if let Some(sample) = record.sample {
+            let primary = record
+                .shapes
+                .iter()
+                .find(|s| !s.noise)
+                .or(record.shapes.first())
+                .map(|s| s.shape.clone())
+                .unwrap_or_default();
+            let all: Vec<String> = record.shapes.iter().map(|s| s.shape.clone()).collect();
+            samples.push((record.route, primary, all, record.verdict, sample));
+        }
+    }
+    let mut tx = pool.begin().await?;
+    for ((route, bucket), d) in pairs {
+        sqlx::query(
+            "insert into diffs.pair_counts (route, bucket, compared, equal, noise, regression) values ($1, $2, $3, $4, $5, $6)
+             on conflict (route, bucket) do update set compared = pair_counts.compared + excluded.compared,
+               equal = pair_counts.equal + excluded.equal, noise = pair_counts.noise + excluded.noise,
+               regression = pair_counts.regression + excluded.regression",
+        )
+        .bind(route)
+        .bind(bucket)
+        .bind(d.compared)
+        .bind(d.equal)
+        .bind(d.noise)
+        .bind(d.regression)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for ((route, shape, bucket), d) in shapes {
+        sqlx::query(
+            "insert into diffs.shape_counts (route, shape, bucket, differing, noise, probe) values ($1, $2, $3, $4, $5, $6)
+             on conflict (route, shape, bucket) do update set differing = shape_counts.differing + excluded.differing,
+               noise = shape_counts.noise + excluded.noise, probe = shape_counts.probe + excluded.probe",
+        )
+        .bind(route)
+        .bind(shape)
+        .bind(bucket)
+        .bind(d.differing)
+        .bind(d.noise)
+        .bind(d.probe)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut trimmed: Vec<(String, String)> = Vec::new();
+    for (route, shape, all, verdict, sample) in samples {
+        sqlx::query(
+            "insert into diffs.samples (route, shape, shapes, request_id, verdict, exchange, differences) values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&route)
+        .bind(&shape)
+        .bind(&all)
+        .bind(&sample.request_id)
+        .bind(verdict.name())
+        .bind(&sample.exchange)
+        .bind(&sample.differences)
+        .execute(&mut *tx)
+        .await?;
+        if !trimmed.contains(&(route.clone(), shape.clone())) {
+            trimmed.push((route, shape));
+        }
+    }
+    for (route, shape) in trimmed {
+        sqlx::query(
+            "delete from diffs.samples where route = $1 and shape = $2 and id not in
+               (select id from diffs.samples where route = $1 and shape = $2 order by id desc limit $3)",
+        )
+        .bind(route)
+        .bind(shape)
+        .bind(samples_per_shape)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+async fn cleanup(pool: &PgPool, retention: Duration) -> Result<(), sqlx::Error> {
+    let cutoff =
+        Utc::now() - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::days(14));
+    for table in ["pair_counts", "shape_counts"] {
+        sqlx::query(&format!("delete from diffs.{table} where bucket < $1"))
+            .bind(cutoff)
+            .execute(pool)
+            .await?;
+    }
+    sqlx::query("delete from diffs.samples where created_at < $1")
+        .bind(cutoff)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
