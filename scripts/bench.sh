@@ -14,6 +14,10 @@ fi
 say "Building release binaries"
 (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
 
+say "Diff engine (criterion)"
+(cd "$ROOT" && cargo bench --quiet -p studyflow-diffing --bench diff -- --noplot)
+"$ROOT/target/release/studyflow-bench" diff-engine
+
 say "Gateway overhead"
 "$ROOT/target/release/studyflow-bench" gateway "$@"
 say "Results written to docs/benchmarks.md"

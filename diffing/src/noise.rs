@@ -43,13 +43,17 @@ pub struct NoiseTracker {
 }
 
 impl NoiseTracker {
-    /// Records the shapes that differed between two answers of the same side.
+    /// Records the shapes that differed between two answers of the same side, and returns
+    /// them.
     pub fn learn(&self, route: &str, same_side: &Comparison) -> Vec<String> {
-        let shapes: Vec<String> = same_side
+        // Shapes the rules already declare noise need no learning.
+        let mut shapes: Vec<String> = same_side
             .differences
             .iter()
+            .filter(|d| !d.declared_noise)
             .map(Difference::shape)
             .collect();
+        shapes.dedup();
         if !shapes.is_empty()
             && let Ok(mut learned) = self.learned.write()
         {

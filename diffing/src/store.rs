@@ -75,7 +75,13 @@ pub struct DiffStore {
 impl DiffStore {
     /// Connects (lazily: a database that is down at start only delays writes), applies
     /// the migrations when it can, and starts the writer on the current runtime.
-    pub async fn open(database_url: &str, settings: StoreSettings) -> Result<Self, StoreError> {
+    /// `dropped` counts records lost to a full queue or an unavailable database; share it
+    /// to report it elsewhere.
+    pub async fn open(
+        database_url: &str,
+        settings: StoreSettings,
+        dropped: Arc<AtomicU64>,
+    ) -> Result<Self, StoreError> {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(2))
@@ -84,11 +90,7 @@ impl DiffStore {
             tracing::warn!(%error, "diff store migrations not applied yet; will retry on the next flush");
         }
         let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
-        let store = Self {
-            pool,
-            tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-        };
+        let store = Self { pool, tx, dropped };
         tokio::spawn(writer(store.clone(), rx, settings));
         Ok(store)
     }

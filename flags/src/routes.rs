@@ -94,9 +94,11 @@ impl ShadowPolicy {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawFile {
     routes: Vec<RawRoute>,
+    /// Keys starting with `x-` hold YAML anchors shared by routes.
+    #[serde(flatten)]
+    extensions: BTreeMap<String, serde_yaml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +146,12 @@ impl RoutesFile {
     /// methods known, a percentage only (and always) with `canary`, at most 100.
     pub fn parse(text: &str) -> Result<Self> {
         let raw: RawFile = serde_yaml::from_str(text)?;
+        if let Some(key) = raw.extensions.keys().find(|k| !k.starts_with("x-")) {
+            return Err(Error::route(
+                "<file>",
+                format!("unknown key `{key}` (only `routes` and `x-` anchors)"),
+            ));
+        }
         let mut seen = HashSet::new();
         let routes = raw
             .routes
@@ -293,6 +301,17 @@ mod tests {
             .find("POST", "/functions/v1/ai-tutor-professional")
             .expect("tutor route");
         assert_eq!(tutor.phase, Phase::Legacy);
+        assert!(
+            tutor
+                .response_headers
+                .iter()
+                .any(|(n, v)| n == "x-frame-options" && v == "DENY")
+        );
+        assert!(
+            tutor
+                .rules
+                .declared_noise(&["metadata".into(), "requestId".into()])
+        );
         assert!(file.find("GET", "/rest/v1/tasks").is_none());
     }
 

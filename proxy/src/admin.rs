@@ -7,6 +7,7 @@
 //! `admin`) and carries a reason, and is audited.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,6 +43,8 @@ struct AdminState {
     token_digest: Option<[u8; 32]>,
     /// Read access to the diff store, once the service runs.
     diffs: Arc<OnceLock<PgPool>>,
+    /// Records the diff store dropped.
+    store_dropped: Arc<AtomicU64>,
 }
 
 /// Serves the admin API until the gateway shuts down, and watches the routes file.
@@ -58,6 +61,7 @@ impl AdminService {
         control: Arc<Control>,
         token: Option<&SecretString>,
         diff_database: Option<SecretString>,
+        store_dropped: Arc<AtomicU64>,
     ) -> Self {
         Self {
             addr,
@@ -65,6 +69,7 @@ impl AdminService {
                 control,
                 token_digest: token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
                 diffs: Arc::new(OnceLock::new()),
+                store_dropped,
             },
             diff_database,
         }
@@ -163,6 +168,10 @@ async fn list_routes(State(state): State<AdminState>) -> Json<Value> {
         "routes": routes,
         "passthrough": table.passthrough.snapshot(),
         "reload_error": state.control.reload_error(),
+        "diff_store": {
+            "configured": state.diffs.get().is_some(),
+            "dropped": state.store_dropped.load(Ordering::Relaxed),
+        },
     }))
 }
 

@@ -2,6 +2,7 @@
 //! route's rules, classified (equal, noise, regression) with declared and learned noise,
 //! counted, and handed to the diff store with a redacted sample.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -23,6 +24,8 @@ use crate::shadow::ComparedPair;
 pub struct StoreTarget {
     pub database_url: String,
     pub settings: StoreSettings,
+    /// Records the store dropped (shown by the admin API).
+    pub dropped: Arc<AtomicU64>,
 }
 
 /// Compares pairs; runs as a pingora background service.
@@ -56,7 +59,13 @@ impl BackgroundService for Comparer {
             return;
         };
         let store = match &self.store {
-            Some(target) => match DiffStore::open(&target.database_url, target.settings).await {
+            Some(target) => match DiffStore::open(
+                &target.database_url,
+                target.settings,
+                Arc::clone(&target.dropped),
+            )
+            .await
+            {
                 Ok(store) => {
                     seed_noise(&store, &self.noise).await;
                     Some(store)

@@ -58,6 +58,8 @@ pub struct ShadowConfig {
     pub timeout_ms: u64,
     pub max_body_bytes: usize,
     pub compare_queue_size: usize,
+    /// Capture and compare the two answers (diffing). Off: copies are sent, not compared.
+    pub compare: bool,
 }
 
 /// The diff store (Postgres).
@@ -102,6 +104,7 @@ impl Default for ShadowConfig {
             timeout_ms: 10_000,
             max_body_bytes: 1024 * 1024,
             compare_queue_size: 4096,
+            compare: true,
         }
     }
 }
@@ -114,6 +117,7 @@ impl ShadowConfig {
             timeout: Duration::from_millis(self.timeout_ms),
             max_body_bytes: self.max_body_bytes,
             compare_queue_size: self.compare_queue_size,
+            compare: self.compare,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use pingora::proxy::http_proxy_service;
@@ -82,6 +83,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
     let mut worker = GenBackgroundService::new("shadow traffic".into(), Arc::new(shadow_worker));
     worker.threads = Some(2);
     server.add_service(worker);
+    let store_dropped = Arc::new(AtomicU64::new(0));
     let store = config
         .diff_store
         .database_url
@@ -89,6 +91,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
         .map(|url| StoreTarget {
             database_url: url.expose_secret().to_owned(),
             settings: config.diff_store.settings(),
+            dropped: Arc::clone(&store_dropped),
         });
     let redactor = studyflow_diffing::Redactor::new(&config.redact_patterns)
         .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
@@ -103,6 +106,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
             control,
             config.admin_token.as_ref(),
             config.diff_store.database_url.clone(),
+            store_dropped,
         )),
     ));
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");

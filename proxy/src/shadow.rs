@@ -59,6 +59,8 @@ pub struct ShadowLimits {
     pub max_body_bytes: usize,
     /// Pairs waiting for comparison; beyond it pairs are dropped.
     pub compare_queue_size: usize,
+    /// Whether answers are captured and compared at all.
+    pub compare: bool,
 }
 
 /// Up to `cap` bytes of a body, kept as the chunks that went by.
@@ -232,7 +234,7 @@ impl ShadowPlan {
 
     /// Starts capturing the served answer (only once the copy is on its way).
     pub fn served_head(&mut self, response: &ResponseHeader, cap: usize) {
-        if self.dispatched {
+        if self.served_tx.is_some() {
             self.served = Some(ServedCapture::new(response, cap));
         }
     }
@@ -264,7 +266,8 @@ pub struct ShadowJob {
     served_by: Side,
     timeout: Duration,
     request: CapturedRequest,
-    served_rx: oneshot::Receiver<CapturedResponse>,
+    /// The served answer, when answers are compared.
+    served_rx: Option<oneshot::Receiver<CapturedResponse>>,
 }
 
 /// The request path's handle on the shadow queue.
@@ -283,7 +286,13 @@ impl Shadower {
             plan.stats.shadow_dropped(ShadowDrop::BodyTooLarge);
             return false;
         }
-        let (served_tx, served_rx) = oneshot::channel();
+        let (served_tx, served_rx) = match self.limits.compare {
+            true => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
         let body = std::mem::replace(&mut plan.body, BodyBuffer::new(0)).into_bytes();
         let job = ShadowJob {
             route: plan.route.clone(),
@@ -306,7 +315,7 @@ impl Shadower {
         match self.tx.try_send(job) {
             Ok(()) => {
                 plan.stats.shadow_sent();
-                plan.served_tx = Some(served_tx);
+                plan.served_tx = served_tx;
                 true
             }
             Err(_) => {
@@ -411,7 +420,11 @@ async fn run_job(
             return;
         }
     };
-    let Ok(Ok(served)) = tokio::time::timeout(SERVED_WAIT, job.served_rx).await else {
+    // Diffing off: the copy was the whole job.
+    let Some(served_rx) = job.served_rx else {
+        return;
+    };
+    let Ok(Ok(served)) = tokio::time::timeout(SERVED_WAIT, served_rx).await else {
         job.stats.shadow_dropped(ShadowDrop::ServedFailed);
         return;
     };

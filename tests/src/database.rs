@@ -9,8 +9,8 @@ pub fn server_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-/// Creates database `name` when absent, applies the migrations, and returns its URL.
-pub async fn prepare(name: &str) -> anyhow::Result<String> {
+/// Creates database `name` when absent (empty) and returns its URL.
+pub async fn create(name: &str) -> anyhow::Result<String> {
     let server = server_url();
     let mut admin = PgConnection::connect(&format!("{server}/postgres"))
         .await
@@ -25,7 +25,12 @@ pub async fn prepare(name: &str) -> anyhow::Result<String> {
             .await
             .with_context(|| format!("creating database {name}"))?;
     }
-    let url = format!("{server}/{name}");
+    Ok(format!("{server}/{name}"))
+}
+
+/// Creates database `name` when absent, applies the migrations, and returns its URL.
+pub async fn prepare(name: &str) -> anyhow::Result<String> {
+    let url = create(name).await?;
     let pool = PgPool::connect(&url).await?;
     studyflow_backend::db::migrate(&pool)
         .await

@@ -225,6 +225,8 @@ impl Process {
 pub struct Stack {
     pub options: StackOptions,
     pub database_url: String,
+    /// The gateway's diff store (its own database, `<database>_diffs`).
+    pub diffs_url: String,
     pub gateway_url: String,
     pub admin_url: String,
     pub backend_url: String,
@@ -240,6 +242,7 @@ impl Stack {
         std::fs::create_dir_all(&options.log_dir)
             .with_context(|| format!("creating {}", options.log_dir.display()))?;
         let database_url = database::prepare(&options.database).await?;
+        let diffs_url = database::create(&format!("{}_diffs", options.database)).await?;
         let demo = uuid::Uuid::parse_str(DEMO_USER_ID)?;
         database::ensure_user(&database_url, demo, DEMO_USER_EMAIL).await?;
         let ports = options.ports;
@@ -252,6 +255,7 @@ impl Stack {
             providers_url: url(ports.providers),
             jwt_secret: DEV_JWT_SECRET.into(),
             database_url,
+            diffs_url,
             options,
             processes: Vec::new(),
         };
@@ -343,6 +347,10 @@ impl Stack {
             .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
             .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url)
             .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+            .env(
+                "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",
+                &self.diffs_url,
+            )
             .env(
                 "STUDYFLOW_GATEWAY__STATE_FILE",
                 self.options.log_dir.join("gateway-state.json"),

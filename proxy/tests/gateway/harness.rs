@@ -54,6 +54,7 @@ impl TestUpstream {
             .route("/realtime/v1/websocket", get(websocket))
             .route("/sse", get(sse))
             .route("/status/{code}", any(status))
+            .route("/report", any(report))
             .fallback(echo)
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -127,6 +128,29 @@ async fn status(
         .into_response()
 }
 
+/// A JSON answer with a random id (noise within one side), a timestamp (declared noise),
+/// a side-specific `value` (a regression) and a token that must never be stored.
+async fn report(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    axum::Json(json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "at": chrono::Utc::now().to_rfc3339(),
+        "value": if state.side == "legacy" { 1 } else { 2 },
+        "token": SAMPLE_JWT,
+        "items": [{"name": "a"}, {"name": "b"}],
+    }))
+    .into_response()
+}
+
+/// A JWT-shaped secret the report endpoint returns; it must never reach a stored sample.
+pub const SAMPLE_JWT: &str =
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA";
+
 /// Three events, one second apart.
 async fn sse(
     State(state): State<UpstreamState>,
@@ -164,6 +188,36 @@ async fn websocket(State(state): State<UpstreamState>, upgrade: WebSocketUpgrade
             }
         }
     })
+}
+
+/// Creates an empty database on the local Postgres and returns its URL.
+pub async fn fresh_database() -> String {
+    use sqlx::Connection;
+    let server = std::env::var("STUDYFLOW_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!(
+        "studyflow_test_gw_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("postgres");
+    sqlx::query(&format!("create database \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    format!("{server}/{name}")
+}
+
+/// Drops a database made by [`fresh_database`].
+pub async fn drop_database(url: &str) {
+    use sqlx::Connection;
+    let (server, name) = url.rsplit_once('/').expect("url");
+    if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await {
+        let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
+            .execute(&mut admin)
+            .await;
+    }
 }
 
 /// A free port on 127.0.0.1 (nothing listens there after this returns).

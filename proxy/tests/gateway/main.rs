@@ -2,6 +2,7 @@
 //! which side they are and record what they receive.
 
 mod canary;
+mod diffs;
 mod harness;
 mod passthrough;
 mod phases;

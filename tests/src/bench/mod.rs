@@ -6,6 +6,7 @@
 //! absolute numbers depend on the machine (load generator, proxy and upstream share its
 //! cores).
 
+pub mod criterion;
 pub mod gateway;
 pub mod load;
 pub mod process;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use studyflow_e2e::bench::gateway::{self, Settings, Target};
-use studyflow_e2e::bench::{load, report, upstream};
+use studyflow_e2e::bench::{criterion, load, report, upstream};
 use studyflow_e2e::stack;
 
 #[derive(Debug, Parser)]
@@ -21,6 +21,8 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// The diff engine's criterion results (run `cargo bench -p studyflow-diffing` first).
+    DiffEngine,
     /// Gateway overhead: direct vs the gateway with its route in legacy and in shadow.
     Gateway {
         /// Seconds per case.
@@ -41,6 +43,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Upstream { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             upstream::serve(listener).await?;
+        }
+        Command::DiffEngine => {
+            let root = stack::repo_root();
+            let estimates = criterion::read(&root.join("target/criterion"), "compare ")?;
+            anyhow::ensure!(
+                !estimates.is_empty(),
+                "no criterion results: run `cargo bench -p studyflow-diffing` first"
+            );
+            let table = criterion::table("Diff engine", "serde_json", &estimates);
+            println!("{table}");
+            report::write_section(&gateway::doc_path(&root), "diff-engine", &table)?;
         }
         Command::Gateway {
             seconds,

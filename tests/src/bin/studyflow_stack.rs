@@ -56,6 +56,8 @@ StudyFlow stack is up.
   legacy Edge Functions (Deno)       {legacy}/functions/v1/<name>
   fake AI providers                  {providers}
   database                           {database}
+  diff store                         {diffs}
+  diff reports (HTML)                {admin}/ui/diffs
   logs                               {logs}
 
 Test user {email} ({id}), access token valid 24 h:
@@ -83,6 +85,7 @@ Press Ctrl-C to stop everything this command started.
         legacy = stack.legacy_url,
         providers = stack.providers_url,
         database = stack.database_url,
+        diffs = stack.diffs_url,
         logs = stack.options.log_dir.display(),
         email = stack::DEMO_USER_EMAIL,
         id = stack::DEMO_USER_ID,
