@@ -30,17 +30,42 @@ pub struct Settings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Direct,
-    /// Through the gateway with the route in this phase (`legacy`, `shadow`, …).
-    Gateway(&'static str, Option<u8>),
+    /// Through the gateway with the route in `phase` (`legacy`, `shadow`, …, with the
+    /// canary percentage), and with answer capture and comparison on or off.
+    Gateway {
+        phase: &'static str,
+        percent: Option<u8>,
+        diffing: bool,
+    },
 }
 
 impl Target {
+    pub fn gateway(phase: &'static str, percent: Option<u8>, diffing: bool) -> Self {
+        Self::Gateway {
+            phase,
+            percent,
+            diffing,
+        }
+    }
+
     fn label(self) -> String {
         match self {
             Target::Direct => "upstream directly".into(),
-            Target::Gateway(phase, Some(percent)) => format!("gateway, {phase} {percent}%"),
-            Target::Gateway("shadow", None) => "gateway, shadow + comparison".into(),
-            Target::Gateway(phase, None) => format!("gateway, {phase}"),
+            Target::Gateway {
+                phase,
+                percent,
+                diffing,
+            } => {
+                let phase = match percent {
+                    Some(percent) => format!("{phase} {percent}%"),
+                    None => phase.to_owned(),
+                };
+                match (phase.as_str(), diffing) {
+                    ("legacy", _) => "gateway, legacy".into(),
+                    (_, true) => format!("gateway, {phase}, diffing on"),
+                    (_, false) => format!("gateway, {phase}, diffing off"),
+                }
+            }
         }
     }
 }
@@ -59,10 +84,62 @@ pub struct CaseResult {
 struct Running {
     _legacy: Process,
     _new: Process,
-    gateway: Process,
+    gateway: Option<Process>,
+    /// Whether the running gateway captures and compares answers.
+    diffing: bool,
+    ports: Ports,
+    diffs_url: String,
     legacy_url: String,
     gateway_url: String,
     admin_url: String,
+}
+
+impl Running {
+    /// (Re)starts the gateway with diffing on or off; keeps it when already so.
+    async fn gateway(&mut self, settings: &Settings, diffing: bool) -> anyhow::Result<u32> {
+        if self.gateway.is_none() || self.diffing != diffing {
+            if let Some(old) = self.gateway.take() {
+                old.terminate().await;
+            }
+            let ports = self.ports;
+            let dir = &settings.work_dir;
+            let _ = std::fs::remove_file(dir.join("state.json"));
+            let mut command = Command::new(settings.bin_dir.join("studyflow-gateway"));
+            command
+                .env("RUST_LOG", "warn")
+                .env(
+                    "STUDYFLOW_GATEWAY__LISTEN",
+                    format!("127.0.0.1:{}", ports.gateway),
+                )
+                .env(
+                    "STUDYFLOW_GATEWAY__ADMIN_LISTEN",
+                    format!("127.0.0.1:{}", ports.admin),
+                )
+                .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+                .env("STUDYFLOW_GATEWAY__ROUTES_FILE", dir.join("routes.yaml"))
+                .env("STUDYFLOW_GATEWAY__STATE_FILE", dir.join("state.json"))
+                .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
+                .env(
+                    "STUDYFLOW_GATEWAY__NEW_URL",
+                    format!("http://127.0.0.1:{}", ports.backend),
+                )
+                .env("STUDYFLOW_GATEWAY__SHADOW__COMPARE", diffing.to_string());
+            if diffing {
+                command.env(
+                    "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",
+                    &self.diffs_url,
+                );
+            }
+            let health = format!("{}/health", self.admin_url);
+            self.gateway =
+                Some(Process::spawn("gateway", command, &health, dir.join("gateway.log")).await?);
+            self.diffing = diffing;
+        }
+        self.gateway
+            .as_ref()
+            .and_then(Process::pid)
+            .context("gateway pid")
+    }
 }
 
 async fn start(settings: &Settings) -> anyhow::Result<Running> {
@@ -84,49 +161,21 @@ async fn start(settings: &Settings) -> anyhow::Result<Running> {
     let (name, command, health, log) = upstream("upstream-new", ports.backend);
     let new = Process::spawn(name, command, &health, log).await?;
 
-    let routes = dir.join("routes.yaml");
     std::fs::write(
-        &routes,
+        dir.join("routes.yaml"),
         "routes:\n  - {name: bench, path: /bench/*, phase: legacy}\n",
     )?;
-    let _ = std::fs::remove_file(dir.join("state.json"));
-    let mut command = Command::new(settings.bin_dir.join("studyflow-gateway"));
-    command
-        .env("RUST_LOG", "warn")
-        .env(
-            "STUDYFLOW_GATEWAY__LISTEN",
-            format!("127.0.0.1:{}", ports.gateway),
-        )
-        .env(
-            "STUDYFLOW_GATEWAY__ADMIN_LISTEN",
-            format!("127.0.0.1:{}", ports.admin),
-        )
-        .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
-        .env("STUDYFLOW_GATEWAY__ROUTES_FILE", &routes)
-        .env("STUDYFLOW_GATEWAY__STATE_FILE", dir.join("state.json"))
-        .env(
-            "STUDYFLOW_GATEWAY__LEGACY_URL",
-            format!("http://127.0.0.1:{}", ports.legacy),
-        )
-        .env(
-            "STUDYFLOW_GATEWAY__NEW_URL",
-            format!("http://127.0.0.1:{}", ports.backend),
-        );
-    let admin_url = format!("http://127.0.0.1:{}", ports.admin);
-    let gateway = Process::spawn(
-        "gateway",
-        command,
-        &format!("{admin_url}/health"),
-        dir.join("gateway.log"),
-    )
-    .await?;
+    let diffs_url = crate::database::create("studyflow_bench_diffs").await?;
     Ok(Running {
         _legacy: legacy,
         _new: new,
-        gateway,
+        gateway: None,
+        diffing: false,
+        ports,
+        diffs_url,
         legacy_url: format!("http://127.0.0.1:{}", ports.legacy),
         gateway_url: format!("http://127.0.0.1:{}", ports.gateway),
-        admin_url,
+        admin_url: format!("http://127.0.0.1:{}", ports.admin),
     })
 }
 
@@ -166,17 +215,21 @@ pub async fn run(
     path: &str,
     targets: &[Target],
 ) -> anyhow::Result<Vec<CaseResult>> {
-    let running = start(settings)
+    let mut running = start(settings)
         .await
         .context("starting the gateway benchmark processes")?;
-    let pid = running.gateway.pid().context("gateway pid")?;
     let mut results = Vec::new();
     for &target in targets {
-        let url = match target {
-            Target::Direct => format!("{}{path}", running.legacy_url),
-            Target::Gateway(phase, percent) => {
+        let (url, pid) = match target {
+            Target::Direct => (format!("{}{path}", running.legacy_url), None),
+            Target::Gateway {
+                phase,
+                percent,
+                diffing,
+            } => {
+                let pid = running.gateway(settings, diffing).await?;
                 set_phase(&running.admin_url, phase, percent).await?;
-                format!("{}{path}", running.gateway_url)
+                (format!("{}{path}", running.gateway_url), Some(pid))
             }
         };
         for (mode, rate) in [("saturation", None), ("fixed rate", Some(settings.rate))] {
@@ -198,23 +251,38 @@ pub async fn run(
                 },
             )
             .await?;
-            let before = shadow_counters(&running.admin_url).await?;
-            let sampler = Sampler::start(pid);
+            let counters = |on: bool| {
+                let admin = running.admin_url.clone();
+                async move {
+                    if on {
+                        shadow_counters(&admin).await
+                    } else {
+                        Ok((0, 0))
+                    }
+                }
+            };
+            let before = counters(pid.is_some()).await?;
+            let sampler = pid.map(Sampler::start);
             let measured = load::run(&settings.oha, &load).await?;
-            let usage = sampler.finish().await;
-            let after = shadow_counters(&running.admin_url).await?;
+            let usage = match sampler {
+                Some(sampler) => Some(sampler.finish().await),
+                None => None,
+            };
+            let after = counters(pid.is_some()).await?;
             tracing::info!(case = %target.label(), mode, rps = measured.requests_per_sec, p99 = measured.p99_ms, "measured");
             results.push(CaseResult {
                 target,
                 mode,
                 measured,
-                gateway: (target != Target::Direct).then_some(usage),
+                gateway: usage,
                 shadows_sent: after.0 - before.0,
                 shadows_dropped: after.1 - before.1,
             });
         }
     }
-    running.gateway.terminate().await;
+    if let Some(gateway) = running.gateway.take() {
+        gateway.terminate().await;
+    }
     Ok(results)
 }
 

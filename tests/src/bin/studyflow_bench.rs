@@ -23,7 +23,8 @@ enum Command {
     },
     /// The diff engine's criterion results (run `cargo bench -p studyflow-diffing` first).
     DiffEngine,
-    /// Gateway overhead: direct vs the gateway with its route in legacy and in shadow.
+    /// Gateway overhead: direct vs the gateway with its route in legacy, and in shadow
+    /// with diffing off and on.
     Gateway {
         /// Seconds per case.
         #[arg(long, default_value_t = 10)]
@@ -71,8 +72,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let targets = [
                 Target::Direct,
-                Target::Gateway("legacy", None),
-                Target::Gateway("shadow", None),
+                Target::gateway("legacy", None, false),
+                Target::gateway("shadow", None, false),
+                Target::gateway("shadow", None, true),
             ];
             let results = gateway::run(&settings, "/bench/json", &targets).await?;
             let table = gateway::table("Gateway overhead: small JSON GET", &settings, &results);
