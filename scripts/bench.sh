@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark suites, in release builds; writes docs/benchmarks.md.
-# Not part of `make test`. Takes a few minutes.
+# `make bench`: every benchmark suite, in release builds, side by side in one run;
+# rewrites docs/benchmarks.md and docs/benchmarks-latency.png. Not part of `make test`.
+# About 20 minutes, 10 of them the memory soak (`BENCH_SOAK_MINUTES=0 make bench` skips it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 "$ROOT/scripts/setup.sh"
+start_local_postgres
+start_local_redis
+trap stop_local_services EXIT
+apt_install nginx-light fonts-dejavu-core
 OHA_VERSION=1.16.0
 if ! "$STACK_DIR/tools/bin/oha" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
   say "Installing the oha load generator $OHA_VERSION (crates.io)"
@@ -13,11 +18,15 @@ fi
 
 say "Building release binaries"
 (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
+bench="$ROOT/target/release/studyflow-bench"
 
 say "Diff engine (criterion)"
 (cd "$ROOT" && cargo bench --quiet -p studyflow-diffing --bench diff -- --noplot)
-"$ROOT/target/release/studyflow-bench" diff-engine
+"$bench" diff-engine
 
-say "Gateway overhead"
-"$ROOT/target/release/studyflow-bench" gateway "$@"
+say "New backend vs legacy stand-in"
+"$bench" functions
+
+say "Proxy overhead: direct, nginx, gateway in every phase; then the memory soak"
+"$bench" proxy --soak-minutes "${BENCH_SOAK_MINUTES:-10}"
 say "Results written to docs/benchmarks.md"

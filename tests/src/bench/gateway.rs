@@ -1,5 +1,6 @@
-//! Gateway overhead: the same workload sent straight to the upstream and through the
-//! gateway with its route in each phase, at saturation and at a fixed rate.
+//! Proxy overhead: the same workloads sent straight to the upstream, through nginx as a
+//! plain reverse proxy, and through the gateway with its route in each phase, at
+//! saturation and at a fixed rate, all in one run.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,17 +20,66 @@ use crate::stack::{DEV_ADMIN_TOKEN, Ports, Process};
 pub struct Settings {
     pub duration: Duration,
     pub connections: usize,
-    /// Requests per second of the fixed-rate runs.
-    pub rate: u32,
     pub bin_dir: PathBuf,
     pub oha: PathBuf,
     pub work_dir: PathBuf,
+    /// Compare with nginx (needs the `nginx` binary).
+    pub nginx: bool,
+}
+
+/// What the load sends.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub body: Option<PathBuf>,
+    /// Requests per second of the fixed-rate runs.
+    pub rate: u32,
+}
+
+/// The workloads of the suite: a small JSON GET, a 64 KiB JSON POST and a server-sent
+/// event stream (20 events, 5 ms apart).
+pub fn workloads(work_dir: &Path) -> anyhow::Result<Vec<Workload>> {
+    std::fs::create_dir_all(work_dir)?;
+    let body = work_dir.join("body-64k.json");
+    let item =
+        json!({"title": "Read chapter 4", "notes": "x".repeat(200), "tags": ["physics", "exam"]});
+    let items: Vec<Value> = std::iter::repeat_n(item, 1)
+        .cycle()
+        .take(64 * 1024 / 260)
+        .collect();
+    std::fs::write(&body, json!({"tasks": items}).to_string())?;
+    Ok(vec![
+        Workload {
+            name: "small JSON GET",
+            method: "GET",
+            path: "/bench/json",
+            body: None,
+            rate: 2000,
+        },
+        Workload {
+            name: "64 KiB JSON POST",
+            method: "POST",
+            path: "/bench/upload",
+            body: Some(body),
+            rate: 500,
+        },
+        Workload {
+            name: "SSE stream (20 events)",
+            method: "GET",
+            path: "/bench/sse",
+            body: None,
+            rate: 200,
+        },
+    ])
 }
 
 /// Where a case sends its load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Direct,
+    Nginx,
     /// Through the gateway with the route in `phase` (`legacy`, `shadow`, …, with the
     /// canary percentage), and with answer capture and comparison on or off.
     Gateway {
@@ -48,9 +98,10 @@ impl Target {
         }
     }
 
-    fn label(self) -> String {
+    pub fn label(self) -> String {
         match self {
             Target::Direct => "upstream directly".into(),
+            Target::Nginx => "nginx reverse proxy".into(),
             Target::Gateway {
                 phase,
                 percent,
@@ -73,30 +124,105 @@ impl Target {
 /// One measured case.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
+    pub workload: &'static str,
     pub target: Target,
     pub mode: &'static str,
     pub measured: Measured,
-    pub gateway: Option<Usage>,
+    /// CPU and memory of the proxy under test (gateway or nginx).
+    pub proxy: Option<Usage>,
     pub shadows_sent: u64,
     pub shadows_dropped: u64,
 }
 
-struct Running {
+/// The processes of a suite run.
+#[derive(Debug)]
+pub struct Running {
     _legacy: Process,
     _new: Process,
+    nginx: Option<Process>,
     gateway: Option<Process>,
     /// Whether the running gateway captures and compares answers.
     diffing: bool,
     ports: Ports,
+    nginx_port: u16,
     diffs_url: String,
     legacy_url: String,
-    gateway_url: String,
-    admin_url: String,
+    pub gateway_url: String,
+    pub admin_url: String,
 }
 
 impl Running {
+    /// Starts both upstreams (and nginx when asked); the gateway starts on first use.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let ports = Ports::free()?;
+        let dir = &settings.work_dir;
+        std::fs::create_dir_all(dir)?;
+        let upstream = |name: &'static str, port: u16| async move {
+            let mut command = Command::new(settings.bin_dir.join("studyflow-bench"));
+            command.args(["upstream", "--listen", &format!("127.0.0.1:{port}")]);
+            let health = format!("http://127.0.0.1:{port}/bench/json");
+            Process::spawn(name, command, &health, dir.join(format!("{name}.log"))).await
+        };
+        let legacy = upstream("upstream-legacy", ports.legacy).await?;
+        let new = upstream("upstream-new", ports.backend).await?;
+        std::fs::write(
+            dir.join("routes.yaml"),
+            "routes:\n  - {name: bench, path: /bench/*, phase: legacy}\n",
+        )?;
+        let diffs_url = crate::database::create("studyflow_bench_diffs").await?;
+        let nginx_port = crate::stack::Ports::free()?.gateway;
+        let mut running = Self {
+            _legacy: legacy,
+            _new: new,
+            nginx: None,
+            gateway: None,
+            diffing: false,
+            ports,
+            nginx_port,
+            diffs_url,
+            legacy_url: format!("http://127.0.0.1:{}", ports.legacy),
+            gateway_url: format!("http://127.0.0.1:{}", ports.gateway),
+            admin_url: format!("http://127.0.0.1:{}", ports.admin),
+        };
+        if settings.nginx {
+            running.nginx = Some(running.start_nginx(dir).await?);
+        }
+        Ok(running)
+    }
+
+    async fn start_nginx(&self, dir: &Path) -> anyhow::Result<Process> {
+        let nginx_dir = dir.join("nginx");
+        for sub in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            std::fs::create_dir_all(nginx_dir.join(sub))?;
+        }
+        // A plain reverse proxy tuned like the gateway: two workers, kept-alive upstream
+        // connections, no buffering (streams pass through), no access log.
+        let conf = format!(
+            "user root;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 8192; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               upstream legacy {{ server 127.0.0.1:{up}; keepalive 128; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n    client_max_body_size 16m;\n\
+                 location / {{ proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+                   proxy_buffering off; proxy_request_buffering off; }}\n  }}\n}}\n",
+            d = nginx_dir.display(),
+            up = self.ports.legacy,
+            port = self.nginx_port,
+        );
+        let conf_path = nginx_dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let mut command = Command::new("nginx");
+        command
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"]);
+        let health = format!("http://127.0.0.1:{}/bench/json", self.nginx_port);
+        Process::spawn("nginx", command, &health, dir.join("nginx.log")).await
+    }
+
     /// (Re)starts the gateway with diffing on or off; keeps it when already so.
-    async fn gateway(&mut self, settings: &Settings, diffing: bool) -> anyhow::Result<u32> {
+    pub async fn gateway(&mut self, settings: &Settings, diffing: bool) -> anyhow::Result<u32> {
         if self.gateway.is_none() || self.diffing != diffing {
             if let Some(old) = self.gateway.take() {
                 old.terminate().await;
@@ -140,43 +266,47 @@ impl Running {
             .and_then(Process::pid)
             .context("gateway pid")
     }
-}
 
-async fn start(settings: &Settings) -> anyhow::Result<Running> {
-    let ports = Ports::free()?;
-    let dir = &settings.work_dir;
-    std::fs::create_dir_all(dir)?;
-    let upstream = |name: &'static str, port: u16| {
-        let mut command = Command::new(settings.bin_dir.join("studyflow-bench"));
-        command.args(["upstream", "--listen", &format!("127.0.0.1:{port}")]);
-        (
-            name,
-            command,
-            format!("http://127.0.0.1:{port}/bench/json"),
-            dir.join(format!("{name}.log")),
-        )
-    };
-    let (name, command, health, log) = upstream("upstream-legacy", ports.legacy);
-    let legacy = Process::spawn(name, command, &health, log).await?;
-    let (name, command, health, log) = upstream("upstream-new", ports.backend);
-    let new = Process::spawn(name, command, &health, log).await?;
+    /// The URL of `path` on `target` and the pid of the proxy under test.
+    pub async fn prepare(
+        &mut self,
+        settings: &Settings,
+        target: Target,
+        path: &str,
+    ) -> anyhow::Result<(String, Option<u32>)> {
+        Ok(match target {
+            Target::Direct => (format!("{}{path}", self.legacy_url), None),
+            Target::Nginx => {
+                let pid = self
+                    .nginx
+                    .as_ref()
+                    .and_then(Process::pid)
+                    .context("nginx is not running")?;
+                (
+                    format!("http://127.0.0.1:{}{path}", self.nginx_port),
+                    Some(pid),
+                )
+            }
+            Target::Gateway {
+                phase,
+                percent,
+                diffing,
+            } => {
+                let pid = self.gateway(settings, diffing).await?;
+                set_phase(&self.admin_url, phase, percent).await?;
+                (format!("{}{path}", self.gateway_url), Some(pid))
+            }
+        })
+    }
 
-    std::fs::write(
-        dir.join("routes.yaml"),
-        "routes:\n  - {name: bench, path: /bench/*, phase: legacy}\n",
-    )?;
-    let diffs_url = crate::database::create("studyflow_bench_diffs").await?;
-    Ok(Running {
-        _legacy: legacy,
-        _new: new,
-        gateway: None,
-        diffing: false,
-        ports,
-        diffs_url,
-        legacy_url: format!("http://127.0.0.1:{}", ports.legacy),
-        gateway_url: format!("http://127.0.0.1:{}", ports.gateway),
-        admin_url: format!("http://127.0.0.1:{}", ports.admin),
-    })
+    pub async fn stop(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.terminate().await;
+        }
+        if let Some(nginx) = self.nginx.take() {
+            nginx.terminate().await;
+        }
+    }
 }
 
 async fn set_phase(admin_url: &str, phase: &str, percent: Option<u8>) -> anyhow::Result<()> {
@@ -194,7 +324,8 @@ async fn set_phase(admin_url: &str, phase: &str, percent: Option<u8>) -> anyhow:
     Ok(())
 }
 
-async fn shadow_counters(admin_url: &str) -> anyhow::Result<(u64, u64)> {
+/// Shadows sent and dropped so far on the bench route.
+pub async fn shadow_counters(admin_url: &str) -> anyhow::Result<(u64, u64)> {
     let route: Value = reqwest::get(format!("{admin_url}/routes/bench"))
         .await?
         .json()
@@ -209,127 +340,201 @@ async fn shadow_counters(admin_url: &str) -> anyhow::Result<(u64, u64)> {
     Ok((n("shadows_sent"), dropped))
 }
 
-/// Runs every case and returns the results, direct first.
+/// A token whose `sub` the gateway reads for canary buckets (unsigned: routing only).
+const BENCH_BEARER: &str =
+    "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaC11c2VyIiwicm9sZSI6ImF1dGhlbnRpY2F0ZWQifQ.c2ln";
+
+/// Measures one case: a 1 s warm-up, then the load, sampling the proxy.
+pub async fn measure(
+    settings: &Settings,
+    running: &Running,
+    workload: &Workload,
+    (target, url, pid): (Target, &str, Option<u32>),
+    (mode, rate): (&'static str, Option<u32>),
+) -> anyhow::Result<CaseResult> {
+    let load = Load {
+        url: url.to_owned(),
+        method: workload.method,
+        body: workload.body.clone(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("authorization".into(), BENCH_BEARER.into()),
+        ],
+        duration: settings.duration,
+        connections: settings.connections,
+        rate,
+    };
+    load::run(
+        &settings.oha,
+        &Load {
+            duration: Duration::from_secs(1),
+            ..load.clone()
+        },
+    )
+    .await?;
+    let gateway = matches!(target, Target::Gateway { .. });
+    let before = if gateway {
+        shadow_counters(&running.admin_url).await?
+    } else {
+        (0, 0)
+    };
+    let sampler = pid.map(Sampler::start);
+    let measured = load::run(&settings.oha, &load).await?;
+    let proxy = match sampler {
+        Some(sampler) => Some(sampler.finish().await),
+        None => None,
+    };
+    let after = if gateway {
+        shadow_counters(&running.admin_url).await?
+    } else {
+        (0, 0)
+    };
+    tracing::info!(workload = workload.name, case = %target.label(), mode, rps = measured.requests_per_sec, p99 = measured.p99_ms, "measured");
+    Ok(CaseResult {
+        workload: workload.name,
+        target,
+        mode,
+        measured,
+        proxy,
+        shadows_sent: after.0 - before.0,
+        shadows_dropped: after.1 - before.1,
+    })
+}
+
+/// Runs every workload against every target, at saturation and at the workload's rate.
 pub async fn run(
     settings: &Settings,
-    path: &str,
+    workloads: &[Workload],
     targets: &[Target],
 ) -> anyhow::Result<Vec<CaseResult>> {
-    let mut running = start(settings)
+    let mut running = Running::start(settings)
         .await
-        .context("starting the gateway benchmark processes")?;
+        .context("starting the benchmark processes")?;
     let mut results = Vec::new();
     for &target in targets {
-        let (url, pid) = match target {
-            Target::Direct => (format!("{}{path}", running.legacy_url), None),
-            Target::Gateway {
-                phase,
-                percent,
-                diffing,
-            } => {
-                let pid = running.gateway(settings, diffing).await?;
-                set_phase(&running.admin_url, phase, percent).await?;
-                (format!("{}{path}", running.gateway_url), Some(pid))
+        for workload in workloads {
+            let (url, pid) = running.prepare(settings, target, workload.path).await?;
+            for (mode, rate) in [("saturation", None), ("fixed rate", Some(workload.rate))] {
+                results.push(
+                    measure(
+                        settings,
+                        &running,
+                        workload,
+                        (target, &url, pid),
+                        (mode, rate),
+                    )
+                    .await?,
+                );
             }
-        };
-        for (mode, rate) in [("saturation", None), ("fixed rate", Some(settings.rate))] {
-            let load = Load {
-                url: url.clone(),
-                method: "GET",
-                body: None,
-                headers: vec![],
-                duration: settings.duration,
-                connections: settings.connections,
-                rate,
-            };
-            // Warm up connections and caches, then measure.
-            load::run(
-                &settings.oha,
-                &Load {
-                    duration: Duration::from_secs(1),
-                    ..load.clone()
-                },
-            )
-            .await?;
-            let counters = |on: bool| {
-                let admin = running.admin_url.clone();
-                async move {
-                    if on {
-                        shadow_counters(&admin).await
-                    } else {
-                        Ok((0, 0))
-                    }
-                }
-            };
-            let before = counters(pid.is_some()).await?;
-            let sampler = pid.map(Sampler::start);
-            let measured = load::run(&settings.oha, &load).await?;
-            let usage = match sampler {
-                Some(sampler) => Some(sampler.finish().await),
-                None => None,
-            };
-            let after = counters(pid.is_some()).await?;
-            tracing::info!(case = %target.label(), mode, rps = measured.requests_per_sec, p99 = measured.p99_ms, "measured");
-            results.push(CaseResult {
-                target,
-                mode,
-                measured,
-                gateway: usage,
-                shadows_sent: after.0 - before.0,
-                shadows_dropped: after.1 - before.1,
-            });
         }
     }
-    if let Some(gateway) = running.gateway.take() {
-        gateway.terminate().await;
-    }
+    running.stop().await;
     Ok(results)
 }
 
-/// The Markdown table of a gateway suite run.
-pub fn table(title: &str, settings: &Settings, results: &[CaseResult]) -> String {
+fn find<'a>(
+    results: &'a [CaseResult],
+    workload: &str,
+    target: Target,
+    mode: &str,
+) -> Option<&'a CaseResult> {
+    results
+        .iter()
+        .find(|r| r.workload == workload && r.target == target && r.mode == mode)
+}
+
+/// The Markdown tables of a suite run: one per workload, then the headline ratios.
+pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]) -> String {
     let mut out = format!(
-        "## {title}\n\n{} s per case after a 1 s warm-up, {} connections; fixed-rate runs at {} requests/s. \
-         CPU is the gateway's CPU seconds per second of load (1.0 = one core).\n\n\
-         | case | load | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | gateway CPU | gateway peak RSS MiB | shadows sent | shadows dropped | non-2xx |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "## Proxy overhead\n\n{} s per case after a 1 s warm-up, {} connections. Fixed-rate runs use the rate in \
+         each table's title. CPU is the proxy's CPU seconds per second of load (1.0 = one core; nginx: all its \
+         processes). The load generator, the upstreams, the proxy and Postgres share this machine's cores, so \
+         compare rows, not absolute numbers. Canary runs carry one user's token: all requests land on one side \
+         (sticky), so they measure the routing cost, not a split.\n",
         settings.duration.as_secs(),
         settings.connections,
-        settings.rate,
     );
-    for result in results {
-        let direct = results
-            .iter()
-            .find(|r| r.target == Target::Direct && r.mode == result.mode)
-            .map_or(f64::NAN, |r| r.measured.p99_ms);
-        let m = &result.measured;
-        let (cpu, rss) = match result.gateway {
-            Some(u) => (
-                format!("{:.2}", u.cpu_seconds / settings.duration.as_secs_f64()),
-                format!("{:.1}", u.peak_rss_kib as f64 / 1024.0),
-            ),
-            None => ("–".into(), "–".into()),
+    for workload in workloads {
+        let _ = write!(
+            out,
+            "\n### {} (fixed rate {} req/s)\n\n\
+             | case | load | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | proxy CPU | proxy peak RSS MiB | shadows sent | shadows dropped | non-2xx |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            workload.name, workload.rate
+        );
+        for result in results.iter().filter(|r| r.workload == workload.name) {
+            let direct = find(results, workload.name, Target::Direct, result.mode)
+                .map_or(f64::NAN, |r| r.measured.p99_ms);
+            let m = &result.measured;
+            let (cpu, rss) = match result.proxy {
+                Some(u) => (
+                    format!("{:.2}", u.cpu_seconds / settings.duration.as_secs_f64()),
+                    format!("{:.1}", u.peak_rss_kib as f64 / 1024.0),
+                ),
+                None => ("–".into(), "–".into()),
+            };
+            let added = if result.target == Target::Direct {
+                "–".into()
+            } else {
+                ms(m.p99_ms - direct)
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                result.target.label(),
+                result.mode,
+                m.requests_per_sec,
+                ms(m.p50_ms),
+                ms(m.p99_ms),
+                ms(m.p999_ms),
+                added,
+                cpu,
+                rss,
+                result.shadows_sent,
+                result.shadows_dropped,
+                m.non_2xx,
+            );
+        }
+    }
+    out.push_str(&headline(results, workloads));
+    out
+}
+
+/// Ratios of the gateway against direct and nginx, per workload.
+fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
+    let legacy = Target::gateway("legacy", None, false);
+    let shadow = Target::gateway("shadow", None, true);
+    let mut out = String::from(
+        "\n### Headline\n\n| workload | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) |\n|---|---:|---:|---:|---:|\n",
+    );
+    for workload in workloads {
+        let get = |target, mode| find(results, workload.name, target, mode).map(|r| r.measured);
+        let ratio = |a: Option<Measured>, b: Option<Measured>| match (a, b) {
+            (Some(a), Some(b)) => format!("{:.2}", a.requests_per_sec / b.requests_per_sec),
+            _ => "–".into(),
         };
-        let added = if result.target == Target::Direct {
-            "–".into()
-        } else {
-            ms(m.p99_ms - direct)
+        let added = match (
+            get(legacy, "fixed rate"),
+            get(Target::Nginx, "fixed rate"),
+            get(Target::Direct, "fixed rate"),
+        ) {
+            (Some(g), Some(n), Some(d)) => {
+                format!("{} vs {}", ms(g.p99_ms - d.p99_ms), ms(n.p99_ms - d.p99_ms))
+            }
+            _ => "–".into(),
+        };
+        let shadow_ratio = match (get(shadow, "fixed rate"), get(legacy, "fixed rate")) {
+            (Some(s), Some(l)) => format!("{:.2}", s.p99_ms / l.p99_ms),
+            _ => "–".into(),
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            result.target.label(),
-            result.mode,
-            m.requests_per_sec,
-            ms(m.p50_ms),
-            ms(m.p99_ms),
-            ms(m.p999_ms),
+            "| {} | {} | {} | {} | {} |",
+            workload.name,
+            ratio(get(legacy, "saturation"), get(Target::Nginx, "saturation")),
+            ratio(get(legacy, "saturation"), get(Target::Direct, "saturation")),
             added,
-            cpu,
-            rss,
-            result.shadows_sent,
-            result.shadows_dropped,
-            m.non_2xx,
+            shadow_ratio,
         );
     }
     out

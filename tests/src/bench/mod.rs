@@ -7,8 +7,11 @@
 //! cores).
 
 pub mod criterion;
+pub mod functions;
 pub mod gateway;
 pub mod load;
+pub mod plot;
 pub mod process;
 pub mod report;
+pub mod soak;
 pub mod upstream;

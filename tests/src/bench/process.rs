@@ -41,10 +41,32 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Samples `pid` until the returned guard is finished.
+/// `pid` and its descendants (nginx's workers, say).
+pub fn with_children(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut index = 0;
+    while index < all.len() {
+        let parent = all[index];
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        all.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+        index += 1;
+    }
+    all
+}
+
+fn total<F: Fn(u32) -> Option<u64>>(pids: &[u32], read: F) -> u64 {
+    pids.iter().filter_map(|&p| read(p)).sum()
+}
+
+/// Samples a group of processes (CPU summed, RSS summed) until finished.
 #[derive(Debug)]
 pub struct Sampler {
-    pid: u32,
+    pids: Vec<u32>,
     start_ticks: u64,
     peak: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -52,23 +74,23 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Samples `pid` and its children.
     pub fn start(pid: u32) -> Self {
-        let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+        let pids = with_children(pid);
+        let peak = Arc::new(AtomicU64::new(total(&pids, rss_kib)));
         let stop = Arc::new(AtomicBool::new(false));
         let task = {
-            let (peak, stop) = (Arc::clone(&peak), Arc::clone(&stop));
+            let (peak, stop, pids) = (Arc::clone(&peak), Arc::clone(&stop), pids.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    if let Some(rss) = rss_kib(pid) {
-                        peak.fetch_max(rss, Ordering::Relaxed);
-                    }
+                    peak.fetch_max(total(&pids, rss_kib), Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             })
         };
         Self {
-            pid,
-            start_ticks: cpu_ticks(pid).unwrap_or(0),
+            start_ticks: total(&pids, cpu_ticks),
+            pids,
             peak,
             stop,
             task,
@@ -78,10 +100,9 @@ impl Sampler {
     pub async fn finish(self) -> Usage {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        let ticks = cpu_ticks(self.pid).unwrap_or(self.start_ticks) - self.start_ticks;
-        if let Some(rss) = rss_kib(self.pid) {
-            self.peak.fetch_max(rss, Ordering::Relaxed);
-        }
+        let ticks = total(&self.pids, cpu_ticks).saturating_sub(self.start_ticks);
+        self.peak
+            .fetch_max(total(&self.pids, rss_kib), Ordering::Relaxed);
         Usage {
             cpu_seconds: ticks as f64 / clock_ticks(),
             peak_rss_kib: self.peak.load(Ordering::Relaxed),

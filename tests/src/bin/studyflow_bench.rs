@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use studyflow_e2e::bench::gateway::{self, Settings, Target};
-use studyflow_e2e::bench::{criterion, load, report, upstream};
+use studyflow_e2e::bench::{criterion, functions, load, plot, report, soak, upstream};
 use studyflow_e2e::stack;
 
 #[derive(Debug, Parser)]
@@ -23,30 +23,43 @@ enum Command {
     },
     /// The diff engine's criterion results (run `cargo bench -p studyflow-diffing` first).
     DiffEngine,
-    /// Gateway overhead: direct vs the gateway with its route in legacy, and in shadow
-    /// with diffing off and on.
-    Gateway {
+    /// Proxy overhead: direct, nginx, and the gateway in every phase, per workload; writes
+    /// the tables and `docs/benchmarks-latency.png`.
+    Proxy {
         /// Seconds per case.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 6)]
         seconds: u64,
         #[arg(long, default_value_t = 64)]
         connections: usize,
-        /// Requests per second of the fixed-rate runs.
-        #[arg(long, default_value_t = 2000)]
-        rate: u32,
+        /// Leave nginx out (when it is not installed).
+        #[arg(long)]
+        no_nginx: bool,
+        /// Then run the memory soak for this many minutes (0: none).
+        #[arg(long, default_value_t = 10)]
+        soak_minutes: u64,
+    },
+    /// The new backend beside the legacy stand-in on StudyFlow functions.
+    Functions {
+        #[arg(long, default_value_t = 6)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter("info").init();
+    tracing_subscriber::fmt()
+        .with_env_filter("info,sqlx::postgres::notice=warn")
+        .init();
+    let root = stack::repo_root();
+    let doc = gateway::doc_path(&root);
     match Cli::parse().command {
         Command::Upstream { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             upstream::serve(listener).await?;
         }
         Command::DiffEngine => {
-            let root = stack::repo_root();
             let estimates = criterion::read(&root.join("target/criterion"), "compare ")?;
             anyhow::ensure!(
                 !estimates.is_empty(),
@@ -54,32 +67,79 @@ async fn main() -> anyhow::Result<()> {
             );
             let table = criterion::table("Diff engine", "serde_json", &estimates);
             println!("{table}");
-            report::write_section(&gateway::doc_path(&root), "diff-engine", &table)?;
+            report::write_section(&doc, "diff-engine", &table)?;
         }
-        Command::Gateway {
+        Command::Proxy {
             seconds,
             connections,
-            rate,
+            no_nginx,
+            soak_minutes,
         } => {
-            let root = stack::repo_root();
             let settings = Settings {
                 duration: Duration::from_secs(seconds),
                 connections,
-                rate,
                 bin_dir: stack::bin_dir()?,
                 oha: load::oha(&root)?,
-                work_dir: root.join(".stack/bench/gateway"),
+                work_dir: root.join(".stack/bench/proxy"),
+                nginx: !no_nginx,
             };
-            let targets = [
-                Target::Direct,
+            let workloads = gateway::workloads(&settings.work_dir)?;
+            let mut targets = vec![Target::Direct];
+            if settings.nginx {
+                targets.push(Target::Nginx);
+            }
+            targets.extend([
                 Target::gateway("legacy", None, false),
                 Target::gateway("shadow", None, false),
                 Target::gateway("shadow", None, true),
-            ];
-            let results = gateway::run(&settings, "/bench/json", &targets).await?;
-            let table = gateway::table("Gateway overhead: small JSON GET", &settings, &results);
+                Target::gateway("canary", Some(50), true),
+                Target::gateway("primary", None, true),
+            ]);
+            let results = gateway::run(&settings, &workloads, &targets).await?;
+            let table = gateway::table(&settings, &results, &workloads);
             println!("{table}");
-            report::write_section(&gateway::doc_path(&root), "gateway-overhead", &table)?;
+            report::write_section(&doc, "proxy-overhead", &table)?;
+            let png = root.join("docs/benchmarks-latency.png");
+            plot::latency(&png, workloads[0].name, &results)?;
+            report::write_section(
+                &doc,
+                "proxy-plot",
+                &format!(
+                    "![{} latency at a fixed rate](benchmarks-latency.png)",
+                    workloads[0].name
+                ),
+            )?;
+            if soak_minutes > 0 {
+                let saturation = results
+                    .iter()
+                    .find(|r| {
+                        r.workload == workloads[0].name
+                            && r.target == Target::gateway("shadow", None, true)
+                            && r.mode == "saturation"
+                    })
+                    .map_or(1000.0, |r| r.measured.requests_per_sec);
+                let rate = (saturation / 2.0) as u32;
+                let soak = soak::run(&settings, &workloads[0], rate, soak_minutes).await?;
+                let table = soak::table(&soak);
+                println!("{table}");
+                report::write_section(&doc, "memory-soak", &table)?;
+            }
+        }
+        Command::Functions {
+            seconds,
+            connections,
+        } => {
+            let duration = Duration::from_secs(seconds);
+            let results = functions::run(
+                &load::oha(&root)?,
+                &root.join(".stack/bench/functions"),
+                duration,
+                connections,
+            )
+            .await?;
+            let table = functions::table(&results, duration, connections);
+            println!("{table}");
+            report::write_section(&doc, "backend-vs-legacy", &table)?;
         }
     }
     Ok(())

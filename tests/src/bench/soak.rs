@@ -1,0 +1,100 @@
+//! Memory over a long run: the gateway in shadow with diffing, at half its saturation
+//! throughput, its resident memory sampled every few seconds.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use crate::bench::gateway::{Running, Settings, Target, Workload};
+use crate::bench::load::{self, Load};
+use crate::bench::process::{rss_kib, with_children};
+
+/// What the soak run saw.
+#[derive(Debug, Clone)]
+pub struct Soak {
+    pub minutes: u64,
+    pub rate: u32,
+    /// (seconds since start, RSS MiB).
+    pub samples: Vec<(f64, f64)>,
+    pub requests_per_sec: f64,
+    pub p99_ms: f64,
+    pub shadows_dropped: u64,
+}
+
+impl Soak {
+    /// Peak RSS in the first and the last minute, and the drift between them in percent.
+    pub fn drift(&self) -> (f64, f64, f64) {
+        let end = self.samples.last().map_or(0.0, |s| s.0);
+        let peak = |from: f64, to: f64| {
+            self.samples
+                .iter()
+                .filter(|(t, _)| *t >= from && *t <= to)
+                .map(|(_, m)| *m)
+                .fold(0.0, f64::max)
+        };
+        let first = peak(0.0, 60.0);
+        let last = peak(end - 60.0, end);
+        (first, last, (last - first) / first * 100.0)
+    }
+}
+
+/// Runs the soak for `minutes` at `rate` requests per second.
+pub async fn run(
+    settings: &Settings,
+    workload: &Workload,
+    rate: u32,
+    minutes: u64,
+) -> anyhow::Result<Soak> {
+    let mut running = Running::start(settings).await?;
+    let target = Target::gateway("shadow", None, true);
+    let (url, pid) = running.prepare(settings, target, workload.path).await?;
+    let pid = pid.unwrap_or_default();
+    let load = Load {
+        url,
+        method: workload.method,
+        body: workload.body.clone(),
+        headers: vec![],
+        duration: Duration::from_secs(minutes * 60),
+        connections: settings.connections,
+        rate: Some(rate),
+    };
+    let before = crate::bench::gateway::shadow_counters(&running.admin_url).await?;
+    let sampler = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        while started.elapsed() < Duration::from_secs(minutes * 60) {
+            let rss: u64 = with_children(pid).iter().filter_map(|&p| rss_kib(p)).sum();
+            samples.push((started.elapsed().as_secs_f64(), rss as f64 / 1024.0));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        samples
+    });
+    let measured = load::run(&settings.oha, &load).await?;
+    let samples = sampler.await?;
+    let after = crate::bench::gateway::shadow_counters(&running.admin_url).await?;
+    running.stop().await;
+    Ok(Soak {
+        minutes,
+        rate,
+        samples,
+        requests_per_sec: measured.requests_per_sec,
+        p99_ms: measured.p99_ms,
+        shadows_dropped: after.1 - before.1,
+    })
+}
+
+pub fn table(soak: &Soak) -> String {
+    let (first, last, drift) = soak.drift();
+    let mut out = format!(
+        "## Memory over a long run\n\nThe gateway in shadow with diffing on, small JSON GET at {} req/s (half its \
+         saturation throughput in the same run) for {} minutes; resident memory sampled every 5 s.\n\n\
+         | req/s | p99 ms | shadows dropped | peak RSS, first minute (MiB) | peak RSS, last minute (MiB) | drift |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+        soak.rate, soak.minutes
+    );
+    let _ = writeln!(
+        out,
+        "| {:.0} | {:.2} | {} | {first:.1} | {last:.1} | {drift:+.1} % |",
+        soak.requests_per_sec, soak.p99_ms, soak.shadows_dropped
+    );
+    out
+}
