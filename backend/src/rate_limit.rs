@@ -119,3 +119,34 @@ impl AiRateLimiter {
         Decision::Allowed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BackendConfig;
+    use crate::metrics::Metrics;
+
+    #[tokio::test]
+    async fn without_redis_the_in_process_window_limits() {
+        let config = BackendConfig {
+            // Nothing listens on port 1.
+            redis_url: "redis://127.0.0.1:1".into(),
+            ..BackendConfig::default()
+        };
+        let metrics = Arc::new(Metrics::new().expect("metrics"));
+        let limiter = AiRateLimiter::new(RedisClient::new(&config, metrics).expect("client"));
+        for _ in 0..LIMIT {
+            assert_eq!(limiter.check("u1", false).await, Decision::Allowed);
+        }
+        assert_eq!(
+            limiter.check("u1", false).await,
+            Decision::Limited("memory")
+        );
+        assert_eq!(limiter.check("u1", true).await, Decision::Limited("memory"));
+        // Other users have their own window; a dry run does not count.
+        for _ in 0..LIMIT + 5 {
+            assert_eq!(limiter.check("u2", true).await, Decision::Allowed);
+        }
+        assert_eq!(limiter.check("u2", false).await, Decision::Allowed);
+    }
+}
