@@ -221,6 +221,7 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
 
     db.close().await;
     stack.stop().await;
+    forget_redis_keys(&format!("{database}:")).await;
     studyflow_e2e::database::drop(&database)
         .await
         .expect("drop database");
@@ -269,5 +270,23 @@ async fn encryption_round_trips(client: &reqwest::Client, stack: &Stack) {
                 assert_eq!(opened, expected, "{from_name} → {to_name}");
             }
         }
+    }
+}
+
+/// Deletes the stack's rate-limit windows (they would expire within a minute anyway).
+async fn forget_redis_keys(prefix: &str) {
+    let Ok(client) = redis::Client::open(studyflow_e2e::stack::redis_url()) else {
+        return;
+    };
+    let Ok(mut redis) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await;
     }
 }
