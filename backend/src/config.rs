@@ -1,9 +1,12 @@
 //! Typed backend configuration.
 //!
-//! Layers: defaults, then an optional YAML file (`STUDYFLOW_BACKEND_CONFIG`), then plain
-//! environment variables named as in the README (`DATABASE_URL`, `REDIS_URL`, …), so the
-//! backend runs from the environment alone. Secrets are wrapped so they never print.
+//! Layers: defaults, then an optional YAML file (`STUDYFLOW_BACKEND_CONFIG`, keys in lower
+//! case), then plain environment variables named as in the README (`DATABASE_URL`,
+//! `REDIS_URL`, `OPENAI_API_KEY`, …), so the backend runs from the environment alone.
+//! [`BackendConfig::load`] validates everything once; a bad value stops start-up with a
+//! message naming the variable. Secrets are [`SecretString`]s: they never print.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use figment::Figment;
@@ -16,6 +19,18 @@ use crate::{Error, Result};
 /// The origins the *allow-list* CORS variant accepts when `ALLOWED_ORIGINS` is unset.
 pub const DEFAULT_ALLOWED_ORIGINS: &str = "http://localhost:5173,http://localhost:5174,http://localhost:3000,https://study-flow-ai.vercel.app,https://study-flow-ai-git-main.vercel.app,https://study-flow-ai-production.vercel.app";
 
+/// The functions the backend serves, by their legacy names.
+pub const FUNCTIONS: [&str; 8] = [
+    "ai-tutor-professional",
+    "ai-proxy",
+    "ai-proxy-secure",
+    "ai-study-analytics",
+    "ai-study-recommendations",
+    "auth-validation",
+    "encryption",
+    "security-monitor",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct BackendConfig {
@@ -23,15 +38,63 @@ pub struct BackendConfig {
     pub listen_addr: String,
     pub database_url: SecretString,
     pub redis_url: SecretString,
+    /// Prepended to every Redis key, so several deployments (or tests) share a server.
+    pub redis_key_prefix: String,
     /// Comma-separated origins for the allow-list CORS variant.
     pub allowed_origins: String,
-    /// HS256 secret of the Supabase project.
+
+    /// HS256 secret of the Supabase project (legacy projects sign access tokens with it).
     pub supabase_jwt_secret: Option<SecretString>,
+    /// `https://<ref>.supabase.co/auth/v1/.well-known/jwks.json` for ES256/RS256 tokens.
+    pub supabase_jwks_url: Option<String>,
+    /// Clock skew tolerated on `exp`, seconds.
+    pub jwt_leeway_secs: u64,
+    /// How long fetched signing keys are used before they are refreshed.
+    pub jwks_cache_secs: u64,
+    /// Least time between two JWKS fetches caused by unknown key ids.
+    pub jwks_min_refetch_secs: u64,
+
+    /// Password and salt of the encryption function's PBKDF2 key.
+    pub encryption_key: Option<SecretString>,
+    pub encryption_salt: Option<SecretString>,
+
+    pub deepseek_api_key: Option<SecretString>,
+    pub deepseek_base_url: Option<String>,
+    pub openai_api_key: Option<SecretString>,
+    pub openai_base_url: Option<String>,
+    pub anthropic_api_key: Option<SecretString>,
+    /// The legacy name of `ANTHROPIC_API_KEY`; used when that one is unset.
+    pub claude_api_key: Option<SecretString>,
+    pub anthropic_base_url: Option<String>,
+    pub gemini_api_key: Option<SecretString>,
+    pub gemini_base_url: Option<String>,
+    /// Whole-request timeout of one provider call, seconds.
+    pub provider_timeout_secs: u64,
+
+    /// Provider calls of shadowed requests (`x-studyflow-shadow: 1`): `live` or `skip`.
+    pub shadow_provider_calls: ShadowProviderMode,
+    /// Per-function exceptions, `ai-proxy=live,ai-tutor-professional=skip`.
+    pub shadow_provider_overrides: String,
+
     pub db_max_connections: u32,
+    pub db_min_connections: u32,
     pub db_acquire_timeout_secs: u64,
+    pub db_idle_timeout_secs: u64,
+    /// Statement timeout set on every pooled connection, milliseconds (0: none).
+    pub db_statement_timeout_ms: u64,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
     pub json_logs: bool,
+}
+
+/// What a shadowed request does where the function would call an AI provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShadowProviderMode {
+    /// Call the provider as a served request would (costs money, compares content).
+    Live,
+    /// Answer with a placeholder in the provider's format (diff rules compare shape).
+    Skip,
 }
 
 impl Default for BackendConfig {
@@ -40,24 +103,69 @@ impl Default for BackendConfig {
             listen_addr: "127.0.0.1:8002".into(),
             database_url: "postgres://postgres@127.0.0.1:5432/studyflow".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_key_prefix: "studyflow:".into(),
             allowed_origins: DEFAULT_ALLOWED_ORIGINS.into(),
             supabase_jwt_secret: None,
+            supabase_jwks_url: None,
+            jwt_leeway_secs: 5,
+            jwks_cache_secs: 600,
+            jwks_min_refetch_secs: 10,
+            encryption_key: None,
+            encryption_salt: None,
+            deepseek_api_key: None,
+            deepseek_base_url: None,
+            openai_api_key: None,
+            openai_base_url: None,
+            anthropic_api_key: None,
+            claude_api_key: None,
+            anthropic_base_url: None,
+            gemini_api_key: None,
+            gemini_base_url: None,
+            provider_timeout_secs: 120,
+            shadow_provider_calls: ShadowProviderMode::Skip,
+            shadow_provider_overrides: String::new(),
             db_max_connections: 10,
+            db_min_connections: 0,
             db_acquire_timeout_secs: 3,
+            db_idle_timeout_secs: 600,
+            db_statement_timeout_ms: 30_000,
             max_body_bytes: 1024 * 1024,
             json_logs: false,
         }
     }
 }
 
-const ENV_KEYS: [&str; 9] = [
+/// Every key, read from the environment under its upper-case name.
+const ENV_KEYS: &[&str] = &[
     "listen_addr",
     "database_url",
     "redis_url",
+    "redis_key_prefix",
     "allowed_origins",
     "supabase_jwt_secret",
+    "supabase_jwks_url",
+    "jwt_leeway_secs",
+    "jwks_cache_secs",
+    "jwks_min_refetch_secs",
+    "encryption_key",
+    "encryption_salt",
+    "deepseek_api_key",
+    "deepseek_base_url",
+    "openai_api_key",
+    "openai_base_url",
+    "anthropic_api_key",
+    "claude_api_key",
+    "anthropic_base_url",
+    "gemini_api_key",
+    "gemini_base_url",
+    "provider_timeout_secs",
+    "shadow_provider_calls",
+    "shadow_provider_overrides",
     "db_max_connections",
+    "db_min_connections",
     "db_acquire_timeout_secs",
+    "db_idle_timeout_secs",
+    "db_statement_timeout_ms",
     "max_body_bytes",
     "json_logs",
 ];
@@ -67,33 +175,219 @@ impl BackendConfig {
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let mut figment = Figment::new();
         if let Some(file) = file {
+            if !file.exists() {
+                return Err(Error::Config(format!(
+                    "configuration file {} does not exist",
+                    file.display()
+                )));
+            }
             figment = figment.merge(Yaml::file(file));
         }
-        let config: Self = figment
-            .merge(Env::raw().only(&ENV_KEYS))
-            .extract()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        Self::from_figment(figment.merge(Env::raw().only(ENV_KEYS)))
+    }
+
+    /// Extracts and validates a configuration from any figment (tests build their own).
+    pub fn from_figment(figment: Figment) -> Result<Self> {
+        let mut config: Self = figment.extract().map_err(|e| {
+            let key = e
+                .path
+                .last()
+                .map(|k| k.to_uppercase())
+                .unwrap_or_else(|| "configuration".into());
+            Error::Config(format!("{key}: {}", e.kind))
+        })?;
+        config.normalise();
         config.validate()?;
         Ok(config)
     }
 
+    /// Empty strings from the environment mean "unset", as they do for the legacy.
+    fn normalise(&mut self) {
+        fn secret(value: &mut Option<SecretString>) {
+            use secrecy::ExposeSecret;
+            if value.as_ref().is_some_and(|s| s.expose_secret().is_empty()) {
+                *value = None;
+            }
+        }
+        fn text(value: &mut Option<String>) {
+            if value.as_ref().is_some_and(|s| s.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        for value in [
+            &mut self.supabase_jwt_secret,
+            &mut self.encryption_key,
+            &mut self.encryption_salt,
+            &mut self.deepseek_api_key,
+            &mut self.openai_api_key,
+            &mut self.anthropic_api_key,
+            &mut self.claude_api_key,
+            &mut self.gemini_api_key,
+        ] {
+            secret(value);
+        }
+        for value in [
+            &mut self.supabase_jwks_url,
+            &mut self.deepseek_base_url,
+            &mut self.openai_base_url,
+            &mut self.anthropic_base_url,
+            &mut self.gemini_base_url,
+        ] {
+            text(value);
+        }
+    }
+
     fn validate(&self) -> Result<()> {
-        self.listen_addr
-            .parse::<std::net::SocketAddr>()
-            .map_err(|_| {
-                Error::Config(format!(
-                    "LISTEN_ADDR `{}` is not host:port",
-                    self.listen_addr
-                ))
-            })?;
+        let bad = |key: &str, why: String| Err(Error::Config(format!("{key}: {why}")));
+        if self.listen_addr.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "LISTEN_ADDR",
+                format!("`{}` is not host:port", self.listen_addr),
+            );
+        }
+        for (key, url) in [
+            ("SUPABASE_JWKS_URL", &self.supabase_jwks_url),
+            ("DEEPSEEK_BASE_URL", &self.deepseek_base_url),
+            ("OPENAI_BASE_URL", &self.openai_base_url),
+            ("ANTHROPIC_BASE_URL", &self.anthropic_base_url),
+            ("GEMINI_BASE_URL", &self.gemini_base_url),
+        ] {
+            if let Some(url) = url {
+                match url::Url::parse(url) {
+                    Ok(parsed)
+                        if matches!(parsed.scheme(), "http" | "https")
+                            && parsed.host_str().is_some() => {}
+                    _ => return bad(key, format!("`{url}` is not an http(s) URL")),
+                }
+            }
+        }
         if self.db_max_connections == 0 {
-            return Err(Error::Config(
-                "DB_MAX_CONNECTIONS must be at least 1".into(),
-            ));
+            return bad("DB_MAX_CONNECTIONS", "must be at least 1".into());
+        }
+        if self.db_min_connections > self.db_max_connections {
+            return bad(
+                "DB_MIN_CONNECTIONS",
+                "must not exceed DB_MAX_CONNECTIONS".into(),
+            );
+        }
+        if self.db_acquire_timeout_secs == 0 {
+            return bad("DB_ACQUIRE_TIMEOUT_SECS", "must be at least 1".into());
         }
         if self.max_body_bytes < 1024 {
-            return Err(Error::Config("MAX_BODY_BYTES must be at least 1024".into()));
+            return bad("MAX_BODY_BYTES", "must be at least 1024".into());
         }
+        if self.provider_timeout_secs == 0 {
+            return bad("PROVIDER_TIMEOUT_SECS", "must be at least 1".into());
+        }
+        if self.redis_key_prefix.contains(char::is_whitespace) {
+            return bad("REDIS_KEY_PREFIX", "must not contain whitespace".into());
+        }
+        self.shadow_overrides()
+            .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
         Ok(())
+    }
+
+    /// The per-function shadow provider modes of `shadow_provider_overrides`.
+    pub fn shadow_overrides(
+        &self,
+    ) -> std::result::Result<BTreeMap<String, ShadowProviderMode>, String> {
+        let mut modes = BTreeMap::new();
+        for item in self
+            .shadow_provider_overrides
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let Some((function, mode)) = item.split_once('=') else {
+                return Err(format!("`{item}` is not function=mode"));
+            };
+            let function = function.trim();
+            if !FUNCTIONS.contains(&function) {
+                return Err(format!("unknown function `{function}`"));
+            }
+            let mode = match mode.trim() {
+                "live" => ShadowProviderMode::Live,
+                "skip" => ShadowProviderMode::Skip,
+                other => return Err(format!("mode `{other}` is neither live nor skip")),
+            };
+            modes.insert(function.to_owned(), mode);
+        }
+        Ok(modes)
+    }
+
+    /// The Anthropic key: `ANTHROPIC_API_KEY`, else the legacy `CLAUDE_API_KEY`.
+    pub fn anthropic_key(&self) -> Option<&SecretString> {
+        self.anthropic_api_key
+            .as_ref()
+            .or(self.claude_api_key.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::Serialized;
+
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<BackendConfig> {
+        let mut figment = Figment::new();
+        for (key, value) in pairs {
+            figment = figment.merge(Serialized::default(key, value));
+        }
+        BackendConfig::from_figment(figment)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = with(&[]).expect("defaults validate");
+        assert_eq!(config.listen_addr, "127.0.0.1:8002");
+        assert_eq!(config.shadow_provider_calls, ShadowProviderMode::Skip);
+        assert!(config.supabase_jwt_secret.is_none());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let error = with(&[("listen_addr", "nowhere")]).expect_err("rejected");
+        assert!(error.to_string().contains("LISTEN_ADDR"), "{error}");
+        let error = with(&[("openai_base_url", "ftp://x")]).expect_err("rejected");
+        assert!(error.to_string().contains("OPENAI_BASE_URL"), "{error}");
+        let error = with(&[("db_max_connections", "many")]).expect_err("rejected");
+        assert!(error.to_string().contains("DB_MAX_CONNECTIONS"), "{error}");
+        let error = with(&[("shadow_provider_overrides", "ai-proxy=maybe")]).expect_err("rejected");
+        assert!(
+            error.to_string().contains("SHADOW_PROVIDER_OVERRIDES"),
+            "{error}"
+        );
+        let error = with(&[("shadow_provider_overrides", "nope=live")]).expect_err("rejected");
+        assert!(error.to_string().contains("unknown function"), "{error}");
+    }
+
+    #[test]
+    fn empty_secrets_are_unset_and_claude_key_is_accepted() {
+        let config = with(&[("openai_api_key", ""), ("claude_api_key", "k")]).expect("valid");
+        assert!(config.openai_api_key.is_none());
+        assert!(config.anthropic_key().is_some());
+        let overrides = with(&[(
+            "shadow_provider_overrides",
+            "ai-proxy=live, encryption=skip",
+        )])
+        .expect("valid")
+        .shadow_overrides()
+        .expect("parsed");
+        assert_eq!(overrides["ai-proxy"], ShadowProviderMode::Live);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = with(&[("supabase_jwt_secret", "hunter2-secret")]).expect("valid");
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_sample_configuration_validates() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml");
+        let config = BackendConfig::from_figment(Figment::new().merge(Yaml::file(&sample)))
+            .expect("backend/config.example.yaml validates");
+        assert!(config.supabase_jwks_url.is_some());
     }
 }

@@ -6,7 +6,6 @@
 
 use std::sync::LazyLock;
 
-use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use regex::Regex;
@@ -99,7 +98,7 @@ impl Cors {
             .and_then(|v| v.to_str().ok())
             .filter(|origin| origins.allows(origin))
             .and_then(|origin| HeaderValue::from_str(origin).ok())
-            .unwrap_or_else(|| HeaderValue::from_static("null"));
+            .unwrap_or(HeaderValue::from_static("null"));
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         let mut cors = Self {
@@ -128,9 +127,15 @@ impl Cors {
         (self.preflight_status, self.headers).into_response()
     }
 
-    /// A JSON answer with these CORS headers (`Content-Type: application/json`).
+    /// A JSON answer with these CORS headers (`Content-Type: application/json`), the
+    /// body written as `JSON.stringify` writes it.
     pub fn json(self, status: StatusCode, body: Value) -> Response {
-        (status, self.headers, Json(body)).into_response()
+        let mut headers = self.headers;
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        (status, headers, crate::js::json::stringify(&body)).into_response()
     }
 }
 

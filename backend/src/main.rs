@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = BackendConfig::load(cli.config.as_deref())?;
     init_logging(config.json_logs);
+    log_configuration(&config);
     let state = AppState::new(config)?;
     db::migrate(&state.db)
         .await
@@ -56,6 +57,23 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = terminate.recv() => {}
     }
+}
+
+/// What is configured, without any secret: which keys are set, not their values.
+fn log_configuration(config: &BackendConfig) {
+    let set = |present: bool| if present { "set" } else { "unset" };
+    tracing::info!(
+        listen = %config.listen_addr,
+        jwt_secret = set(config.supabase_jwt_secret.is_some()),
+        jwks_url = config.supabase_jwks_url.as_deref().unwrap_or("unset"),
+        encryption = set(config.encryption_key.is_some() && config.encryption_salt.is_some()),
+        deepseek_key = set(config.deepseek_api_key.is_some()),
+        openai_key = set(config.openai_api_key.is_some()),
+        anthropic_key = set(config.anthropic_key().is_some()),
+        gemini_key = set(config.gemini_api_key.is_some()),
+        shadow_provider_calls = ?config.shadow_provider_calls,
+        "configuration loaded"
+    );
 }
 
 fn init_logging(json: bool) {

@@ -1,35 +1,85 @@
 //! Shared application state handed to every handler.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
-use crate::config::BackendConfig;
+use crate::auth::Authenticator;
+use crate::config::{BackendConfig, ShadowProviderMode};
 use crate::cors::AllowedOrigins;
-use crate::{Result, db};
+use crate::functions::encryption::Cipher;
+use crate::metrics::Metrics;
+use crate::providers::{CallContext, ProviderClient};
+use crate::rate_limit::AiRateLimiter;
+use crate::redis_client::RedisClient;
+use crate::store::RequestDb;
+use crate::{Error, Result, db};
 
 /// Cheap to clone: everything inside is shared.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub config: Arc<BackendConfig>,
     pub db: PgPool,
-    pub redis: redis::Client,
+    pub redis: RedisClient,
     pub origins: Arc<AllowedOrigins>,
+    pub metrics: Arc<Metrics>,
+    pub providers: ProviderClient,
+    pub auth: Authenticator,
+    pub rate_limiter: AiRateLimiter,
+    /// The encryption key, derived on first use (PBKDF2 is deliberately slow).
+    pub cipher: Arc<tokio::sync::OnceCell<Option<Arc<Cipher>>>>,
+    shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
 }
 
 impl AppState {
     /// Connects to Postgres (lazily, so a database outage does not stop start-up) and
-    /// prepares the Redis client.
+    /// prepares the Redis and provider clients.
     pub fn new(config: BackendConfig) -> Result<Self> {
+        let metrics = Arc::new(Metrics::new()?);
         let db = db::pool(&config)?;
-        let redis = redis::Client::open(config.redis_url.expose_secret())?;
+        let redis = RedisClient::new(&config, metrics.clone())?;
         let origins = AllowedOrigins::parse(&config.allowed_origins);
+        let providers = ProviderClient::new(&config, metrics.clone())?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        let auth = Authenticator::new(&config, http);
+        let shadow_modes = config.shadow_overrides().map_err(Error::Config)?;
         Ok(Self {
-            config: Arc::new(config),
+            rate_limiter: AiRateLimiter::new(redis.clone()),
             db,
             redis,
             origins: Arc::new(origins),
+            metrics,
+            providers,
+            auth,
+            cipher: Arc::default(),
+            shadow_modes: Arc::new(shadow_modes),
+            config: Arc::new(config),
         })
+    }
+
+    /// The database handle of one request: a rolled-back transaction for a dry run.
+    pub async fn request_db(&self, dry_run: bool) -> Result<RequestDb, sqlx::Error> {
+        if dry_run {
+            RequestDb::dry_run(&self.db).await
+        } else {
+            Ok(RequestDb::live(&self.db))
+        }
+    }
+
+    /// How `function` calls providers for this request.
+    pub fn provider_context(&self, function: &'static str, dry_run: bool) -> CallContext {
+        let mode = self
+            .shadow_modes
+            .get(function)
+            .copied()
+            .unwrap_or(self.config.shadow_provider_calls);
+        CallContext {
+            function,
+            skip: dry_run && mode == ShadowProviderMode::Skip,
+        }
     }
 }

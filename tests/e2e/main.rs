@@ -5,3 +5,4 @@
 
 mod auth_validation;
 mod harness;
+mod parity;

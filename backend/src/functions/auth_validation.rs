@@ -7,16 +7,17 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
-use axum::routing::any;
 use regex::Regex;
 use serde_json::{Value, json};
 
+use super::{Invocation, any_method};
 use crate::AppState;
 use crate::cors::Cors;
+use crate::js::json::parse_body;
+use crate::js::value::{to_js_string, truthy};
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$").expect("valid regex")
@@ -39,21 +40,18 @@ const DISPOSABLE: [&str; 5] = [
     "throwaway",
 ];
 
+/// Why no caching: the answer is a pure function of the request (and the configured
+/// origins), but computing it is a few string checks, cheaper than a Redis round trip.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/auth-validation", any(handle))
+    any_method("auth-validation", handle)
 }
 
-async fn handle(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let cors = Cors::allow_list(&state.origins, &headers);
-    if method == Method::OPTIONS {
+async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
+    let cors = Cors::allow_list(&state.origins, &invocation.headers);
+    if invocation.method == Method::OPTIONS {
         return cors.preflight();
     }
-    let (status, answer) = match serde_json::from_slice::<Value>(&body) {
+    let (status, answer) = match parse_body(&invocation.body) {
         Ok(request) => validate(&request),
         Err(_) => service_error(),
     };
@@ -74,37 +72,23 @@ fn service_error() -> (StatusCode, Value) {
     )
 }
 
-/// JavaScript truthiness of a JSON value.
-fn truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(_) | Value::Object(_) => true,
-    }
-}
-
 fn validate(request: &Value) -> (StatusCode, Value) {
     // `const { email, action } = await req.json()` throws on `null`.
     if request.is_null() {
         return service_error();
     }
-    let email = request.get("email").unwrap_or(&Value::Null);
+    let email = request.get("email");
     let action = request.get("action").unwrap_or(&Value::Null);
-    if !truthy(email) || !truthy(action) {
+    if !truthy(email) || !truthy(Some(action)) {
         return invalid("Missing required parameters");
     }
     // Anything but a string fails the format test (`RegExp.test` stringifies it) or, for
     // values that stringify to an address, throws at `toLowerCase` in the legacy.
-    let Value::String(email) = email else {
-        return match email {
-            Value::Array(items)
-                if items.len() == 1 && items[0].as_str().is_some_and(|s| EMAIL.is_match(s)) =>
-            {
-                service_error()
-            }
-            _ => invalid("Invalid email format"),
+    let Some(Value::String(email)) = email else {
+        return if EMAIL.is_match(&to_js_string(email)) {
+            service_error()
+        } else {
+            invalid("Invalid email format")
         };
     };
     if !EMAIL.is_match(email) {

@@ -1,14 +1,126 @@
-//! The legacy Edge Functions, one module each, served at `/functions/v1/<name>`.
+//! The legacy Edge Functions, one module each, served at `/functions/v1/<name>` (and any
+//! sub-path, with any method, as Supabase's edge runtime routes them).
+//!
+//! Every handler takes an [`Invocation`]: method, headers, the body bytes (bounded by
+//! `MAX_BODY_BYTES`, a larger body is refused with a JSON 413) and whether the request is
+//! a shadow dry run (`x-studyflow-shadow: 1`).
 
+pub mod ai_proxy;
+pub mod ai_proxy_secure;
+pub mod ai_study_analytics;
+pub mod ai_study_recommendations;
+pub mod ai_tutor_professional;
 pub mod auth_validation;
+pub mod encryption;
+pub mod model_json;
+pub mod proxy_providers;
+pub mod security_monitor;
 
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, Method};
+use axum::routing::{MethodRouter, any};
 
-use crate::AppState;
+use crate::{ApiError, AppState};
+
+/// Header the gateway puts on shadow copies; the backend then runs a dry run.
+pub const SHADOW_HEADER: &str = "x-studyflow-shadow";
 
 pub fn router() -> Router<AppState> {
     Router::new().nest(
         "/functions/v1",
-        Router::new().merge(auth_validation::router()),
+        Router::new()
+            .merge(ai_tutor_professional::router())
+            .merge(ai_proxy::router())
+            .merge(ai_proxy_secure::router())
+            .merge(ai_study_analytics::router())
+            .merge(ai_study_recommendations::router())
+            .merge(auth_validation::router())
+            .merge(encryption::router())
+            .merge(security_monitor::router()),
     )
+}
+
+/// `/<name>` and `/<name>/*` with every method, served by `handler`.
+pub(crate) fn function_routes(name: &str, handler: MethodRouter<AppState>) -> Router<AppState> {
+    Router::new()
+        .route(&format!("/{name}"), handler.clone())
+        .route(&format!("/{name}/{{*rest}}"), handler)
+}
+
+/// Shorthand for [`function_routes`] with an async handler taking an [`Invocation`].
+pub(crate) fn any_method<H, T>(name: &str, handler: H) -> Router<AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    function_routes(name, any(handler))
+}
+
+/// One call of a function.
+#[derive(Debug)]
+pub struct Invocation {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// A shadow copy: database work is rolled back, nothing else lasts.
+    pub dry_run: bool,
+}
+
+impl Invocation {
+    /// `req.headers.get(name)`: every value of the header joined by `, `, or `None`.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values: Vec<String> = self
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    /// `req.headers.get(name)` where the legacy tests it for truthiness (`""` is absent).
+    pub fn non_empty_header(&self, name: &str) -> Option<String> {
+        self.header(name).filter(|v| !v.is_empty())
+    }
+}
+
+impl FromRequest<AppState> for Invocation {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let method = request.method().clone();
+        let headers = request.headers().clone();
+        let dry_run = headers
+            .get(SHADOW_HEADER)
+            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit: state.config.max_body_bytes,
+                    }
+                } else {
+                    ApiError::Validation("The request body could not be read".into())
+                }
+            })?;
+        Ok(Self {
+            method,
+            headers,
+            body,
+            dry_run,
+        })
+    }
+}
+
+/// `new Date().toISOString()`: UTC with milliseconds.
+pub fn iso_now() -> String {
+    iso(chrono::Utc::now())
+}
+
+/// `date.toISOString()` of a timestamp (milliseconds, truncated as `Date` keeps them).
+pub fn iso(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }

@@ -1,0 +1,237 @@
+//! Supabase access-token verification, in place of the legacy's `supabase.auth.getUser`.
+//!
+//! A token is accepted when:
+//! - its header names HS256 and it verifies with the project's JWT secret, or names
+//!   ES256/RS256 with a `kid` found in the project's JWKS (see [`crate::jwks`]); `none`
+//!   and every other algorithm are refused, and a key is only ever used with its own
+//!   algorithm family (no HS256-with-a-public-key confusion);
+//! - `exp` is in the future (with a small leeway), `aud` is `authenticated`, `role` is
+//!   `authenticated`, and `sub` is a uuid;
+//! - the user exists in `auth.users`, as Supabase Auth requires.
+//!
+//! Why a token failed is logged at debug level; functions answer every failure with
+//! their own legacy message.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use crate::config::BackendConfig;
+use crate::jwks::JwksCache;
+use crate::store::RequestDb;
+
+/// The audience and role of a signed-in user's token.
+const AUTHENTICATED: &str = "authenticated";
+
+/// The signed-in user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: uuid::Uuid,
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("token is malformed: {0}")]
+    Malformed(String),
+    #[error("algorithm {0:?} is not accepted")]
+    Algorithm(String),
+    #[error("no key for this token: {0}")]
+    NoKey(String),
+    #[error("token rejected: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("role is not authenticated")]
+    Role,
+    #[error("subject is not a user id")]
+    Subject,
+    #[error("user does not exist")]
+    UnknownUser,
+    #[error("user lookup failed: {0}")]
+    Lookup(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    role: Option<String>,
+}
+
+/// Verifies access tokens; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    hs256: Option<DecodingKey>,
+    jwks: Option<JwksCache>,
+    leeway: u64,
+}
+
+impl Authenticator {
+    pub fn new(config: &BackendConfig, http: reqwest::Client) -> Self {
+        Self {
+            hs256: config
+                .supabase_jwt_secret
+                .as_ref()
+                .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
+            jwks: config
+                .supabase_jwks_url
+                .as_ref()
+                .map(|url| JwksCache::new(url.clone(), http, config)),
+            leeway: config.jwt_leeway_secs,
+        }
+    }
+
+    /// Verifies the token's signature and claims; returns the user id it names.
+    pub async fn verify(&self, token: &str) -> Result<uuid::Uuid, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self
+                .hs256
+                .clone()
+                .ok_or_else(|| AuthError::NoKey("SUPABASE_JWT_SECRET is not set".into()))?,
+            Algorithm::ES256 | Algorithm::RS256 => {
+                let jwks = self
+                    .jwks
+                    .as_ref()
+                    .ok_or_else(|| AuthError::NoKey("SUPABASE_JWKS_URL is not set".into()))?;
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| AuthError::NoKey("token has no kid".into()))?;
+                jwks.key(kid, header.alg)
+                    .await
+                    .ok_or_else(|| AuthError::NoKey(format!("kid {kid} is not in the JWKS")))?
+            }
+            other => return Err(AuthError::Algorithm(format!("{other:?}"))),
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.set_audience(&[AUTHENTICATED]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        let claims = decode::<Claims>(token, &key, &validation)?.claims;
+        if claims.role.as_deref() != Some(AUTHENTICATED) {
+            return Err(AuthError::Role);
+        }
+        claims
+            .sub
+            .as_deref()
+            .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
+            .ok_or(AuthError::Subject)
+    }
+
+    /// `supabase.auth.getUser(jwt)`: a valid token of an existing user.
+    pub async fn user(&self, db: &mut RequestDb, token: &str) -> Result<User, AuthError> {
+        let id = self.verify(token).await?;
+        if !db.user_exists(id).await? {
+            return Err(AuthError::UnknownUser);
+        }
+        Ok(User { id })
+    }
+
+    /// The user behind an `Authorization` header value, with the legacy's parsing: the
+    /// first `Bearer ` is removed, wherever it is, and nothing else.
+    pub async fn user_from_header(
+        &self,
+        db: &mut RequestDb,
+        header: &str,
+    ) -> Result<User, AuthError> {
+        let token = header.replacen("Bearer ", "", 1);
+        let result = self.user(db, &token).await;
+        if let Err(error) = &result {
+            tracing::debug!(%error, "access token refused");
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    use super::*;
+
+    const SECRET: &str = "unit-test-secret-with-at-least-32-characters";
+
+    fn authenticator() -> Authenticator {
+        let config = BackendConfig {
+            supabase_jwt_secret: Some(SECRET.into()),
+            ..BackendConfig::default()
+        };
+        Authenticator::new(&config, reqwest::Client::new())
+    }
+
+    fn token(claims: serde_json::Value, secret: &str) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("signs")
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    fn claims(exp_in: i64) -> serde_json::Value {
+        json!({"sub": "5f8c1a52-7c3e-4b6e-9a51-3d2f0c9b8e01", "aud": "authenticated", "role": "authenticated", "exp": now() + exp_in})
+    }
+
+    #[tokio::test]
+    async fn accepts_a_valid_hs256_token() {
+        let id = authenticator()
+            .verify(&token(claims(60), SECRET))
+            .await
+            .expect("valid");
+        assert_eq!(id.to_string(), "5f8c1a52-7c3e-4b6e-9a51-3d2f0c9b8e01");
+    }
+
+    #[tokio::test]
+    async fn refuses_bad_tokens() {
+        let auth = authenticator();
+        assert!(
+            auth.verify(&token(claims(-60), SECRET)).await.is_err(),
+            "expired"
+        );
+        assert!(
+            auth.verify(&token(claims(60), "another-secret-of-sufficient-length!!"))
+                .await
+                .is_err(),
+            "wrong key"
+        );
+        let mut anon = claims(60);
+        anon["role"] = json!("anon");
+        assert!(matches!(
+            auth.verify(&token(anon, SECRET)).await,
+            Err(AuthError::Role)
+        ));
+        let mut other = claims(60);
+        other["aud"] = json!("other");
+        assert!(
+            auth.verify(&token(other, SECRET)).await.is_err(),
+            "audience"
+        );
+        let mut not_uuid = claims(60);
+        not_uuid["sub"] = json!("admin");
+        assert!(matches!(
+            auth.verify(&token(not_uuid, SECRET)).await,
+            Err(AuthError::Subject)
+        ));
+        assert!(auth.verify("not.a.jwt").await.is_err());
+        // alg none: header {"alg":"none","typ":"JWT"}, no signature.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(claims(60).to_string())
+        );
+        assert!(auth.verify(&none).await.is_err(), "alg none");
+        // An ES256 header without a configured JWKS finds no key.
+        let es = format!(
+            "{}.{}.c2ln",
+            b64.encode(br#"{"alg":"ES256","typ":"JWT","kid":"k1"}"#),
+            b64.encode(claims(60).to_string())
+        );
+        assert!(matches!(auth.verify(&es).await, Err(AuthError::NoKey(_))));
+    }
+}

@@ -1,0 +1,193 @@
+//! `ai-study-recommendations`: no authentication; asks OpenAI for study recommendations
+//! built from the request body. CORS *basic*. Noise: `generated_at`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use super::{Invocation, any_method, iso_now, model_json};
+use crate::AppState;
+use crate::cors::Cors;
+use crate::js::errors::{cannot_destructure, get_opt};
+use crate::js::json::{parse, parse_body, stringify_pretty};
+use crate::providers::{Endpoint, Provider};
+
+const NAME: &str = "ai-study-recommendations";
+
+pub const SYSTEM_PROMPT: &str = "You are an AI study advisor. You analyze a student's data and give specific, actionable and encouraging study recommendations: an optimal study schedule, subject priorities based on performance gaps, learning techniques, time management improvements and concrete areas for improvement.\n\nAlways answer with a single JSON object and nothing else.";
+
+const ANSWER_SHAPE: &str = r#"Answer with a JSON object of this shape:
+{
+  "priority_recommendations": [
+    { "title": string, "description": string, "action_items": [string], "expected_impact": string, "priority": "high" | "medium" | "low" }
+  ],
+  "schedule_optimization": {
+    "best_study_times": [string],
+    "suggested_session_length": string,
+    "break_recommendations": string
+  },
+  "subject_focus": [
+    { "subject": string, "recommended_hours_per_week": number, "focus_areas": [string], "study_methods": [string] }
+  ],
+  "learning_techniques": [
+    { "technique": string, "description": string, "best_for": [string] }
+  ],
+  "motivational_insights": {
+    "strengths": [string],
+    "growth_areas": [string],
+    "encouraging_message": string
+  }
+}"#;
+
+/// The contract's fallback object (appendix), used when the answer does not parse.
+pub const FALLBACK: &str = r#"{"priority_recommendations":[{"title":"Optimize Study Schedule","description":"Based on your current patterns, adjusting your study schedule could improve efficiency.","action_items":["Study during peak focus hours","Take regular breaks","Plan challenging subjects for high-energy times"],"expected_impact":"15-20% improvement in retention","priority":"high"}],"schedule_optimization":{"best_study_times":["Morning (8-10 AM)","Evening (6-8 PM)"],"suggested_session_length":"45-50 minutes","break_recommendations":"5-10 minute breaks every hour"},"subject_focus":[{"subject":"Mathematics","recommended_hours_per_week":8,"focus_areas":["Problem solving","Concept review"],"study_methods":["Practice problems","Spaced repetition"]}],"learning_techniques":[{"technique":"Pomodoro Technique","description":"25-minute focused sessions with 5-minute breaks","best_for":["Mathematics","Science subjects"]}],"motivational_insights":{"strengths":["Consistent study habits","Good time management"],"growth_areas":["Focus improvement","Subject balance"],"encouraging_message":"You're making great progress! Small adjustments to your routine can lead to significant improvements."}}"#;
+
+const GENERIC_FALLBACK: &str =
+    "Unable to generate AI recommendations at this time. Please try again later.";
+
+pub fn router() -> Router<AppState> {
+    any_method(NAME, handle)
+}
+
+async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
+    let cors = Cors::basic();
+    if invocation.method == Method::OPTIONS {
+        return cors.preflight();
+    }
+    let (status, body) = match recommend(&state, &invocation).await {
+        Ok(answer) => answer,
+        Err(message) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"success": false, "error": message, "fallback_message": GENERIC_FALLBACK}),
+        ),
+    };
+    cors.json(status, body)
+}
+
+async fn recommend(
+    state: &AppState,
+    invocation: &Invocation,
+) -> Result<(StatusCode, Value), String> {
+    let Some(key) = state.providers.key(Provider::OpenAi) else {
+        return Ok((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({
+                "success": false,
+                "error": "OpenAI API key not configured",
+                "fallback_message": "AI recommendations unavailable. Please try again later.",
+            }),
+        ));
+    };
+    let Ok(body) = parse_body(&invocation.body) else {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            json!({
+                "success": false,
+                "error": "Invalid request body",
+                "fallback_message": "Invalid request format.",
+            }),
+        ));
+    };
+    if body.is_null() {
+        return Err(cannot_destructure("studyData", "requestBody", Some(&body)));
+    }
+    let field = |name: &str| get_opt(Some(&body), name);
+    let prompt = user_prompt(
+        field("studyData"),
+        field("subjects"),
+        field("goals"),
+        field("timePreferences"),
+        field("currentPerformance"),
+    );
+    let payload = json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": prompt},
+        ],
+        "temperature": 0.7,
+        "max_tokens": 2000,
+    });
+    let reply = state
+        .providers
+        .send(
+            state.provider_context(NAME, invocation.dry_run),
+            Endpoint::OpenAiChatCompletions,
+            key.expose_secret(),
+            &payload,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if !reply.ok() {
+        return Err(format!(
+            "OpenAI API error: {} - {}",
+            reply.status, reply.text
+        ));
+    }
+    let data = reply.json()?;
+    let content = model_json::content(&data)?;
+    let recommendations = match model_json::extract(content.as_ref())? {
+        Some(parsed) => parsed,
+        None => parse(FALLBACK).map_err(|_| "fallback does not parse".to_owned())?,
+    };
+    Ok((
+        StatusCode::OK,
+        json!({"success": true, "recommendations": recommendations, "generated_at": iso_now()}),
+    ))
+}
+
+/// `JSON.stringify(x, null, 2)` in a template: `undefined` for a missing field.
+fn show(value: Option<&Value>) -> String {
+    value.map_or_else(|| "undefined".to_owned(), stringify_pretty)
+}
+
+/// The user message (tests/legacy/README.md, "Prompts").
+pub fn user_prompt(
+    study_data: Option<&Value>,
+    subjects: Option<&Value>,
+    goals: Option<&Value>,
+    time_preferences: Option<&Value>,
+    current_performance: Option<&Value>,
+) -> String {
+    format!(
+        "Here is my student data.\n\nSubjects:\n{}\n\nStudy goals:\n{}\n\nRecent performance:\n{}\n\nTime preferences:\n{}\n\nStudy history:\n{}\n\n{ANSWER_SHAPE}",
+        show(subjects),
+        show(goals),
+        show(current_performance),
+        show(time_preferences),
+        show(study_data),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_parses_and_has_the_five_keys() {
+        let fallback = parse(FALLBACK).expect("parses");
+        let keys: Vec<&String> = fallback.as_object().expect("object").keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "priority_recommendations",
+                "schedule_optimization",
+                "subject_focus",
+                "learning_techniques",
+                "motivational_insights"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_fields_read_undefined() {
+        let prompt = user_prompt(None, Some(&json!(["Math"])), None, None, None);
+        assert!(prompt.starts_with(
+            "Here is my student data.\n\nSubjects:\n[\n  \"Math\"\n]\n\nStudy goals:\nundefined\n\nRecent performance:\nundefined"
+        ));
+        assert!(prompt.ends_with("\"encouraging_message\": string\n  }\n}"));
+    }
+}

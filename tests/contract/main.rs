@@ -1,0 +1,17 @@
+//! Contract tests of the backend: each function served in-process against a fresh
+//! migrated Postgres database, the real Redis and the fake AI providers, covering every
+//! status and message of `legacy-contract.md`; plus access-token verification, shadow dry
+//! runs and the operational endpoints.
+
+mod ai_proxy;
+mod ai_proxy_secure;
+mod ai_study_analytics;
+mod ai_study_recommendations;
+mod ai_tutor_professional;
+mod auth;
+mod auth_validation;
+mod dry_run;
+mod encryption;
+mod operational;
+mod security_monitor;
+mod support;
