@@ -85,6 +85,10 @@ pub struct BackendConfig {
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
     pub json_logs: bool,
+    /// TEST ONLY: `<function>:<json pointer>` makes that function's JSON answers differ
+    /// from the legacy at that field, so diffing can be exercised end to end. Never set
+    /// it in production.
+    pub test_alter_field: Option<String>,
 }
 
 /// What a shadowed request does where the function would call an AI provider.
@@ -131,6 +135,7 @@ impl Default for BackendConfig {
             db_statement_timeout_ms: 30_000,
             max_body_bytes: 1024 * 1024,
             json_logs: false,
+            test_alter_field: None,
         }
     }
 }
@@ -168,6 +173,7 @@ const ENV_KEYS: &[&str] = &[
     "db_statement_timeout_ms",
     "max_body_bytes",
     "json_logs",
+    "test_alter_field",
 ];
 
 impl BackendConfig {

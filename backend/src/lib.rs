@@ -30,6 +30,7 @@ pub mod rate_limit;
 pub mod redis_client;
 pub mod state;
 pub mod store;
+pub mod test_switch;
 
 use axum::Router;
 use axum::body::Body;
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .merge(functions::router())
         .fallback(error::not_found)
+        .layer(from_fn_with_state(state.clone(), test_switch::alter))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

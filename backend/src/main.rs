@@ -41,6 +41,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", state.config.listen_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "backend listening");
+    if let Some(spec) = &state.config.test_alter_field {
+        tracing::warn!(%spec, "TEST_ALTER_FIELD is set: answers are deliberately altered (test only)");
+    }
     studyflow_backend::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("backend stopped");
     Ok(())

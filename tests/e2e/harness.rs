@@ -7,21 +7,30 @@ use studyflow_e2e::stack::{self, Stack};
 
 /// Writes a routes file that puts `route` in `phase` (every other route stays as shipped).
 pub fn routes_file_with(dir: &Path, route: &str, phase: &str) -> PathBuf {
+    routes_file_with_phases(dir, &[(route, phase)])
+}
+
+/// Writes the shipped routes file with the given routes moved to the given phases.
+pub fn routes_file_with_phases(dir: &Path, phases: &[(&str, &str)]) -> PathBuf {
     let shipped = studyflow_flags::DEFAULT_ROUTES_FILE;
     let mut out = String::new();
-    let mut in_route = false;
+    let mut current: Option<&str> = None;
     for line in shipped.lines() {
         if let Some(name) = line.trim_start().strip_prefix("- name: ") {
-            in_route = name == route;
+            current = phases.iter().find(|(r, _)| *r == name).map(|(_, p)| *p);
         }
-        if in_route && line.trim_start().starts_with("phase: ") {
-            out.push_str(&format!("    phase: {phase}\n"));
-        } else {
-            out.push_str(line);
-            out.push('\n');
+        match current {
+            Some(phase) if line.trim_start().starts_with("phase: ") => {
+                out.push_str(&format!("    phase: {phase}\n"))
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
     }
-    let path = dir.join(format!("routes-{route}-{phase}.yaml"));
+    let name: Vec<String> = phases.iter().map(|(r, p)| format!("{r}-{p}")).collect();
+    let path = dir.join(format!("routes-{}.yaml", name.join("-")));
     std::fs::write(&path, out).expect("write routes file");
     path
 }

@@ -4,5 +4,6 @@
 //! Build the binaries first (`cargo build --workspace --bins`); `make test` does.
 
 mod auth_validation;
+mod diffs;
 mod harness;
 mod parity;
