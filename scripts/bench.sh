@@ -21,6 +21,7 @@ say "Building release binaries"
 bench="$ROOT/target/release/studyflow-bench"
 
 say "Diff engine (criterion)"
+rm -rf "$ROOT"/target/criterion/compare*   # results of renamed benchmarks would linger
 (cd "$ROOT" && cargo bench --quiet -p studyflow-diffing --bench diff -- --noplot)
 "$bench" diff-engine
 
