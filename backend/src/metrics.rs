@@ -40,6 +40,19 @@ pub const RATE_LIMIT_REJECTIONS_TOTAL: &str = "studyflow_backend_rate_limit_reje
 /// Shadowed (dry-run) requests, by function.
 pub const SHADOW_REQUESTS_TOTAL: &str = "studyflow_backend_shadow_requests_total";
 
+/// Every metric name, for the dashboard checks.
+pub const ALL: [&str; 9] = [
+    REQUESTS_TOTAL,
+    REQUEST_DURATION_SECONDS,
+    PROVIDER_CALLS_TOTAL,
+    PROVIDER_CALL_DURATION_SECONDS,
+    DB_POOL_CONNECTIONS,
+    DB_POOL_MAX_CONNECTIONS,
+    REDIS_ERRORS_TOTAL,
+    RATE_LIMIT_REJECTIONS_TOTAL,
+    SHADOW_REQUESTS_TOTAL,
+];
+
 /// The backend's registry and its metrics. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
 pub struct Metrics {

@@ -30,6 +30,7 @@ use studyflow_diffing::report;
 use studyflow_flags::{AuditEntry, Phase};
 
 use crate::control::{Control, ControlError};
+use crate::metrics::Metrics;
 use crate::routing::Route;
 use crate::ui;
 
@@ -45,6 +46,7 @@ struct AdminState {
     diffs: Arc<OnceLock<PgPool>>,
     /// Records the diff store dropped.
     store_dropped: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
 }
 
 /// Serves the admin API until the gateway shuts down, and watches the routes file.
@@ -62,6 +64,7 @@ impl AdminService {
         token: Option<&SecretString>,
         diff_database: Option<SecretString>,
         store_dropped: Arc<AtomicU64>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             addr,
@@ -70,6 +73,7 @@ impl AdminService {
                 token_digest: token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
                 diffs: Arc::new(OnceLock::new()),
                 store_dropped,
+                metrics,
             },
             diff_database,
         }
@@ -86,6 +90,7 @@ fn routes(state: AdminState) -> Router {
         .route("/rollback", post(rollback_all))
         .route("/audit", get(audit))
         .route("/reload", post(reload))
+        .route("/metrics", get(metrics))
         .route("/diffs", get(diff_report))
         .route("/diffs/samples/{id}", get(diff_sample))
         .route("/ui/diffs", get(ui_overview))
@@ -254,11 +259,9 @@ async fn rollback_route(
 ) -> Result<Json<Value>, AdminError> {
     let who = authorize(&state, &headers)?;
     let Reason { reason } = body(&bytes)?;
-    Ok(changed(state.control.rollback(
-        Some(&name),
-        &who,
-        &reason,
-    )?))
+    let entries = state.control.rollback(Some(&name), &who, &reason)?;
+    count_rollbacks(&state, &entries);
+    Ok(changed(entries))
 }
 
 async fn rollback_all(
@@ -268,7 +271,16 @@ async fn rollback_all(
 ) -> Result<Json<Value>, AdminError> {
     let who = authorize(&state, &headers)?;
     let Reason { reason } = body(&bytes)?;
-    Ok(changed(state.control.rollback(None, &who, &reason)?))
+    let entries = state.control.rollback(None, &who, &reason)?;
+    count_rollbacks(&state, &entries);
+    Ok(changed(entries))
+}
+
+/// Counts operator rollbacks that changed something, for the rollback metric.
+fn count_rollbacks(state: &AdminState, entries: &[AuditEntry]) {
+    for entry in entries.iter().filter(|e| e.from != e.to) {
+        state.metrics.rollback(&entry.route, "manual");
+    }
 }
 
 async fn reset_route(
@@ -305,6 +317,22 @@ async fn reload(
             error.to_string(),
         )),
     }
+}
+
+/// Prometheus exposition of the gateway's metrics.
+async fn metrics(State(state): State<AdminState>) -> Response {
+    state
+        .metrics
+        .flag_source("file", state.control.reload_error().is_none());
+    let text = state.metrics.render(
+        &state.control.table(),
+        state.store_dropped.load(Ordering::Relaxed),
+    );
+    (
+        [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,6 +17,7 @@ use studyflow_diffing::{
 };
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::shadow::ComparedPair;
 
 /// Where comparisons go besides the counters.
@@ -35,6 +36,7 @@ pub struct Comparer {
     store: Option<StoreTarget>,
     redactor: Redactor,
     noise: Arc<NoiseTracker>,
+    metrics: Arc<Metrics>,
 }
 
 impl Comparer {
@@ -42,12 +44,14 @@ impl Comparer {
         rx: mpsc::Receiver<ComparedPair>,
         store: Option<StoreTarget>,
         redactor: Redactor,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             rx: Mutex::new(Some(rx)),
             store,
             redactor,
             noise: Arc::new(NoiseTracker::default()),
+            metrics,
         }
     }
 }
@@ -108,6 +112,7 @@ impl Comparer {
         let comparison = compare(&exchange, &rules);
         let classified = classify(route, &comparison, &self.noise);
         stats.pair(classified.verdict, started.elapsed().as_micros() as u64);
+        self.metrics.compared(started.elapsed());
         if classified.verdict == Verdict::Regression {
             tracing::info!(
                 route,

@@ -3,7 +3,7 @@
 //! [`upstream`](crate::upstream) and records the outcome in [`RequestCtx`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use studyflow_flags::Side;
 
 use crate::control::Control;
 use crate::identity::request_identity;
+use crate::metrics::Metrics;
 use crate::routing::{Decision, Route, RouteTable};
 use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower};
 
@@ -31,6 +32,7 @@ const BLOCKED_BODY: &str = r#"{"code":"NOT_FOUND","message":"Requested function 
 pub struct Gateway {
     control: Arc<Control>,
     shadower: Shadower,
+    metrics: Arc<Metrics>,
 }
 
 /// What the gateway knows about one request as it goes through pingora's phases.
@@ -43,11 +45,16 @@ pub struct RequestCtx {
     /// The new side was unreachable and legacy served instead.
     fell_back: bool,
     shadow: Option<Box<ShadowPlan>>,
+    started: Instant,
 }
 
 impl Gateway {
-    pub fn new(control: Arc<Control>, shadower: Shadower) -> Self {
-        Self { control, shadower }
+    pub fn new(control: Arc<Control>, shadower: Shadower, metrics: Arc<Metrics>) -> Self {
+        Self {
+            control,
+            shadower,
+            metrics,
+        }
     }
 }
 
@@ -86,6 +93,7 @@ impl ProxyHttp for Gateway {
             request_id: String::new(),
             fell_back: false,
             shadow: None,
+            started: Instant::now(),
         }
     }
 
@@ -265,6 +273,10 @@ impl ProxyHttp for Gateway {
             plan.finish(error.is_none());
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if !ctx.route().is_some_and(|r| r.spec.blocked) {
+            self.metrics
+                .request(ctx.route_name(), ctx.side, status, ctx.started.elapsed());
+        }
         let request = session.req_header();
         tracing::info!(
             request_id = %ctx.request_id,

@@ -21,6 +21,7 @@ pub mod control;
 pub mod error;
 pub mod gateway;
 pub mod identity;
+pub mod metrics;
 pub mod routing;
 pub mod server;
 pub mod shadow;

@@ -18,6 +18,7 @@ use crate::comparison::{Comparer, StoreTarget};
 use crate::config::GatewayConfig;
 use crate::control::Control;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::shadow;
 use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
@@ -74,8 +75,9 @@ pub fn run(prepared: Prepared) -> Result<()> {
 
     let limits = config.shadow.limits();
     let (compare_tx, compare_rx) = mpsc::channel(limits.compare_queue_size);
-    let (shadower, shadow_worker) = shadow::channel(limits, compare_tx);
-    let gateway = Gateway::new(Arc::clone(&control), shadower);
+    let metrics = Arc::new(Metrics::new().map_err(|e| Error::Config(format!("metrics: {e}")))?);
+    let (shadower, shadow_worker) = shadow::channel(limits, compare_tx, Arc::clone(&metrics));
+    let gateway = Gateway::new(Arc::clone(&control), shadower, Arc::clone(&metrics));
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(&config.listen);
     server.add_service(proxy);
@@ -97,7 +99,12 @@ pub fn run(prepared: Prepared) -> Result<()> {
         .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
     server.add_service(GenBackgroundService::new(
         "comparison".into(),
-        Arc::new(Comparer::new(compare_rx, store, redactor)),
+        Arc::new(Comparer::new(
+            compare_rx,
+            store,
+            redactor,
+            Arc::clone(&metrics),
+        )),
     ));
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
@@ -107,6 +114,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
             config.admin_token.as_ref(),
             config.diff_store.database_url.clone(),
             store_dropped,
+            metrics,
         )),
     ));
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");

@@ -20,6 +20,7 @@ use studyflow_diffing::{CapturedRequest, CapturedResponse, CompiledRules, Exchan
 use studyflow_flags::Side;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::metrics::Metrics;
 use crate::stats::{RouteStats, ShadowDrop};
 use crate::upstream::Upstream;
 
@@ -341,6 +342,7 @@ pub struct ComparedPair {
 pub fn channel(
     limits: ShadowLimits,
     compare: mpsc::Sender<ComparedPair>,
+    metrics: Arc<Metrics>,
 ) -> (Shadower, ShadowWorker) {
     let (tx, rx) = mpsc::channel(limits.queue_size.max(1));
     (
@@ -349,6 +351,7 @@ pub fn channel(
             rx: Mutex::new(Some(rx)),
             limits,
             compare,
+            metrics,
         },
     )
 }
@@ -359,6 +362,7 @@ pub struct ShadowWorker {
     rx: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
     limits: ShadowLimits,
     compare: mpsc::Sender<ComparedPair>,
+    metrics: Arc<Metrics>,
 }
 
 #[async_trait]
@@ -390,9 +394,10 @@ impl BackgroundService for ShadowWorker {
             };
             let client = client.clone();
             let compare = self.compare.clone();
+            let metrics = Arc::clone(&self.metrics);
             let cap = self.limits.max_body_bytes;
             tokio::spawn(async move {
-                run_job(&client, job, cap, &compare).await;
+                run_job(&client, job, cap, &compare, &metrics).await;
                 drop(slot);
             });
         }
@@ -404,6 +409,7 @@ async fn run_job(
     job: ShadowJob,
     cap: usize,
     compare: &mpsc::Sender<ComparedPair>,
+    metrics: &Metrics,
 ) {
     let probe = async {
         match &job.probe {
@@ -411,7 +417,15 @@ async fn run_job(
             None => None,
         }
     };
-    let (shadow, probe) = tokio::join!(send_copy(client, &job, &job.target, cap), probe);
+    let started = std::time::Instant::now();
+    let copy = async {
+        let answer = send_copy(client, &job, &job.target, cap).await;
+        if answer.is_ok() {
+            metrics.shadow_answered(&job.route, job.target.side, started.elapsed());
+        }
+        answer
+    };
+    let (shadow, probe) = tokio::join!(copy, probe);
     let shadow = match shadow {
         Ok(response) => response,
         Err(why) => {

@@ -6,4 +6,5 @@
 mod auth_validation;
 mod diffs;
 mod harness;
+mod observability;
 mod parity;

@@ -10,11 +10,56 @@ use crate::bench::gateway::CaseResult;
 /// A TrueType font from Debian's fonts-dejavu-core (installed by `make bench`).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
+fn register_font() -> anyhow::Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        std::fs::read(FONT).ok().is_some_and(|bytes| {
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+        })
+    });
+    anyhow::ensure!(
+        ok,
+        "cannot load the font {FONT} (Debian package fonts-dejavu-core)"
+    );
+    Ok(())
+}
+
+/// Draws the share of requests the new backend served over time (seconds, 0–1), as
+/// Prometheus recorded it during a cutover.
+pub fn share(path: &Path, points: &[(f64, f64)]) -> anyhow::Result<()> {
+    register_font()?;
+    anyhow::ensure!(!points.is_empty(), "no points to draw");
+    let start = points[0].0;
+    let end = points.last().map_or(start + 1.0, |p| p.0);
+    let root = BitMapBackend::new(path, (1000, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "auth-validation: share of requests served by the new backend (Prometheus)",
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..(end - start).max(1.0), 0.0..1.05)?;
+    chart
+        .configure_mesh()
+        .x_desc("seconds: legacy → shadow → canary 50 % → primary → decommissioned → rollback")
+        .y_desc("share served by new")
+        .label_style(("sans-serif", 14))
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        points.iter().map(|(t, v)| (t - start, *v)),
+        BLUE.stroke_width(3),
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
 /// Draws `workload`'s fixed-rate latencies to `path`.
 pub fn latency(path: &Path, workload: &str, results: &[CaseResult]) -> anyhow::Result<()> {
-    let bytes: &'static [u8] = Box::leak(std::fs::read(FONT)?.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| anyhow::anyhow!("cannot load the font {FONT}"))?;
+    register_font()?;
     let cases: Vec<&CaseResult> = results
         .iter()
         .filter(|r| r.workload == workload && r.mode == "fixed rate")
