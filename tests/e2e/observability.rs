@@ -206,7 +206,7 @@ async fn prometheus_sees_every_dashboard_and_alert_through_a_whole_cutover() {
                     .send()
                     .await;
                 // Some tutor questions too, so the provider metrics move.
-                if i % 5 == 0 {
+                if i.is_multiple_of(5) {
                     let _ = client
                         .post(format!("{gateway}/functions/v1/ai-tutor-professional"))
                         .header("apikey", &anon)
