@@ -217,6 +217,27 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Cumulative (answers, 5xx answers, latency sum in seconds, latency count) of one
+    /// route and side, for the console's history.
+    pub fn route_side(&self, route: &str, side: Side) -> (u64, u64, f64, u64) {
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+        let count = |class: &str| {
+            self.requests
+                .with_label_values(&[route, side.name(), class])
+                .get()
+        };
+        let served = classes.iter().map(|c| count(c)).sum();
+        let latency = self
+            .request_duration
+            .with_label_values(&[route, side.name()]);
+        (
+            served,
+            count("5xx"),
+            latency.get_sample_sum(),
+            latency.get_sample_count(),
+        )
+    }
+
     /// A route rolled back by `trigger` (`manual` or `automatic`).
     pub fn rollback(&self, route: &str, trigger: &str) {
         self.rollbacks.with_label_values(&[route, trigger]).inc();

@@ -19,10 +19,12 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
 pre{background:#fff;border:1px solid #d0d7de;padding:.6rem;overflow:auto;font-size:13px}
 mark{background:#ffd8d3;outline:1px solid #cf222e}
-a:focus,button:focus{outline:3px solid #0969da}
+a:focus,button:focus,input:focus,select:focus{outline:3px solid #0969da}
+.visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+figure{margin:0;background:#fff;border:1px solid #d0d7de;padding:.5rem}
 "#;
 
-fn page(title: &str, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -263,4 +265,232 @@ mod tests {
         );
         assert!(!html.contains("<b>"));
     }
+}
+
+/// One row of the routes page.
+#[derive(Debug, Clone)]
+pub struct RouteRow {
+    pub name: String,
+    pub path: String,
+    /// `canary 25%`, `primary`, … or `blocked`.
+    pub phase: String,
+    pub source: String,
+    pub blocked: bool,
+    pub rates: Option<crate::history::Rates>,
+    /// The promotion gate's verdict for the next step: (holds, evidence).
+    pub gate: Option<(bool, String)>,
+}
+
+fn csrf_field(viewer: &crate::console::Viewer) -> Markup {
+    html! { @if let Some(token) = &viewer.csrf { input type="hidden" name="csrf" value=(token); } @else { input type="hidden" name="csrf" value=""; } }
+}
+
+fn nav(viewer: &crate::console::Viewer) -> Markup {
+    html! {
+        p {
+            a href="/ui" { "Routes" } " · " a href="/ui/progress" { "Progress" } " · " a href="/ui/diffs" { "Diff reports" }
+            " · signed in as " strong { (viewer.who) }
+            @if viewer.csrf.is_some() {
+                form method="post" action="/ui/logout" style="display:inline;margin-left:1rem" { (csrf_field(viewer)) button type="submit" { "Sign out" } }
+            }
+        }
+    }
+}
+
+fn rate_cells(rates: Option<&crate::history::Rates>) -> Markup {
+    match rates {
+        Some(r) => html! {
+            td.n { (format!("{:.1}", r.requests_per_sec)) }
+            td.n { (percent(r.share_new)) }
+            td.n class=@if r.new_error_rate > 0.01 { "regression" } { (percent(r.new_error_rate)) }
+            td.n class=@if r.mismatch_rate > 0.0 { "regression" } { (percent(r.mismatch_rate)) }
+        },
+        None => html! { td.n { "–" } td.n { "–" } td.n { "–" } td.n { "–" } },
+    }
+}
+
+/// The routes page: every route's phase and health, with the actions.
+pub fn routes_page(
+    viewer: &crate::console::Viewer,
+    rows: &[RouteRow],
+    flash: Option<&str>,
+) -> Markup {
+    page(
+        "Routes",
+        html! {
+            (nav(viewer))
+            @if let Some(message) = flash { p role="status" { strong { (message) } } }
+            table {
+                caption { "Every route, its phase and its health over the last interval" }
+                thead { tr {
+                    th scope="col" { "route" } th scope="col" { "phase" } th scope="col" { "source" }
+                    th scope="col" { "req/s" } th scope="col" { "served by new" } th scope="col" { "new-side errors" }
+                    th scope="col" { "mismatch (regressions)" } th scope="col" { "promotion gate" } th scope="col" { "roll back" }
+                } }
+                tbody {
+                    @for row in rows {
+                        tr {
+                            th scope="row" { a href={ "/ui/routes/" (row.name) } { (row.name) } br; small { code { (row.path) } } }
+                            td { (row.phase) } td { (row.source) }
+                            (rate_cells(row.rates.as_ref()))
+                            td { @match &row.gate { Some((true, why)) => { span title=(why) { "ready" } }, Some((false, why)) => { span.noise title=(why) { "not yet" } }, None => { "–" } } }
+                            td {
+                                @if !row.blocked && row.phase != "legacy" {
+                                    form method="post" action={ "/ui/routes/" (row.name) "/rollback" } {
+                                        (csrf_field(viewer))
+                                        label { span.visually-hidden { "Reason for rolling back " (row.name) } input name="reason" required placeholder="reason" aria-label={ "Reason for rolling back " (row.name) }; }
+                                        " " button type="submit" { "Roll back " (row.name) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Roll everything back" }
+            form method="post" action="/ui/rollback" {
+                (csrf_field(viewer))
+                p { label for="global-reason" { "Reason" } " " input id="global-reason" name="reason" required; }
+                p { label { input type="checkbox" name="confirm" value="yes" required; " I confirm: every route goes back to legacy now" } }
+                p { button type="submit" { "Roll every route back to legacy" } }
+            }
+        },
+    )
+}
+
+/// A small server-rendered line chart (SVG), time on x.
+pub fn chart(title: &str, series: &[(&str, &str, Vec<(i64, f64)>)], unit: &str) -> Markup {
+    let (w, h, pad) = (560.0, 180.0, 36.0);
+    let points = series
+        .iter()
+        .flat_map(|s| s.2.iter())
+        .filter(|(_, v)| v.is_finite());
+    let (mut t0, mut t1, mut vmax) = (i64::MAX, i64::MIN, 0.0f64);
+    for (t, v) in points {
+        t0 = t0.min(*t);
+        t1 = t1.max(*t);
+        vmax = vmax.max(*v);
+    }
+    if vmax <= 0.0 {
+        vmax = 1.0;
+    }
+    let span = (t1 - t0).max(1) as f64;
+    let x = |t: i64| pad + (t - t0) as f64 / span * (w - 2.0 * pad);
+    let y = |v: f64| h - pad / 2.0 - v / vmax * (h - pad);
+    html! {
+        figure {
+            figcaption { (title) }
+            svg role="img" aria-label=(title) width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } xmlns="http://www.w3.org/2000/svg" {
+                line x1=(pad) y1=(y(0.0)) x2=(w - pad) y2=(y(0.0)) stroke="#8c959f" {}
+                text x="2" y=(y(vmax) + 4.0) font-size="11" { (format!("{vmax:.2}")) " " (unit) }
+                text x="2" y=(y(0.0)) font-size="11" { "0" }
+                @if t0 == i64::MAX { text x=(w / 2.0 - 40.0) y=(h / 2.0) font-size="12" { "no data yet" } }
+                @for (label, color, data) in series {
+                    @let path: Vec<String> = data.iter().filter(|(_, v)| v.is_finite()).map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
+                    @if path.len() > 1 { polyline fill="none" stroke=(color) stroke-width="2" points=(path.join(" ")) { title { (label) } } }
+                }
+            }
+            p { @for (label, color, _) in series { span style={ "color:" (color) } { "■ " } (label) " " } }
+        }
+    }
+}
+
+/// One route: actions, charts of the last hours, phase history, differing paths.
+#[allow(clippy::too_many_arguments)]
+pub fn route_page(
+    viewer: &crate::console::Viewer,
+    row: &RouteRow,
+    history: &[crate::history::Rates],
+    audit: &[studyflow_flags::AuditEntry],
+    page_number: usize,
+    pages: usize,
+    diffs: Option<&RouteSummary>,
+    flash: Option<&str>,
+) -> Markup {
+    let series = |f: &dyn Fn(&crate::history::Rates) -> f64| {
+        history.iter().map(|r| (r.at, f(r))).collect::<Vec<_>>()
+    };
+    page(
+        &format!("Route {}", row.name),
+        html! {
+            (nav(viewer))
+            @if let Some(message) = flash { p role="status" { strong { (message) } } }
+            p { "Phase " strong { (row.phase) } " (" (row.source) "). " code { (row.path) } }
+            @if let Some((holds, why)) = &row.gate { p { "Promotion gate: " strong { @if *holds { "ready" } @else { "not yet" } } " — " (why) } }
+            @if !row.blocked {
+                h2 { "Change phase" }
+                form method="post" action={ "/ui/routes/" (row.name) "/phase" } {
+                    (csrf_field(viewer))
+                    p {
+                        label for="phase" { "Phase" } " "
+                        select id="phase" name="phase" { @for p in ["legacy", "shadow", "canary", "primary", "decommissioned"] { option value=(p) { (p) } } }
+                        " " label for="percent" { "canary %" } " " input id="percent" name="percent" inputmode="numeric" size="4";
+                    }
+                    p { label for="reason" { "Reason" } " " input id="reason" name="reason" required size="50"; }
+                    p { label { input type="checkbox" name="force" value="yes"; " Force past the promotion gate (the reason is audited)" } }
+                    p { button type="submit" { "Apply" } }
+                }
+                @if row.phase != "legacy" {
+                    form method="post" action={ "/ui/routes/" (row.name) "/rollback" } {
+                        (csrf_field(viewer))
+                        p { label for="rollback-reason" { "Reason" } " " input id="rollback-reason" name="reason" required; " " button type="submit" { "Roll back to legacy" } }
+                    }
+                }
+            }
+            h2 { "Last hours" }
+            div.sides {
+                (chart("Traffic split: share served by new", &[("new", "#0969da", series(&|r| r.share_new))], "share"))
+                (chart("Mean latency, legacy vs new", &[("legacy", "#8250df", series(&|r| r.mean_latency_ms[0])), ("new", "#0969da", series(&|r| r.mean_latency_ms[1]))], "ms"))
+                (chart("Mismatch rate (regressions)", &[("regressions", "#cf222e", series(&|r| r.mismatch_rate))], "share"))
+                (chart("Requests per second", &[("all", "#1a7f37", series(&|r| r.requests_per_sec))], "req/s"))
+            }
+            h2 { "Differing paths" }
+            @match diffs {
+                Some(summary) if !summary.paths.is_empty() => {
+                    table {
+                        thead { tr { th scope="col" { "path" } th scope="col" { "differing" } th scope="col" { "classification" } th scope="col" { "suggested rule" } th scope="col" { "samples" } } }
+                        tbody { @for p in &summary.paths { tr {
+                            th scope="row" { code { (p.shape) } }
+                            td.n { (p.differing) }
+                            td class=@if p.classification == "regression" { "regression" } @else { "noise" } { (p.classification) }
+                            td { @if let Some(rule) = &p.suggested_rule { code { (rule) } } }
+                            td { @for id in &p.samples { a href={ "/ui/samples/" (id) } { "#" (id) } " " } }
+                        } } }
+                    }
+                },
+                Some(_) => { p { "No differing paths in the last 24 hours." } },
+                None => { p { "No compared pairs yet (or no diff store configured)." } },
+            }
+            h2 { "Phase history" }
+            table {
+                thead { tr { th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } th scope="col" { "from" } th scope="col" { "to" } th scope="col" { "why" } } }
+                tbody { @for e in audit { tr { td { (e.at) } td { (e.who) } td { (e.action) } td { (e.from) } td { (e.to) } td { (e.reason) } } } }
+            }
+            @if pages > 1 {
+                nav aria-label="Phase history pages" { p {
+                    @for n in 1..=pages { @if n == page_number { strong { (n) } " " } @else { a href={ "?page=" (n) } { (n) } " " } }
+                } }
+            }
+        },
+    )
+}
+
+/// How far the migration has gone.
+pub fn progress_page(
+    viewer: &crate::console::Viewer,
+    per_phase: &[(&str, usize)],
+    share: &[(i64, f64)],
+) -> Markup {
+    page(
+        "Progress",
+        html! {
+            (nav(viewer))
+            table {
+                caption { "Routes per phase" }
+                thead { tr { @for (phase, _) in per_phase { th scope="col" { (phase) } } } }
+                tbody { tr { @for (_, n) in per_phase { td.n { (n) } } } }
+            }
+            (chart("Share of all traffic served by the new backend", &[("new", "#0969da", share.to_vec())], "share"))
+        },
+    )
 }
