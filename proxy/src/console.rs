@@ -95,16 +95,26 @@ pub struct Viewer {
 
 impl Viewer {
     /// Checks a form's CSRF token.
-    pub fn check(&self, given: &str) -> Result<(), Response> {
+    pub fn check(&self, given: &str) -> Result<(), CsrfRefused> {
         match &self.csrf {
             None => Ok(()),
             Some(expected) if Sha256::digest(expected) == Sha256::digest(given) => Ok(()),
-            Some(_) => Err((
-                StatusCode::FORBIDDEN,
-                "The form is stale or forged (CSRF check failed). Reload the page and try again.",
-            )
-                .into_response()),
+            Some(_) => Err(CsrfRefused),
         }
+    }
+}
+
+/// A change whose form did not carry the session's CSRF token.
+#[derive(Debug)]
+pub struct CsrfRefused;
+
+impl IntoResponse for CsrfRefused {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::FORBIDDEN,
+            "The form is stale or forged (CSRF check failed). Reload the page and try again.",
+        )
+            .into_response()
     }
 }
 
@@ -235,7 +245,7 @@ pub struct CsrfForm {
 /// Signs out: closes the session and clears the cookie.
 pub fn logout<S: ConsoleAuth>(state: &S, viewer: &Viewer, form: &CsrfForm) -> Response {
     if let Err(refused) = viewer.check(&form.csrf) {
-        return refused;
+        return refused.into_response();
     }
     if let Some(id) = &viewer.session {
         state.sessions().close(id);

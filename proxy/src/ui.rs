@@ -358,8 +358,11 @@ pub fn routes_page(
     )
 }
 
+/// One line of a [`chart`]: label, CSS colour, (unix time, value) points.
+pub type Series<'a> = (&'a str, &'a str, Vec<(i64, f64)>);
+
 /// A small server-rendered line chart (SVG), time on x.
-pub fn chart(title: &str, series: &[(&str, &str, Vec<(i64, f64)>)], unit: &str) -> Markup {
+pub fn chart(title: &str, series: &[Series<'_>], unit: &str) -> Markup {
     let (w, h, pad) = (560.0, 180.0, 36.0);
     let points = series
         .iter()
