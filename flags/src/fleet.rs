@@ -84,6 +84,12 @@ impl RedisStore {
         Ok(conn)
     }
 
+    /// Drops the cached connection; the next call connects again (on the caller's
+    /// runtime).
+    pub async fn disconnect(&self) {
+        *self.conn.lock().await = None;
+    }
+
     /// Announces a change to every instance (this one included).
     async fn announce(&self, routes: &[String]) -> Result<()> {
         let mut conn = self.connection().await?;
