@@ -244,7 +244,7 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
                         .unwrap_or("request refused")
                         .to_owned(),
                 }),
-                (_, body) => Ok(format!("{}\n{}", gate_report(&body), changes(&body))),
+                (_, body) => Ok(format!("{}{}", gate_report(&body), changes(&body))),
             }
         }
         Command::Flags(FlagsCommand::Sync) => Err(CliError::Sync(

@@ -511,6 +511,21 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.yaml");
         let config = GatewayConfig::load(Some(&path)).expect("sample config loads");
         assert!(config.admin_token.is_some());
+        assert!(config.unleash.is_some_and(|u| u.admin_token.is_some()));
+        assert_eq!(
+            config
+                .guard
+                .for_route("ai-tutor-professional")
+                .map(|t| t.max_error_rate),
+            Some(0.1)
+        );
+        assert_eq!(
+            config
+                .guard
+                .for_route("encryption")
+                .map(|t| t.max_error_rate),
+            Some(0.05)
+        );
     }
 
     #[test]
