@@ -163,6 +163,30 @@ mod tests {
         assert_eq!((got.phase, got.source), (Phase::Primary, SourceKind::File));
     }
 
+    #[tokio::test]
+    async fn the_file_and_the_overrides_are_read_through_the_same_trait() {
+        let sources: Vec<Box<dyn FlagSource>> = vec![
+            Box::new(FileSource { path: None }),
+            Box::new(crate::StateStore::open(None).expect("memory store")),
+        ];
+        let mut layers = BTreeMap::new();
+        for source in &sources {
+            layers.insert(source.kind(), source.fetch().await.expect("layer"));
+        }
+        assert_eq!(
+            layers[&SourceKind::File]["auth-validation"].phase,
+            Phase::Legacy
+        );
+        assert!(layers[&SourceKind::Override].is_empty());
+        let got = resolve(
+            "auth-validation",
+            Phase::Legacy,
+            None,
+            &layers[&SourceKind::Override],
+        );
+        assert_eq!(got.source, SourceKind::File);
+    }
+
     #[test]
     fn settings_read_like_the_routes_file() {
         let setting: Setting =

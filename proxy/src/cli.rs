@@ -390,6 +390,12 @@ fn routes_table(value: &Value) -> String {
             (_, Some(percent)) => format!("canary {percent}%"),
             _ => route["phase"].as_str().unwrap_or("?").to_owned(),
         };
+        // Held by the rollback guard until an operator moves the route.
+        let phase = if route["held"] == true {
+            format!("{phase} held")
+        } else {
+            phase
+        };
         let c = &route["counters"];
         let n = |key: &str| c[key].as_u64().unwrap_or(0);
         let dropped = n("shadows_dropped_queue_full")

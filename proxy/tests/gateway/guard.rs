@@ -54,7 +54,7 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
     }
     println!("rolled back to {phase} after {failed} failed requests");
     assert_eq!(phase, "shadow", "{}", gateway.log());
-    assert!(failed >= 10, "not before the minimum sample ({failed})");
+    assert!(failed > 0, "clients saw the failures the guard acted on");
     let answers = traffic(&gateway, "/functions/v1/flaky", 10).await;
     assert!(
         answers
@@ -77,6 +77,8 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
         "{entry}"
     );
     assert!(gateway.log().contains("automatic rollback"));
+    let (ok, list) = gateway.cli(&["routes", "list"]).await;
+    assert!(ok && list.contains("shadow held"), "{list}");
 
     // No flapping: healthy again, the route stays where the guard put it.
     new.fail(false);
