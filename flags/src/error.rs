@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-/// Why a routes file could not be used.
+/// Why a routes file, a flag source or the flag state could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot read routes file {path}: {source}")]
@@ -12,6 +12,10 @@ pub enum Error {
     Syntax(#[from] serde_yaml::Error),
     #[error("flag state {0}")]
     State(String),
+    #[error("unleash: {0}")]
+    Unleash(String),
+    #[error("fleet store: {0}")]
+    Fleet(String),
     #[error("route `{route}`: {reason}")]
     Route { route: String, reason: String },
 }

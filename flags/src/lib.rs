@@ -6,6 +6,13 @@
 //! validates such a file; a file that does not validate is never used, so a broken
 //! edit cannot take traffic down.
 //!
+//! A route's phase can come from three [`FlagSource`]s, resolved by precedence
+//! override > Unleash > file ([`resolve`]): the routes file, an Unleash server
+//! ([`unleash`], one toggle per route) and operator overrides ([`OverrideStore`]: a local
+//! state file, or Redis for a fleet of gateways, see [`fleet`]). The last good flag set is
+//! kept on disk ([`Snapshot`]) so a gateway restarted while a source is down serves what
+//! it served before.
+//!
 //! ```
 //! let file = studyflow_flags::RoutesFile::parse(r#"
 //! routes:
@@ -17,13 +24,23 @@
 //! ```
 
 mod error;
+pub mod fleet;
 mod matcher;
 mod phase;
 mod routes;
+mod snapshot;
+mod source;
 mod state;
+pub mod unleash;
 
 pub use error::{Error, Result};
 pub use matcher::PathMatcher;
 pub use phase::{Phase, Side};
 pub use routes::{DEFAULT_ROUTES_FILE, RouteSpec, RoutesFile, ShadowPolicy, WritePolicy};
-pub use state::{AuditEntry, Override, StateStore, now_rfc3339};
+pub use snapshot::Snapshot;
+pub use source::{
+    FileSource, FlagSource, Layer, Resolved, Setting, SourceKind, file_layer, resolve,
+};
+pub use state::{
+    AuditEntry, Change, Override, OverrideStore, StateStore, now_rfc3339, override_layer,
+};

@@ -42,6 +42,40 @@ impl Phase {
         }
     }
 
+    /// Reads a phase from its name and, for `canary` only, a percentage (0–100). The error
+    /// says what is wrong in words an operator can act on.
+    pub fn from_parts(name: &str, percent: Option<u8>) -> Result<Phase, String> {
+        match (name, percent) {
+            ("canary", Some(percent)) if percent <= 100 => Ok(Phase::Canary(percent)),
+            ("canary", Some(percent)) => Err(format!("percent {percent} is over 100")),
+            ("canary", None) => Err("canary needs a `percent`".into()),
+            (_, Some(_)) => Err("`percent` goes only with phase `canary`".into()),
+            ("legacy", None) => Ok(Phase::Legacy),
+            ("shadow", None) => Ok(Phase::Shadow),
+            ("primary", None) => Ok(Phase::Primary),
+            ("decommissioned", None) => Ok(Phase::Decommissioned),
+            (other, None) => Err(format!(
+                "unknown phase `{other}` (legacy, shadow, canary, primary, decommissioned)"
+            )),
+        }
+    }
+
+    /// The canary percentage, for `canary` only.
+    pub fn percent(self) -> Option<u8> {
+        match self {
+            Phase::Canary(percent) => Some(percent),
+            _ => None,
+        }
+    }
+
+    /// Whether the new backend answers any user in this phase.
+    pub fn serves_new(self) -> bool {
+        match self {
+            Phase::Legacy | Phase::Shadow | Phase::Canary(0) => false,
+            Phase::Canary(_) | Phase::Primary | Phase::Decommissioned => true,
+        }
+    }
+
     /// The short name used in files, logs, metrics and the admin API.
     pub fn name(self) -> &'static str {
         match self {

@@ -249,35 +249,7 @@ impl RouteSpec {
 }
 
 fn parse_phase(route: &str, phase: &str, percent: Option<u8>) -> Result<Phase> {
-    let phase = match (phase, percent) {
-        ("canary", Some(percent)) if percent <= 100 => Phase::Canary(percent),
-        ("canary", Some(percent)) => {
-            return Err(Error::route(
-                route,
-                format!("percent {percent} is over 100"),
-            ));
-        }
-        ("canary", None) => return Err(Error::route(route, "canary needs a `percent`")),
-        (_, Some(_)) => {
-            return Err(Error::route(
-                route,
-                "`percent` goes only with phase `canary`",
-            ));
-        }
-        ("legacy", None) => Phase::Legacy,
-        ("shadow", None) => Phase::Shadow,
-        ("primary", None) => Phase::Primary,
-        ("decommissioned", None) => Phase::Decommissioned,
-        (other, None) => {
-            return Err(Error::route(
-                route,
-                format!(
-                    "unknown phase `{other}` (legacy, shadow, canary, primary, decommissioned)"
-                ),
-            ));
-        }
-    };
-    Ok(phase)
+    Phase::from_parts(phase, percent).map_err(|reason| Error::route(route, reason))
 }
 
 #[cfg(test)]

@@ -1,17 +1,21 @@
 //! Operator overrides and the audit log, persisted so a restart keeps them.
 //!
-//! An override replaces a route's phase from the routes file until it is reset. Every
-//! change appends an [`AuditEntry`] (who, when, from, to, why). The state is one JSON file
-//! written atomically (temporary file, then rename), so a crash never leaves half a file;
-//! a file that cannot be parsed stops the gateway from starting rather than silently
-//! dropping overrides.
+//! An override replaces a route's phase from Unleash or the routes file until it is
+//! reset. Every change appends an [`AuditEntry`] (who, when, from, to, why). Overrides live
+//! behind the [`OverrideStore`] trait: [`StateStore`] keeps them in one JSON file for a
+//! single gateway; [`crate::fleet::RedisStore`] shares them between every gateway of a
+//! fleet. The state file is written atomically (temporary file, then rename), so a crash
+//! never leaves half a file; a file that cannot be parsed stops the gateway from starting
+//! rather than silently dropping overrides.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::source::{FlagSource, Layer, Setting, SourceKind};
 use crate::{Error, Phase, Result};
 
 /// How many audit entries the state file keeps (oldest dropped first).
@@ -25,6 +29,42 @@ pub struct Override {
     pub by: String,
     pub at: String,
     pub reason: String,
+    /// Set by the automatic rollback guard: the route stays put (the guard leaves it alone)
+    /// until an operator sets, promotes or resets it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+}
+
+/// One change: the route, its new override (`None` drops it) and the audit entry.
+pub type Change = (String, Option<Override>, AuditEntry);
+
+/// Where overrides and the audit log are kept. Every gateway of a fleet must use the same
+/// store for a rollback to reach all of them.
+#[async_trait]
+pub trait OverrideStore: Send + Sync + std::fmt::Debug {
+    /// The overrides in force, by route name. An entry that cannot be parsed fails the
+    /// whole load, so a damaged store never replaces good overrides.
+    async fn load(&self) -> Result<BTreeMap<String, Override>>;
+    /// Applies changes and their audit entries, all or nothing, before returning.
+    async fn apply(&self, changes: Vec<Change>) -> Result<()>;
+    /// The newest `limit` audit entries, newest first, optionally for one route.
+    async fn audit(&self, route: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>>;
+}
+
+/// The phases a set of overrides sets, as a flag-source layer.
+pub fn override_layer(overrides: &BTreeMap<String, Override>) -> Layer {
+    overrides
+        .iter()
+        .map(|(route, o)| {
+            (
+                route.clone(),
+                Setting {
+                    phase: o.phase,
+                    held: o.held,
+                },
+            )
+        })
+        .collect()
 }
 
 /// One change of a route's phase.
@@ -33,7 +73,8 @@ pub struct AuditEntry {
     pub at: String,
     pub who: String,
     pub route: String,
-    /// `set`, `rollback`, `reset` (back to the routes file), `reload`.
+    /// `set`, `promote`, `rollback`, `auto_rollback`, `reset` (back to Unleash or the
+    /// routes file).
     pub action: String,
     pub from: String,
     pub to: String,
@@ -100,7 +141,7 @@ impl StateStore {
     /// Applies a batch of changes (`Some(phase)` sets an override, `None` resets to the
     /// routes file) and their audit entries, persisting before returning. Nothing is
     /// changed in memory when the file cannot be written.
-    pub fn apply(&self, changes: Vec<(String, Option<Override>, AuditEntry)>) -> Result<()> {
+    pub fn apply(&self, changes: Vec<Change>) -> Result<()> {
         let mut state = self.lock();
         let mut next = State {
             overrides: state.overrides.clone(),
@@ -131,12 +172,44 @@ impl StateStore {
     }
 }
 
+#[async_trait]
+impl OverrideStore for StateStore {
+    async fn load(&self) -> Result<BTreeMap<String, Override>> {
+        Ok(self.overrides())
+    }
+
+    async fn apply(&self, changes: Vec<Change>) -> Result<()> {
+        StateStore::apply(self, changes)
+    }
+
+    async fn audit(&self, route: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>> {
+        Ok(StateStore::audit(self, route, limit))
+    }
+}
+
+#[async_trait]
+impl FlagSource for StateStore {
+    fn kind(&self) -> SourceKind {
+        SourceKind::Override
+    }
+
+    async fn fetch(&self) -> Result<Layer> {
+        Ok(override_layer(&self.overrides()))
+    }
+}
+
 fn write_atomically(path: &Path, state: &State) -> Result<()> {
+    let text = serde_json::to_string_pretty(state).map_err(|e| Error::State(e.to_string()))?;
+    write_file_atomically(path, &text)
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so readers see the old
+/// or the new content, never half of it.
+pub(crate) fn write_file_atomically(path: &Path, text: &str) -> Result<()> {
     let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
-    let text = serde_json::to_string_pretty(state).map_err(|e| Error::State(e.to_string()))?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)?;
@@ -165,6 +238,7 @@ mod tests {
             by: "ops".into(),
             at: now_rfc3339(),
             reason: "test".into(),
+            held: false,
         }
     }
 

@@ -1,6 +1,10 @@
 //! The admin API, on its own port: route table with live counters, phase changes,
-//! rollback (one route or all), audit log, routes-file reload, diff reports (JSON,
-//! Markdown) and the HTML pages of [`ui`](crate::ui).
+//! rollback (one route or all), diff-gated promotion, audit log, routes-file reload,
+//! readiness with the health of each flag source, diff reports (JSON, Markdown) and the
+//! HTML pages of [`ui`](crate::ui).
+//!
+//! The service also runs the control plane's background loops on its runtime: the flag
+//! sources ([`sources`](crate::sources)) and the rollback [`guard`](crate::guard).
 //!
 //! Reads are open to whoever reaches the port (keep it private); every change needs
 //! `Authorization: Bearer <admin_token>`, names the operator in `x-operator` (default
@@ -29,17 +33,25 @@ use sqlx::PgPool;
 use studyflow_diffing::report;
 use studyflow_flags::{AuditEntry, Phase};
 
+use crate::config::{GuardConfig, PromotionConfig};
 use crate::control::{Control, ControlError};
 use crate::metrics::Metrics;
 use crate::routing::Route;
-use crate::ui;
+use crate::{guard, promotion, sources, ui};
 
-/// How often the routes file is checked for changes.
-const RELOAD_POLL: Duration = Duration::from_secs(2);
+/// The control plane's settings the admin service runs with.
+#[derive(Debug, Clone)]
+pub struct ControlPlane {
+    pub guard: GuardConfig,
+    pub promotion: PromotionConfig,
+    /// How often fleet overrides are re-read besides announcements.
+    pub resync: Duration,
+}
 
 #[derive(Clone, Debug)]
 struct AdminState {
     control: Arc<Control>,
+    plane: Arc<ControlPlane>,
     /// SHA-256 of the admin token: compared digest to digest, never the token itself.
     token_digest: Option<[u8; 32]>,
     /// Read access to the diff store, once the service runs.
@@ -65,11 +77,13 @@ impl AdminService {
         diff_database: Option<SecretString>,
         store_dropped: Arc<AtomicU64>,
         metrics: Arc<Metrics>,
+        plane: ControlPlane,
     ) -> Self {
         Self {
             addr,
             state: AdminState {
                 control,
+                plane: Arc::new(plane),
                 token_digest: token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
                 diffs: Arc::new(OnceLock::new()),
                 store_dropped,
@@ -83,10 +97,12 @@ impl AdminService {
 fn routes(state: AdminState) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
         .route("/routes", get(list_routes))
         .route("/routes/{name}", get(show_route).put(set_route))
         .route("/routes/{name}/rollback", post(rollback_route))
         .route("/routes/{name}/reset", post(reset_route))
+        .route("/routes/{name}/promote", post(promote_route))
         .route("/rollback", post(rollback_all))
         .route("/audit", get(audit))
         .route("/reload", post(reload))
@@ -147,11 +163,14 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminErr
     Ok(who.to_owned())
 }
 
-fn route_json(route: &Route) -> Value {
-    let percent = match route.phase {
-        Phase::Canary(percent) => Some(percent),
-        _ => None,
-    };
+fn route_json(control: &Control, plane: &ControlPlane, route: &Route) -> Value {
+    let percent = route.phase.percent();
+    let guard = plane.guard.for_route(&route.spec.name).map(|t| {
+        json!({
+            "window_secs": t.window_secs,
+            "window": route.stats.window.totals(t.window_secs),
+        })
+    });
     json!({
         "name": route.spec.name,
         "path": route.spec.path.to_string(),
@@ -159,7 +178,12 @@ fn route_json(route: &Route) -> Value {
         "phase": route.phase.name(),
         "percent": percent,
         "source": route.source,
+        "held": route.held,
         "file_phase": route.spec.phase.to_string(),
+        "unleash_phase": control.unleash_phase(&route.spec.name).map(|p| p.to_string()),
+        "override": control.override_of(&route.spec.name),
+        "guard": guard,
+        "since_phase_change": route.stats.since_phase_change(),
         "blocked": route.spec.blocked,
         "shadow": route.spec.shadow,
         "counters": route.stats.snapshot(),
@@ -168,9 +192,14 @@ fn route_json(route: &Route) -> Value {
 
 async fn list_routes(State(state): State<AdminState>) -> Json<Value> {
     let table = state.control.table();
-    let routes: Vec<Value> = table.routes().iter().map(route_json).collect();
+    let routes: Vec<Value> = table
+        .routes()
+        .iter()
+        .map(|r| route_json(&state.control, &state.plane, r))
+        .collect();
     Json(json!({
         "routes": routes,
+        "sources": state.control.health.snapshot(),
         "passthrough": table.passthrough.snapshot(),
         "reload_error": state.control.reload_error(),
         "diff_store": {
@@ -188,9 +217,126 @@ async fn show_route(
     let route = table
         .find(&name)
         .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no route named `{name}`")))?;
-    let mut body = route_json(route);
-    body["audit"] = json!(state.control.audit(Some(&name), 50));
+    let mut body = route_json(&state.control, &state.plane, route);
+    body["audit"] = json!(
+        state
+            .control
+            .audit(Some(&name), 50)
+            .await
+            .map_err(store_unavailable)?
+    );
     Ok(Json(body))
+}
+
+fn store_unavailable(error: crate::Error) -> AdminError {
+    tracing::warn!(%error, "override store query failed");
+    AdminError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the override store is unavailable".into(),
+    )
+}
+
+/// 200 with the health of every flag source while a flag set is in force (one always is
+/// once the gateway serves: it does not start without a valid routes file); a failing
+/// source is reported here, not by failing readiness, because serving goes on with its
+/// last good state.
+async fn ready(State(state): State<AdminState>) -> Response {
+    let sources = state.control.health.snapshot();
+    let routes = state.control.table().routes().len();
+    let status = if routes > 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let degraded = sources.values().any(|s| s.configured && !s.ok);
+    (
+        status,
+        Json(json!({
+            "ready": status == StatusCode::OK,
+            "degraded": degraded,
+            "routes": routes,
+            "sources": sources,
+        })),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Promote {
+    percent: Option<u8>,
+    #[serde(default)]
+    force: bool,
+    reason: String,
+}
+
+/// Moves a route one phase forward (or to a canary percentage) when its gate holds; 409
+/// with the evidence when it does not, unless forced (the audit says so).
+async fn promote_route(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Result<Response, AdminError> {
+    let who = authorize(&state, &headers)?;
+    let request: Promote = body(&bytes)?;
+    if request.reason.trim().is_empty() {
+        return Err(ControlError::MissingReason.into());
+    }
+    let table = state.control.table();
+    let route = table
+        .find(&name)
+        .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no route named `{name}`")))?;
+    if route.spec.blocked {
+        return Err(AdminError(
+            StatusCode::BAD_REQUEST,
+            format!("route `{name}` is blocked"),
+        ));
+    }
+    let target = promotion::next_phase(
+        route.phase,
+        request.percent,
+        &state.plane.promotion.canary_steps,
+    )
+    .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
+    let gate = promotion::gate(route, state.diffs.get(), &state.plane.promotion).await;
+    let mut answer = json!({
+        "route": name,
+        "from": route.phase.to_string(),
+        "to": target.to_string(),
+        "gate": gate,
+    });
+    if !gate.holds && !request.force {
+        answer["error"] = json!(format!(
+            "the promotion gate does not hold for `{name}` ({} -> {target}); see the evidence, or pass --force with a reason",
+            route.phase
+        ));
+        return Ok((StatusCode::CONFLICT, Json(answer)).into_response());
+    }
+    let (action, reason) = if gate.holds {
+        ("promote", request.reason)
+    } else {
+        let failed: Vec<String> = gate
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} {} (required {})", c.name, c.observed, c.required))
+            .collect();
+        (
+            "promote_forced",
+            format!(
+                "{} [forced past the gate: {}]",
+                request.reason,
+                failed.join("; ")
+            ),
+        )
+    };
+    let changed = state
+        .control
+        .set_phase(&name, target, &who, &reason, action)
+        .await?;
+    answer["changed"] = json!(changed);
+    Ok(Json(answer).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,23 +345,6 @@ struct SetPhase {
     phase: String,
     percent: Option<u8>,
     reason: String,
-}
-
-fn parse_phase(phase: &str, percent: Option<u8>) -> Result<Phase, AdminError> {
-    let bad = |m: String| AdminError(StatusCode::BAD_REQUEST, m);
-    match (phase, percent) {
-        ("canary", Some(p)) if p <= 100 => Ok(Phase::Canary(p)),
-        ("canary", Some(p)) => Err(bad(format!("percent {p} is over 100"))),
-        ("canary", None) => Err(bad("canary needs a percent".into())),
-        (_, Some(_)) => Err(bad("percent goes only with canary".into())),
-        ("legacy", None) => Ok(Phase::Legacy),
-        ("shadow", None) => Ok(Phase::Shadow),
-        ("primary", None) => Ok(Phase::Primary),
-        ("decommissioned", None) => Ok(Phase::Decommissioned),
-        (other, None) => Err(bad(format!(
-            "unknown phase `{other}` (legacy, shadow, canary, primary, decommissioned)"
-        ))),
-    }
 }
 
 /// Parses a JSON body, turning serde's rejection into a readable 400.
@@ -236,13 +365,14 @@ async fn set_route(
 ) -> Result<Json<Value>, AdminError> {
     let who = authorize(&state, &headers)?;
     let request: SetPhase = body(&bytes)?;
-    let phase = parse_phase(&request.phase, request.percent)?;
-    Ok(changed(state.control.set_phase(
-        &name,
-        phase,
-        &who,
-        &request.reason,
-    )?))
+    let phase = Phase::from_parts(&request.phase, request.percent)
+        .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
+    Ok(changed(
+        state
+            .control
+            .set_phase(&name, phase, &who, &request.reason, "set")
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,7 +389,7 @@ async fn rollback_route(
 ) -> Result<Json<Value>, AdminError> {
     let who = authorize(&state, &headers)?;
     let Reason { reason } = body(&bytes)?;
-    let entries = state.control.rollback(Some(&name), &who, &reason)?;
+    let entries = state.control.rollback(Some(&name), &who, &reason).await?;
     count_rollbacks(&state, &entries);
     Ok(changed(entries))
 }
@@ -271,7 +401,7 @@ async fn rollback_all(
 ) -> Result<Json<Value>, AdminError> {
     let who = authorize(&state, &headers)?;
     let Reason { reason } = body(&bytes)?;
-    let entries = state.control.rollback(None, &who, &reason)?;
+    let entries = state.control.rollback(None, &who, &reason).await?;
     count_rollbacks(&state, &entries);
     Ok(changed(entries))
 }
@@ -291,7 +421,7 @@ async fn reset_route(
 ) -> Result<Json<Value>, AdminError> {
     let who = authorize(&state, &headers)?;
     let Reason { reason } = body(&bytes)?;
-    Ok(changed(state.control.reset(&name, &who, &reason)?))
+    Ok(changed(state.control.reset(&name, &who, &reason).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,9 +430,17 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn audit(State(state): State<AdminState>, Query(query): Query<AuditQuery>) -> Json<Value> {
+async fn audit(
+    State(state): State<AdminState>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, AdminError> {
     let limit = query.limit.unwrap_or(100).min(5000);
-    Json(json!({ "audit": state.control.audit(query.route.as_deref(), limit) }))
+    let entries = state
+        .control
+        .audit(query.route.as_deref(), limit)
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(json!({ "audit": entries })))
 }
 
 async fn reload(
@@ -310,7 +448,7 @@ async fn reload(
     headers: HeaderMap,
 ) -> Result<Json<Value>, AdminError> {
     authorize(&state, &headers)?;
-    match state.control.reload() {
+    match state.control.reload().await {
         Ok(reloaded) => Ok(Json(json!({ "reloaded": reloaded }))),
         Err(error) => Err(AdminError(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -321,9 +459,11 @@ async fn reload(
 
 /// Prometheus exposition of the gateway's metrics.
 async fn metrics(State(state): State<AdminState>) -> Response {
-    state
-        .metrics
-        .flag_source("file", state.control.reload_error().is_none());
+    for (source, health) in state.control.health.snapshot() {
+        if health.configured {
+            state.metrics.flag_source(source, health.ok);
+        }
+    }
     let text = state.metrics.render(
         &state.control.table(),
         state.store_dropped.load(Ordering::Relaxed),
@@ -477,13 +617,13 @@ impl BackgroundService for AdminService {
         };
         tracing::info!(addr = %self.addr, "admin API listening");
         let control = Arc::clone(&self.state.control);
-        let mut watch_stop = shutdown.clone();
+        let plane = Arc::clone(&self.state.plane);
+        sources::spawn(&control, plane.resync, &shutdown);
+        let mut guard_stop = shutdown.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(RELOAD_POLL) => control.reload_if_changed(),
-                    _ = watch_stop.changed() => break,
-                }
+            tokio::select! {
+                () = guard::run(control, plane.guard.clone()) => {}
+                _ = guard_stop.changed() => {}
             }
         });
         let stop = async move {

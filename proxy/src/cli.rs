@@ -1,5 +1,7 @@
-//! The operator CLI: `studyflow-gateway routes …`, `rollback …`, `audit`, `reload`.
-//! A thin client of the [admin API](crate::admin); it prints what the API answers.
+//! The operator CLI: `studyflow-gateway routes …`, `rollback …`, `promote …`, `audit`,
+//! `reload`, `diffs report`: a thin client of the [admin API](crate::admin) that prints
+//! what the API answers. `flags sync` is the exception: it reads the gateway's
+//! configuration and writes the routes file's phases to Unleash's admin API.
 
 use std::fmt::Write as _;
 
@@ -44,6 +46,23 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Move a route one phase forward (legacy, shadow, the canary steps, primary,
+    /// decommissioned), or to a canary percentage, when its promotion gate holds; prints
+    /// the evidence either way.
+    Promote {
+        route: String,
+        /// Go to this canary percentage instead of the next step.
+        #[arg(long)]
+        percent: Option<u8>,
+        /// Promote even though the gate does not hold (audited with the failed checks).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Unleash toggles of the routes (see `flags sync --help`).
+    #[command(subcommand)]
+    Flags(FlagsCommand),
     /// Show the audit log of phase changes.
     Audit {
         #[arg(long)]
@@ -56,6 +75,14 @@ pub enum Command {
     /// Diff reports from the diff store.
     #[command(subcommand)]
     Diffs(DiffsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlagsCommand {
+    /// Create or update one Unleash toggle per route (`gateway.<route>`) from the routes
+    /// file, through Unleash's admin API (`unleash.url` and `unleash.admin_token` of the
+    /// gateway configuration given with --config).
+    Sync,
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,6 +132,47 @@ pub enum CliError {
     Refused { status: u16, message: String },
     #[error("give a route or --all")]
     NoTarget,
+    /// The promotion gate does not hold; the evidence is in the message.
+    #[error("{0}")]
+    GateClosed(String),
+    #[error("{0}")]
+    Sync(String),
+}
+
+/// `flags sync`: writes every route's phase from the routes file to Unleash, creating
+/// toggles that are missing. Returns one line per route.
+pub async fn flags_sync(config: &crate::config::GatewayConfig) -> Result<String, CliError> {
+    use studyflow_flags::unleash::{UnleashAdmin, Written, toggle_name};
+    let unleash = config
+        .unleash
+        .as_ref()
+        .ok_or_else(|| CliError::Sync("the configuration has no `unleash` section".into()))?;
+    let admin = UnleashAdmin::new(&unleash.settings("flags-sync"))
+        .map_err(|e| CliError::Sync(e.to_string()))?
+        .ok_or_else(|| CliError::Sync("`unleash.admin_token` is not set".into()))?;
+    let file = studyflow_flags::FileSource {
+        path: config.routes_file.clone(),
+    }
+    .load_file()
+    .map_err(|e| CliError::Sync(e.to_string()))?;
+    let mut out = String::new();
+    for route in file.routes.iter().filter(|r| !r.blocked) {
+        let written = admin
+            .write(&route.name, route.phase, true)
+            .await
+            .map_err(|e| CliError::Sync(e.to_string()))?;
+        let verb = match written {
+            Written::Created => "created",
+            Written::Updated | Written::Missing => "updated",
+        };
+        let _ = writeln!(
+            out,
+            "{:<36} {verb:<8} {}",
+            toggle_name(&route.name),
+            route.phase
+        );
+    }
+    Ok(out)
 }
 
 /// Runs `command` against the admin API and returns what to print.
@@ -150,6 +218,38 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
                 .await
                 .map(|v| changes(&v))
         }
+        Command::Promote {
+            route,
+            percent,
+            force,
+            reason,
+        } => {
+            let answer = client
+                .send_raw(
+                    reqwest::Method::POST,
+                    &format!("/routes/{route}/promote"),
+                    json!({"percent": percent, "force": force, "reason": reason}),
+                )
+                .await?;
+            match answer {
+                (409, body) => Err(CliError::GateClosed(format!(
+                    "{}\n{}",
+                    body["error"].as_str().unwrap_or("the promotion gate does not hold"),
+                    gate_report(&body)
+                ))),
+                (status, body) if status >= 400 => Err(CliError::Refused {
+                    status,
+                    message: body["error"]
+                        .as_str()
+                        .unwrap_or("request refused")
+                        .to_owned(),
+                }),
+                (_, body) => Ok(format!("{}{}", gate_report(&body), changes(&body))),
+            }
+        }
+        Command::Flags(FlagsCommand::Sync) => Err(CliError::Sync(
+            "`flags sync` reads the gateway configuration: run it as `studyflow-gateway --config FILE flags sync`".into(),
+        )),
         Command::Audit { route, limit } => {
             let mut path = format!("/audit?limit={limit}");
             if let Some(route) = route {
@@ -213,6 +313,30 @@ impl Client {
         path: &str,
         body: Value,
     ) -> Result<Value, CliError> {
+        self.finish(self.request(method, path, body)).await
+    }
+
+    /// Sends a change and returns status and body, whatever the status.
+    async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<(u16, Value), CliError> {
+        let unreachable = |source| CliError::Unreachable {
+            url: self.admin.admin_url.clone(),
+            source,
+        };
+        let response = self
+            .request(method, path, body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.map_err(unreachable)?))
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str, body: Value) -> reqwest::RequestBuilder {
         let mut request = self.http.request(method, self.url(path)).json(&body);
         if let Some(token) = &self.admin.token {
             request = request.bearer_auth(token);
@@ -225,7 +349,7 @@ impl Client {
         if let Some(operator) = operator {
             request = request.header("x-operator", operator);
         }
-        self.finish(request).await
+        request
     }
 
     fn url(&self, path: &str) -> String {
@@ -265,6 +389,12 @@ fn routes_table(value: &Value) -> String {
             (Some(true), _) => "blocked".to_owned(),
             (_, Some(percent)) => format!("canary {percent}%"),
             _ => route["phase"].as_str().unwrap_or("?").to_owned(),
+        };
+        // Held by the rollback guard until an operator moves the route.
+        let phase = if route["held"] == true {
+            format!("{phase} held")
+        } else {
+            phase
         };
         let c = &route["counters"];
         let n = |key: &str| c[key].as_u64().unwrap_or(0);
@@ -311,6 +441,44 @@ fn changes(value: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The promotion gate's evidence, one check per line.
+fn gate_report(value: &Value) -> String {
+    let gate = &value["gate"];
+    let mut out = format!(
+        "{}: {} -> {}\n",
+        value["route"].as_str().unwrap_or("?"),
+        value["from"].as_str().unwrap_or("?"),
+        value["to"].as_str().unwrap_or("?"),
+    );
+    if gate["required"] == false {
+        out.push_str("gate: not needed for this step (no user is served by the new side)\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "gate {} (evidence since {}, window {} s, pairs from {})",
+        if gate["holds"] == true {
+            "holds"
+        } else {
+            "does NOT hold"
+        },
+        gate["since"].as_str().unwrap_or("start"),
+        gate["window_secs"],
+        gate["pairs_from"].as_str().unwrap_or("?"),
+    );
+    for check in gate["checks"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  [{}] {:<20} {} (required {})",
+            if check["ok"] == true { "ok" } else { "FAIL" },
+            check["name"].as_str().unwrap_or("?"),
+            check["observed"].as_str().unwrap_or("?"),
+            check["required"].as_str().unwrap_or("?"),
+        );
+    }
+    out
 }
 
 fn audit_table(value: &Value) -> String {

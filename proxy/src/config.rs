@@ -26,8 +26,20 @@ pub struct GatewayConfig {
     pub admin_token: Option<SecretString>,
     /// Routes file; the table shipped in `flags/routes.yaml` when unset.
     pub routes_file: Option<PathBuf>,
-    /// Where operator overrides and the audit log are kept; memory only when unset.
+    /// Where operator overrides and the audit log are kept; memory only when unset. With
+    /// `fleet.redis_url` they are kept in Redis instead.
     pub state_file: Option<PathBuf>,
+    /// The last good flag set (Unleash layer, overrides, phases in force), written when it
+    /// changes and read at start when a source is down; none when unset.
+    pub snapshot_file: Option<PathBuf>,
+    /// Route phases from an Unleash server; the routes file and overrides only when unset.
+    pub unleash: Option<UnleashConfig>,
+    /// Overrides shared by every gateway instance through Redis.
+    pub fleet: FleetConfig,
+    /// Automatic rollback of a route whose new side misbehaves.
+    pub guard: GuardConfig,
+    /// What `promote` requires before moving a route forward.
+    pub promotion: PromotionConfig,
     /// Base URL of the legacy side: the Supabase project (Edge Functions, auth, REST…).
     pub legacy_url: String,
     /// Base URL of the new backend.
@@ -47,6 +59,214 @@ pub struct GatewayConfig {
     pub redact_patterns: Vec<String>,
     /// Log as JSON lines instead of text.
     pub json_logs: bool,
+}
+
+/// The Unleash server (see `studyflow_flags::unleash` for the toggle mapping).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnleashConfig {
+    /// Base URL, e.g. `http://127.0.0.1:4242` (the API is under `/api`).
+    pub url: String,
+    /// Client (backend SDK) token, `<project>:<environment>.<secret>`.
+    pub client_token: SecretString,
+    /// Admin token, for `flags sync` and for rollbacks written back to Unleash.
+    #[serde(default)]
+    pub admin_token: Option<SecretString>,
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    #[serde(default = "default_project")]
+    pub project: String,
+    /// The environment the client token reads (and the admin writes go to).
+    #[serde(default = "default_environment")]
+    pub environment: String,
+    /// How often toggles are fetched. Rollbacks do not wait for it (they go through Redis).
+    #[serde(default = "default_refresh_ms")]
+    pub refresh_ms: u64,
+    /// Time one call to Unleash may take.
+    #[serde(default = "default_unleash_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_app_name() -> String {
+    "studyflow-gateway".into()
+}
+fn default_project() -> String {
+    "default".into()
+}
+fn default_environment() -> String {
+    "development".into()
+}
+fn default_refresh_ms() -> u64 {
+    5000
+}
+fn default_unleash_timeout_ms() -> u64 {
+    2000
+}
+
+impl UnleashConfig {
+    /// The settings the flags crate works with; `instance` names this gateway process.
+    pub fn settings(&self, instance: &str) -> studyflow_flags::unleash::UnleashSettings {
+        studyflow_flags::unleash::UnleashSettings {
+            url: self.url.clone(),
+            client_token: self.client_token.clone(),
+            admin_token: self.admin_token.clone(),
+            app_name: self.app_name.clone(),
+            instance_id: instance.to_owned(),
+            project: self.project.clone(),
+            environment: self.environment.clone(),
+            refresh: Duration::from_millis(self.refresh_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+        }
+    }
+}
+
+/// A fleet of gateways sharing overrides through Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// `redis://host:port[/db]`; unset: one instance, overrides in `state_file`.
+    pub redis_url: Option<SecretString>,
+    /// Key prefix and channel namespace: every instance of one fleet uses the same.
+    pub prefix: String,
+    /// Time one Redis call may take.
+    pub timeout_ms: u64,
+    /// Overrides are also re-read this often, besides on every announcement.
+    pub resync_secs: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            prefix: "studyflow:gateway".into(),
+            timeout_ms: 1000,
+            resync_secs: 10,
+        }
+    }
+}
+
+/// Thresholds of the automatic rollback guard; every key but `enabled` and
+/// `interval_ms` can be set per route under `routes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardConfig {
+    pub enabled: bool,
+    /// How often the windows are evaluated.
+    pub interval_ms: u64,
+    /// Sliding window, seconds (at most 600).
+    pub window_secs: u64,
+    /// New-side requests in the window before its error rate is judged.
+    pub min_requests: u64,
+    /// Highest tolerated share of new-side errors (5xx, timeouts, connection failures).
+    pub max_error_rate: f64,
+    /// Compared pairs in the window before the mismatch rate is judged.
+    pub min_pairs: u64,
+    /// Highest tolerated share of regressions among compared pairs (noise does not count).
+    pub max_mismatch_rate: f64,
+    /// Per-route thresholds; keys left out take the global value.
+    pub routes: BTreeMap<String, GuardRouteConfig>,
+}
+
+/// When the guard rolls a route back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GuardThresholds {
+    /// Sliding window, seconds (at most 600).
+    pub window_secs: u64,
+    /// New-side requests in the window before its error rate is judged.
+    pub min_requests: u64,
+    /// Highest tolerated share of new-side errors (5xx, timeouts, connection failures).
+    pub max_error_rate: f64,
+    /// Compared pairs in the window before the mismatch rate is judged.
+    pub min_pairs: u64,
+    /// Highest tolerated share of regressions among compared pairs (noise does not count).
+    pub max_mismatch_rate: f64,
+}
+
+/// Per-route guard settings.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardRouteConfig {
+    /// `false` leaves this route alone.
+    pub enabled: Option<bool>,
+    pub window_secs: Option<u64>,
+    pub min_requests: Option<u64>,
+    pub max_error_rate: Option<f64>,
+    pub min_pairs: Option<u64>,
+    pub max_mismatch_rate: Option<f64>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_ms: 1000,
+            window_secs: 60,
+            min_requests: 20,
+            max_error_rate: 0.05,
+            min_pairs: 20,
+            max_mismatch_rate: 0.05,
+            routes: BTreeMap::new(),
+        }
+    }
+}
+
+impl GuardConfig {
+    /// The global thresholds.
+    pub fn thresholds(&self) -> GuardThresholds {
+        GuardThresholds {
+            window_secs: self.window_secs,
+            min_requests: self.min_requests,
+            max_error_rate: self.max_error_rate,
+            min_pairs: self.min_pairs,
+            max_mismatch_rate: self.max_mismatch_rate,
+        }
+    }
+
+    /// The thresholds of `route`, or `None` when the guard leaves it alone.
+    pub fn for_route(&self, route: &str) -> Option<GuardThresholds> {
+        let global = self.thresholds();
+        let Some(own) = self.routes.get(route) else {
+            return self.enabled.then_some(global);
+        };
+        if !own.enabled.unwrap_or(self.enabled) {
+            return None;
+        }
+        Some(GuardThresholds {
+            window_secs: own.window_secs.unwrap_or(global.window_secs),
+            min_requests: own.min_requests.unwrap_or(global.min_requests),
+            max_error_rate: own.max_error_rate.unwrap_or(global.max_error_rate),
+            min_pairs: own.min_pairs.unwrap_or(global.min_pairs),
+            max_mismatch_rate: own.max_mismatch_rate.unwrap_or(global.max_mismatch_rate),
+        })
+    }
+}
+
+/// The promotion gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionConfig {
+    /// How far back the diff store is read (it also starts at the last phase change).
+    pub window_secs: u64,
+    /// Compared pairs needed before a route moves forward.
+    pub min_pairs: u64,
+    /// Highest mismatch rate (regressions per compared pair) that lets a route move.
+    pub max_mismatch_rate: f64,
+    /// Highest new-side error rate that lets a route move.
+    pub max_error_rate: f64,
+    /// Canary percentages `promote` walks through from shadow; after the last, primary.
+    pub canary_steps: Vec<u8>,
+}
+
+impl Default for PromotionConfig {
+    fn default() -> Self {
+        Self {
+            window_secs: 3600,
+            min_pairs: 100,
+            max_mismatch_rate: 0.01,
+            max_error_rate: 0.01,
+            canary_steps: vec![5, 25, 50, 100],
+        }
+    }
 }
 
 /// Bounds of shadow traffic.
@@ -130,6 +350,11 @@ impl Default for GatewayConfig {
             admin_token: None,
             routes_file: None,
             state_file: None,
+            snapshot_file: None,
+            unleash: None,
+            fleet: FleetConfig::default(),
+            guard: GuardConfig::default(),
+            promotion: PromotionConfig::default(),
             legacy_url: "http://127.0.0.1:54321".into(),
             new_url: "http://127.0.0.1:8002".into(),
             upstreams: BTreeMap::new(),
@@ -195,6 +420,84 @@ impl GatewayConfig {
         }
         studyflow_diffing::Redactor::new(&self.redact_patterns)
             .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
+        if let Some(unleash) = &self.unleash {
+            let url = url::Url::parse(&unleash.url).ok();
+            if !url.is_some_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return Err(Error::Config(format!(
+                    "`unleash.url` must be an http(s) URL, got `{}`",
+                    unleash.url
+                )));
+            }
+            for (key, value) in [
+                ("unleash.refresh_ms", unleash.refresh_ms),
+                ("unleash.timeout_ms", unleash.timeout_ms),
+            ] {
+                if value == 0 {
+                    return Err(Error::Config(format!("`{key}` must be at least 1")));
+                }
+            }
+        }
+        if self.fleet.prefix.trim().is_empty() {
+            return Err(Error::Config("`fleet.prefix` must not be empty".into()));
+        }
+        if self.fleet.timeout_ms == 0 || self.fleet.resync_secs == 0 {
+            return Err(Error::Config(
+                "`fleet.timeout_ms` and `fleet.resync_secs` must be at least 1".into(),
+            ));
+        }
+        if self.guard.interval_ms == 0 {
+            return Err(Error::Config(
+                "`guard.interval_ms` must be at least 1".into(),
+            ));
+        }
+        let routes = self
+            .guard
+            .routes
+            .keys()
+            .map(|r| format!("guard.routes.{r}."));
+        for prefix in std::iter::once("guard.".to_owned()).chain(routes) {
+            let route = prefix
+                .strip_prefix("guard.routes.")
+                .map(|r| r.trim_end_matches('.'));
+            let t = match route {
+                Some(route) => self.guard.for_route(route),
+                None => Some(self.guard.thresholds()),
+            };
+            let Some(t) = t else { continue };
+            if !(1..=crate::stats::MAX_WINDOW_SECS).contains(&t.window_secs) {
+                return Err(Error::Config(format!(
+                    "`{prefix}window_secs` must be 1 to {}",
+                    crate::stats::MAX_WINDOW_SECS
+                )));
+            }
+            for (key, value) in [
+                ("max_error_rate", t.max_error_rate),
+                ("max_mismatch_rate", t.max_mismatch_rate),
+            ] {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(Error::Config(format!(
+                        "`{prefix}{key}` must be between 0 and 1"
+                    )));
+                }
+            }
+        }
+        let p = &self.promotion;
+        for (key, value) in [
+            ("promotion.max_mismatch_rate", p.max_mismatch_rate),
+            ("promotion.max_error_rate", p.max_error_rate),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(Error::Config(format!("`{key}` must be between 0 and 1")));
+            }
+        }
+        if p.canary_steps.is_empty()
+            || p.canary_steps.windows(2).any(|w| w[0] >= w[1])
+            || p.canary_steps.iter().any(|s| *s == 0 || *s > 100)
+        {
+            return Err(Error::Config(
+                "`promotion.canary_steps` must be increasing percentages from 1 to 100".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -208,6 +511,21 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.yaml");
         let config = GatewayConfig::load(Some(&path)).expect("sample config loads");
         assert!(config.admin_token.is_some());
+        assert!(config.unleash.is_some_and(|u| u.admin_token.is_some()));
+        assert_eq!(
+            config
+                .guard
+                .for_route("ai-tutor-professional")
+                .map(|t| t.max_error_rate),
+            Some(0.1)
+        );
+        assert_eq!(
+            config
+                .guard
+                .for_route("encryption")
+                .map(|t| t.max_error_rate),
+            Some(0.05)
+        );
     }
 
     #[test]
@@ -225,6 +543,16 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("shadow.queue_size"), "{err}");
+        std::fs::write(&path, "guard:\n  routes:\n    a: {max_error_rate: 2}\n").expect("write");
+        let err = GatewayConfig::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("guard.routes.a.max_error_rate"), "{err}");
+        std::fs::write(&path, "unleash:\n  url: nowhere\n  client_token: x\n").expect("write");
+        let err = GatewayConfig::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("unleash.url"), "{err}");
         std::fs::write(&path, "lisen: 1\n").expect("write");
         assert!(GatewayConfig::load(Some(&path)).is_err());
         let _ = std::fs::remove_dir_all(dir);

@@ -1,24 +1,38 @@
-//! Operator control of the route table: phase changes, rollbacks, resets and reloads.
+//! Control of the route table: the flag sources, operator changes, rollbacks (manual and
+//! automatic), promotions, resets and reloads.
 //!
 //! The table in force lives in an [`ArcSwap`]: the request path reads it without a lock,
 //! and a change builds a whole new table and swaps it in, so the very next request sees
-//! it while requests under way finish on the table they started with. Every change is
-//! persisted (overrides and audit) before it takes effect.
+//! it while requests under way finish on the table they started with.
+//!
+//! Each route's phase is resolved from three layers: the routes file, Unleash (when
+//! configured, refreshed by [`crate::sources`]) and the overrides in an
+//! [`OverrideStore`] (the local state file, or Redis for a fleet). Operator changes are
+//! written to the store, and so announced to every instance, before they take effect
+//! here. Whenever what is in force changes, the layers and the resolved phases are
+//! written to the snapshot file, which start-up reads for any source that is down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use studyflow_flags::fleet::RedisStore;
+use studyflow_flags::unleash::{UnleashAdmin, UnleashSettings, UnleashSource, Written};
 use studyflow_flags::{
-    AuditEntry, DEFAULT_ROUTES_FILE, Override, Phase, RoutesFile, StateStore, now_rfc3339,
+    AuditEntry, FileSource, FlagSource, Layer, Override, OverrideStore, Phase, Resolved,
+    RoutesFile, Snapshot, StateStore, now_rfc3339, override_layer, resolve,
 };
 
+use crate::health::{Serving, SourcesHealth};
 use crate::routing::RouteTable;
 use crate::stats::RouteStats;
 use crate::upstream::Upstreams;
 use crate::{Error, Result};
+
+/// The name the guard records in the audit log.
+pub const GUARD_OPERATOR: &str = "rollback-guard";
 
 /// Why an operator request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -33,46 +47,169 @@ pub enum ControlError {
     Persist(String),
 }
 
+/// Where the flag sources are.
+#[derive(Debug)]
+pub struct ControlSettings {
+    /// The routes file; the shipped table when `None`.
+    pub routes_file: Option<PathBuf>,
+    /// Overrides and audit of a single instance (ignored with `fleet`).
+    pub state_file: Option<PathBuf>,
+    pub snapshot_file: Option<PathBuf>,
+    pub upstreams: Upstreams,
+    pub fleet: Option<FleetSettings>,
+    pub unleash: Option<UnleashSettings>,
+}
+
+/// The Redis store shared by a fleet.
+#[derive(Debug, Clone)]
+pub struct FleetSettings {
+    pub url: String,
+    pub prefix: String,
+    pub timeout: Duration,
+}
+
+/// What the non-file sources say, as last loaded.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Layers {
+    unleash: Option<Layer>,
+    overrides: BTreeMap<String, Override>,
+}
+
 /// The route table in force and everything needed to change it.
 #[derive(Debug)]
 pub struct Control {
     table: ArcSwap<RouteTable>,
-    store: StateStore,
-    routes_file: Option<PathBuf>,
+    store: Arc<dyn OverrideStore>,
+    fleet: Option<Arc<RedisStore>>,
+    file_source: FileSource,
     /// The last routes file that validated, and its modification time.
     file: Mutex<(RoutesFile, Option<SystemTime>)>,
+    layers: Mutex<Layers>,
+    unleash: Option<UnleashSettings>,
+    unleash_admin: Option<UnleashAdmin>,
+    snapshot_file: Option<PathBuf>,
+    /// What was last written to the snapshot (without its time).
+    last_snapshot: Mutex<Option<Snapshot>>,
     upstreams: Upstreams,
     stats: Mutex<HashMap<String, Arc<RouteStats>>>,
-    /// Serialises changes so two operators cannot interleave a rebuild.
-    change: Mutex<()>,
+    /// Serialises changes so two operators (or the guard) cannot interleave a rebuild.
+    change: tokio::sync::Mutex<()>,
     last_reload_error: Mutex<Option<String>>,
+    /// Health of each flag source.
+    pub health: SourcesHealth,
 }
 
 impl Control {
-    /// Loads the routes file (the shipped table when `None`) and the persisted state.
-    /// Anything invalid stops start-up with a message.
-    pub fn new(
-        routes_file: Option<PathBuf>,
-        state_file: Option<PathBuf>,
-        upstreams: Upstreams,
-    ) -> Result<Self> {
-        let (file, mtime) = match &routes_file {
-            Some(path) => (RoutesFile::load(path)?, modified(path)),
-            None => (RoutesFile::parse(DEFAULT_ROUTES_FILE)?, None),
+    /// Loads every source. The routes file and a local state file must be valid (start-up
+    /// stops otherwise); Unleash and Redis may be down, in which case their layer comes
+    /// from the snapshot (else they add nothing until they answer).
+    pub async fn new(settings: ControlSettings) -> Result<Self> {
+        let health = SourcesHealth::default();
+        let file_source = FileSource {
+            path: settings.routes_file.clone(),
         };
-        let store = StateStore::open(state_file.as_deref())?;
+        let file = file_source.load_file()?;
+        health.ok("file");
+        let mtime = settings.routes_file.as_deref().and_then(modified);
+        let snapshot = match settings.snapshot_file.as_deref().map(Snapshot::load) {
+            Some(Ok(snapshot)) => snapshot,
+            Some(Err(error)) => {
+                tracing::error!(%error, "the flag snapshot cannot be read; ignoring it");
+                None
+            }
+            None => None,
+        };
+
+        let (store, fleet): (Arc<dyn OverrideStore>, _) = match &settings.fleet {
+            Some(fleet) => {
+                let redis = Arc::new(RedisStore::new(&fleet.url, &fleet.prefix, fleet.timeout)?);
+                (redis.clone(), Some(redis))
+            }
+            None => (
+                Arc::new(StateStore::open(settings.state_file.as_deref())?),
+                None,
+            ),
+        };
+        let overrides = match store.load().await {
+            Ok(overrides) => {
+                health.ok("overrides");
+                overrides
+            }
+            Err(error) => match snapshot.as_ref() {
+                Some(snapshot) => {
+                    health.failed("overrides", &error.to_string(), Serving::Snapshot);
+                    snapshot.overrides.clone()
+                }
+                None => {
+                    health.failed("overrides", &error.to_string(), Serving::Nothing);
+                    BTreeMap::new()
+                }
+            },
+        };
+
+        let unleash = match &settings.unleash {
+            None => {
+                health.unconfigured("unleash");
+                None
+            }
+            Some(unleash) => {
+                // A source of its own: its HTTP client belongs to this start-up runtime.
+                let source = UnleashSource::new(unleash)?;
+                match source.fetch().await {
+                    Ok(layer) => {
+                        health.ok("unleash");
+                        Some(layer)
+                    }
+                    Err(error) => match snapshot.as_ref().and_then(|s| s.unleash.clone()) {
+                        Some(layer) => {
+                            health.failed("unleash", &error.to_string(), Serving::Snapshot);
+                            Some(layer)
+                        }
+                        None => {
+                            health.failed("unleash", &error.to_string(), Serving::Nothing);
+                            None
+                        }
+                    },
+                }
+            }
+        };
+        if let Some(fleet) = &fleet {
+            // Its connection was made on the start-up runtime; reconnect on the serving one.
+            fleet.disconnect().await;
+        }
+
+        let layers = Layers { unleash, overrides };
         let mut stats = HashMap::new();
-        let table = RouteTable::compile(&file, &store.overrides(), &upstreams, &mut stats)?;
-        Ok(Self {
+        let table = RouteTable::compile(
+            &file,
+            layers.unleash.as_ref(),
+            &override_layer(&layers.overrides),
+            &settings.upstreams,
+            &mut stats,
+        )?;
+        let unleash_admin = match &settings.unleash {
+            Some(unleash) => UnleashAdmin::new(unleash)?,
+            None => None,
+        };
+        let control = Self {
             table: ArcSwap::from_pointee(table),
             store,
-            routes_file,
+            fleet,
+            file_source,
             file: Mutex::new((file, mtime)),
-            upstreams,
+            layers: Mutex::new(layers),
+            unleash: settings.unleash,
+            unleash_admin,
+            snapshot_file: settings.snapshot_file,
+            last_snapshot: Mutex::new(None),
+            upstreams: settings.upstreams,
             stats: Mutex::new(stats),
-            change: Mutex::new(()),
+            change: tokio::sync::Mutex::new(()),
             last_reload_error: Mutex::new(None),
-        })
+            health,
+        };
+        control.write_snapshot();
+        Ok(control)
     }
 
     /// The table in force. Cheap: one atomic reference count.
@@ -80,9 +217,33 @@ impl Control {
         self.table.load_full()
     }
 
+    /// The Redis store, when this gateway is part of a fleet.
+    pub fn fleet(&self) -> Option<Arc<RedisStore>> {
+        self.fleet.clone()
+    }
+
+    /// Unleash's settings, when configured.
+    pub fn unleash_settings(&self) -> Option<&UnleashSettings> {
+        self.unleash.as_ref()
+    }
+
+    /// The phase Unleash sets for `route`, if any.
+    pub fn unleash_phase(&self, route: &str) -> Option<Phase> {
+        lock(&self.layers)
+            .unleash
+            .as_ref()
+            .and_then(|layer| layer.get(route))
+            .map(|s| s.phase)
+    }
+
+    /// The override of `route`, if any.
+    pub fn override_of(&self, route: &str) -> Option<Override> {
+        lock(&self.layers).overrides.get(route).cloned()
+    }
+
     /// Audit entries, newest first.
-    pub fn audit(&self, route: Option<&str>, limit: usize) -> Vec<AuditEntry> {
-        self.store.audit(route, limit)
+    pub async fn audit(&self, route: Option<&str>, limit: usize) -> Result<Vec<AuditEntry>> {
+        Ok(self.store.audit(route, limit).await?)
     }
 
     /// The last reload failure, if the routes file in force is older than the one on disk.
@@ -90,13 +251,15 @@ impl Control {
         lock(&self.last_reload_error).clone()
     }
 
-    /// Puts `route` in `phase` (an override of the routes file).
-    pub fn set_phase(
+    /// Puts `route` in `phase` (an override of Unleash and the routes file). `action` is
+    /// what the audit log calls it (`set`, `promote`, …). Clears a guard hold.
+    pub async fn set_phase(
         &self,
         route: &str,
         phase: Phase,
         who: &str,
         reason: &str,
+        action: &str,
     ) -> Result<Vec<AuditEntry>, ControlError> {
         if let Phase::Canary(percent) = phase
             && percent > 100
@@ -105,7 +268,7 @@ impl Control {
                 "percent {percent} is over 100"
             )));
         }
-        self.change(who, reason, "set", |table| {
+        self.change(who, reason, action, false, |table| {
             let found = table
                 .find(route)
                 .ok_or_else(|| ControlError::UnknownRoute(route.into()))?;
@@ -114,100 +277,160 @@ impl Control {
             }
             Ok(vec![(route.to_owned(), Some(phase))])
         })
+        .await
     }
 
-    /// Rolls `route` (or, with `None`, every route not already there) back to `legacy`.
-    pub fn rollback(
-        &self,
+    /// Rolls `route` (or, with `None`, every route not already there) back to `legacy`,
+    /// fleet-wide, and writes it back to Unleash for the routes Unleash drives.
+    pub async fn rollback(
+        self: &Arc<Self>,
         route: Option<&str>,
         who: &str,
         reason: &str,
     ) -> Result<Vec<AuditEntry>, ControlError> {
-        self.change(who, reason, "rollback", |table| match route {
-            Some(name) => {
-                table
-                    .find(name)
-                    .ok_or_else(|| ControlError::UnknownRoute(name.into()))?;
-                Ok(vec![(name.to_owned(), Some(Phase::Legacy))])
-            }
-            None => Ok(table
-                .routes()
+        let entries = self
+            .change(who, reason, "rollback", false, |table| match route {
+                Some(name) => {
+                    table
+                        .find(name)
+                        .ok_or_else(|| ControlError::UnknownRoute(name.into()))?;
+                    Ok(vec![(name.to_owned(), Some(Phase::Legacy))])
+                }
+                None => Ok(table
+                    .routes()
+                    .iter()
+                    .filter(|r| !r.spec.blocked && r.phase != Phase::Legacy)
+                    .map(|r| (r.spec.name.clone(), Some(Phase::Legacy)))
+                    .collect()),
+            })
+            .await?;
+        self.write_back(
+            entries
                 .iter()
-                .filter(|r| !r.spec.blocked && r.phase != Phase::Legacy)
-                .map(|r| (r.spec.name.clone(), Some(Phase::Legacy)))
-                .collect()),
-        })
+                .map(|e| (e.route.clone(), Phase::Legacy))
+                .collect(),
+        );
+        Ok(entries)
     }
 
-    /// Drops `route`'s override: its phase is the routes file's again.
-    pub fn reset(
+    /// The automatic rollback guard's move: `route` goes to `to` and is held there. Does
+    /// nothing when the route is already held (another instance of the fleet may have
+    /// rolled it back first) or no longer serves the new side.
+    pub async fn auto_rollback(
+        self: &Arc<Self>,
+        route: &str,
+        to: Phase,
+        reason: &str,
+    ) -> Result<Option<AuditEntry>, ControlError> {
+        // Another instance may have acted already: look at the stored state first.
+        self.refresh_overrides().await;
+        if self.override_of(route).is_some_and(|o| o.held) {
+            return Ok(None);
+        }
+        let entries = self
+            .change(GUARD_OPERATOR, reason, "auto_rollback", true, |table| {
+                Ok(table
+                    .find(route)
+                    .filter(|r| r.phase.serves_new() && !r.held)
+                    .map(|_| vec![(route.to_owned(), Some(to))])
+                    .unwrap_or_default())
+            })
+            .await?;
+        let Some(entry) = entries.into_iter().next() else {
+            return Ok(None);
+        };
+        if let Some(found) = self.table().find(route) {
+            found.stats.auto_rollback();
+        }
+        self.write_back(vec![(route.to_owned(), to)]);
+        Ok(Some(entry))
+    }
+
+    /// Drops `route`'s override: its phase is Unleash's or the routes file's again.
+    pub async fn reset(
         &self,
         route: &str,
         who: &str,
         reason: &str,
     ) -> Result<Vec<AuditEntry>, ControlError> {
-        self.change(who, reason, "reset", |table| {
+        self.change(who, reason, "reset", false, |table| {
             table
                 .find(route)
                 .ok_or_else(|| ControlError::UnknownRoute(route.into()))?;
             Ok(vec![(route.to_owned(), None)])
         })
+        .await
     }
 
-    /// Applies changes computed from the current table, persists them, then swaps in the
-    /// rebuilt table.
-    fn change(
+    /// Applies changes computed from the current table: persists them in the store
+    /// (which announces them to the fleet), then swaps in the rebuilt table.
+    async fn change(
         &self,
         who: &str,
         reason: &str,
         action: &str,
+        held: bool,
         plan: impl FnOnce(&RouteTable) -> Result<Vec<(String, Option<Phase>)>, ControlError>,
     ) -> Result<Vec<AuditEntry>, ControlError> {
         if reason.trim().is_empty() {
             return Err(ControlError::MissingReason);
         }
-        let _guard = lock(&self.change);
+        let _guard = self.change.lock().await;
         let table = self.table();
         let at = now_rfc3339();
         let file = lock(&self.file).0.clone();
-        let changes: Vec<_> = plan(&table)?
-            .into_iter()
-            .map(|(route, phase)| {
-                let from = table
-                    .find(&route)
-                    .map(|r| r.phase.to_string())
-                    .unwrap_or_default();
-                let to = phase
-                    .or_else(|| {
-                        file.routes
-                            .iter()
-                            .find(|r| r.name == route)
-                            .map(|r| r.phase)
-                    })
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
-                let entry = AuditEntry {
-                    at: at.clone(),
-                    who: who.to_owned(),
-                    route: route.clone(),
-                    action: action.to_owned(),
-                    from,
-                    to,
-                    reason: reason.to_owned(),
-                };
-                let over = phase.map(|phase| Override {
-                    phase,
-                    by: who.to_owned(),
-                    at: at.clone(),
-                    reason: reason.to_owned(),
-                });
-                (route, over, entry)
-            })
-            .collect();
+        let mut layers = lock(&self.layers).clone();
+        let planned = plan(&table)?;
+        if planned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut changes = Vec::with_capacity(planned.len());
+        for (route, phase) in planned {
+            let over = phase.map(|phase| Override {
+                phase,
+                by: who.to_owned(),
+                at: at.clone(),
+                reason: reason.to_owned(),
+                held,
+            });
+            match &over {
+                Some(o) => layers.overrides.insert(route.clone(), o.clone()),
+                None => layers.overrides.remove(&route),
+            };
+            let from = table
+                .find(&route)
+                .map(|r| r.phase.to_string())
+                .unwrap_or_default();
+            let file_phase = file
+                .routes
+                .iter()
+                .find(|r| r.name == route)
+                .map_or(Phase::Legacy, |r| r.phase);
+            let to = resolve(
+                &route,
+                file_phase,
+                layers.unleash.as_ref(),
+                &override_layer(&layers.overrides),
+            )
+            .phase
+            .to_string();
+            let entry = AuditEntry {
+                at: at.clone(),
+                who: who.to_owned(),
+                route: route.clone(),
+                action: action.to_owned(),
+                from,
+                to,
+                reason: reason.to_owned(),
+            };
+            changes.push((route, over, entry));
+        }
         let entries: Vec<AuditEntry> = changes.iter().map(|(_, _, e)| e.clone()).collect();
         self.store
             .apply(changes)
+            .await
             .map_err(|e| ControlError::Persist(e.to_string()))?;
+        lock(&self.layers).overrides = layers.overrides;
         self.rebuild(&file)
             .map_err(|e| ControlError::Invalid(e.to_string()))?;
         for entry in &entries {
@@ -216,26 +439,177 @@ impl Control {
         Ok(entries)
     }
 
+    /// Compiles the table from `file` and the layers, swaps it in, restarts the guard's
+    /// window of every route whose phase changed, and updates the snapshot.
     fn rebuild(&self, file: &RoutesFile) -> Result<()> {
-        let mut stats = lock(&self.stats);
-        let table =
-            RouteTable::compile(file, &self.store.overrides(), &self.upstreams, &mut stats)?;
+        let layers = lock(&self.layers).clone();
+        let table = {
+            let mut stats = lock(&self.stats);
+            RouteTable::compile(
+                file,
+                layers.unleash.as_ref(),
+                &override_layer(&layers.overrides),
+                &self.upstreams,
+                &mut stats,
+            )?
+        };
+        let old = self.table();
+        for route in table.routes() {
+            if old.find(&route.spec.name).map(|r| r.phase) != Some(route.phase) {
+                route.stats.phase_changed();
+            }
+        }
         self.table.store(Arc::new(table));
+        self.write_snapshot();
         Ok(())
+    }
+
+    /// Writes the snapshot when what is in force differs from what was last written.
+    fn write_snapshot(&self) {
+        let Some(path) = &self.snapshot_file else {
+            return;
+        };
+        let layers = lock(&self.layers).clone();
+        let effective = self
+            .table()
+            .routes()
+            .iter()
+            .map(|r| {
+                (
+                    r.spec.name.clone(),
+                    Resolved {
+                        phase: r.phase,
+                        source: r.source,
+                        held: r.held,
+                    },
+                )
+            })
+            .collect();
+        let snapshot = Snapshot {
+            written_at: String::new(),
+            unleash: layers.unleash,
+            overrides: layers.overrides,
+            effective,
+        };
+        let mut last = lock(&self.last_snapshot);
+        if last.as_ref() == Some(&snapshot) {
+            return;
+        }
+        let stamped = Snapshot {
+            written_at: now_rfc3339(),
+            ..snapshot.clone()
+        };
+        match stamped.save(path) {
+            Ok(()) => *last = Some(snapshot),
+            Err(error) => tracing::error!(%error, "cannot write the flag snapshot"),
+        }
+    }
+
+    /// Takes in a fetch of Unleash. A failure keeps the layer in force (last good, or the
+    /// snapshot's) and is reported; a new layer is swapped in at once.
+    pub async fn unleash_fetched(&self, fetched: studyflow_flags::Result<Layer>) {
+        match fetched {
+            Ok(layer) => {
+                self.health.ok("unleash");
+                if lock(&self.layers).unleash.as_ref() == Some(&layer) {
+                    return;
+                }
+                let _guard = self.change.lock().await;
+                lock(&self.layers).unleash = Some(layer);
+                let file = lock(&self.file).0.clone();
+                match self.rebuild(&file) {
+                    Ok(()) => tracing::info!("flags from Unleash changed"),
+                    Err(error) => tracing::error!(%error, "flags from Unleash do not apply"),
+                }
+            }
+            Err(error) => {
+                let fallback = match (
+                    lock(&self.layers).unleash.is_some(),
+                    self.health.serving("unleash"),
+                ) {
+                    (false, _) => Serving::Nothing,
+                    (true, Serving::Snapshot) => Serving::Snapshot,
+                    (true, _) => Serving::LastGood,
+                };
+                self.health.failed("unleash", &error.to_string(), fallback);
+            }
+        }
+    }
+
+    /// Re-reads the overrides from the store (after an announcement, a reconnect, or on
+    /// the resync timer) and swaps in the table when they changed.
+    pub async fn refresh_overrides(&self) {
+        match self.store.load().await {
+            Ok(overrides) => {
+                self.health.ok("overrides");
+                if lock(&self.layers).overrides == overrides {
+                    return;
+                }
+                let _guard = self.change.lock().await;
+                lock(&self.layers).overrides = overrides;
+                let file = lock(&self.file).0.clone();
+                if let Err(error) = self.rebuild(&file) {
+                    tracing::error!(%error, "overrides do not apply");
+                }
+            }
+            Err(error) => {
+                let fallback = match self.health.serving("overrides") {
+                    Serving::Snapshot => Serving::Snapshot,
+                    _ => Serving::LastGood,
+                };
+                self.health
+                    .failed("overrides", &error.to_string(), fallback);
+            }
+        }
+    }
+
+    /// Reports that the fleet's subscription dropped (it is being re-established).
+    pub fn fleet_disconnected(&self, error: &studyflow_flags::Error) {
+        self.health
+            .failed("overrides", &error.to_string(), Serving::LastGood);
+    }
+
+    /// Writes rolled-back phases to Unleash, for the routes Unleash drives, in the
+    /// background: a rollback never waits for Unleash (the fleet already has it).
+    fn write_back(self: &Arc<Self>, routes: Vec<(String, Phase)>) {
+        let Some(admin) = self.unleash_admin.clone() else {
+            return;
+        };
+        let routes: Vec<_> = routes
+            .into_iter()
+            .filter(|(route, _)| self.unleash_phase(route).is_some())
+            .collect();
+        if routes.is_empty() {
+            return;
+        }
+        let control = Arc::clone(self);
+        tokio::spawn(async move {
+            for (route, phase) in routes {
+                match admin.write(&route, phase, false).await {
+                    Ok(Written::Missing) => {}
+                    Ok(_) => tracing::info!(route, %phase, "rollback written to Unleash"),
+                    Err(error) => control
+                        .health
+                        .write_failed("unleash", &format!("{route}: {error}")),
+                }
+            }
+        });
     }
 
     /// Re-reads the routes file. A file that does not validate leaves the table in force
     /// untouched; the error is returned and kept for [`Control::reload_error`].
-    pub fn reload(&self) -> Result<bool> {
-        let Some(path) = &self.routes_file else {
+    pub async fn reload(&self) -> Result<bool> {
+        let Some(path) = self.file_source.path.clone() else {
             return Ok(false);
         };
-        let _guard = lock(&self.change);
-        let loaded = RoutesFile::load(path).and_then(|file| {
+        let _guard = self.change.lock().await;
+        let layers = lock(&self.layers).clone();
+        let loaded = self.file_source.load_file().and_then(|file| {
             let mut scratch = lock(&self.stats).clone();
             RouteTable::compile(
                 &file,
-                &self.store.overrides(),
+                layers.unleash.as_ref(),
+                &override_layer(&layers.overrides),
                 &self.upstreams,
                 &mut scratch,
             )
@@ -245,29 +619,31 @@ impl Control {
         match loaded {
             Ok(file) => {
                 self.rebuild(&file)?;
-                *lock(&self.file) = (file, modified(path));
+                *lock(&self.file) = (file, modified(&path));
                 *lock(&self.last_reload_error) = None;
+                self.health.ok("file");
                 tracing::info!(file = %path.display(), "routes file reloaded");
                 Ok(true)
             }
             Err(error) => {
                 // Remember the mtime so a broken file is reported once, not every poll.
-                lock(&self.file).1 = modified(path);
+                lock(&self.file).1 = modified(&path);
                 *lock(&self.last_reload_error) = Some(error.to_string());
-                tracing::error!(file = %path.display(), %error, "routes file rejected; keeping the table in force");
+                self.health
+                    .failed("file", &error.to_string(), Serving::LastGood);
                 Err(Error::Routes(error))
             }
         }
     }
 
     /// Reloads when the routes file changed on disk since the last load.
-    pub fn reload_if_changed(&self) {
-        let Some(path) = &self.routes_file else {
+    pub async fn reload_if_changed(&self) {
+        let Some(path) = &self.file_source.path else {
             return;
         };
         let current = modified(path);
         if current.is_some() && current != lock(&self.file).1 {
-            let _ = self.reload();
+            let _ = self.reload().await;
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora::ErrorSource;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
@@ -17,6 +18,7 @@ use crate::identity::request_identity;
 use crate::metrics::Metrics;
 use crate::routing::{Decision, Route, RouteTable};
 use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower};
+use crate::stats::NewOutcome;
 
 /// Header carrying the request id through the gateway, both upstreams and the logs.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -74,6 +76,25 @@ fn header<'a>(request: &'a RequestHeader, name: &str) -> Option<&'a str> {
 
 fn is_upgrade(request: &RequestHeader) -> bool {
     request.headers.contains_key(http::header::UPGRADE)
+}
+
+/// How the new side did on a request it served: an upstream error is a timeout or a
+/// connection failure; otherwise the status decides.
+fn new_outcome(status: u16, error: Option<&Error>) -> NewOutcome {
+    if let Some(error) = error.filter(|e| *e.esource() == ErrorSource::Upstream) {
+        return match error.etype() {
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout => NewOutcome::Timeout,
+            _ => NewOutcome::ConnectFailure,
+        };
+    }
+    if status >= 500 {
+        NewOutcome::ServerError
+    } else {
+        NewOutcome::Ok
+    }
 }
 
 /// True for `percent` % of calls, at random.
@@ -194,6 +215,7 @@ impl ProxyHttp for Gateway {
             ctx.shadow = None;
             if let Some(route) = ctx.route() {
                 route.stats.fallback();
+                route.stats.new_outcome(NewOutcome::ConnectFailure);
                 tracing::warn!(route = %route.spec.name, request_id = %ctx.request_id, "new side unreachable; legacy serves");
             }
             e.set_retry(true);
@@ -276,6 +298,11 @@ impl ProxyHttp for Gateway {
         if !ctx.route().is_some_and(|r| r.spec.blocked) {
             self.metrics
                 .request(ctx.route_name(), ctx.side, status, ctx.started.elapsed());
+        }
+        if ctx.side == Side::New
+            && let Some(route) = ctx.route()
+        {
+            route.stats.new_outcome(new_outcome(status, error));
         }
         let request = session.req_header();
         tracing::info!(

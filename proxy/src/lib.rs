@@ -11,7 +11,10 @@
 //! who is asking for the canary bucket, [`shadow`] copies requests to the other side and
 //! captures both answers, [`comparison`] classifies each pair and feeds the diff store,
 //! [`upstream`] knows where each side lives. [`control`] owns the
-//! route table in force and its changes, which the [`admin`] API exposes.
+//! route table in force and its changes, which the [`admin`] API exposes; [`sources`]
+//! keeps the flag sources (routes file, Unleash, the fleet's Redis) fresh, [`health`]
+//! reports on them, [`guard`] rolls a misbehaving route back on its own, and
+//! [`promotion`] decides whether a route may move forward.
 
 pub mod admin;
 pub mod cli;
@@ -21,12 +24,16 @@ pub mod console;
 pub mod control;
 pub mod error;
 pub mod gateway;
+pub mod guard;
+pub mod health;
 pub mod history;
 pub mod identity;
 pub mod metrics;
+pub mod promotion;
 pub mod routing;
 pub mod server;
 pub mod shadow;
+pub mod sources;
 pub mod stats;
 pub mod ui;
 pub mod upstream;

@@ -24,6 +24,22 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Flags(cli::FlagsCommand::Sync)) = &cli.command {
+        let config = GatewayConfig::load(cli.config.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        return match runtime.block_on(cli::flags_sync(&config)) {
+            Ok(output) => {
+                println!("{}", output.trim_end());
+                Ok(())
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1);
+            }
+        };
+    }
     if let Some(command) = cli.command {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -311,6 +311,12 @@ impl Metrics {
                 add(&self.diff_pairs, &[route, verdict], n, b);
             }
             add(&self.fallbacks, &[route], now.fallbacks, before.fallbacks);
+            add(
+                &self.rollbacks,
+                &[route, "automatic"],
+                now.auto_rollbacks,
+                before.auto_rollbacks,
+            );
         };
         for route in table.routes() {
             export(&route.spec.name, route.stats.snapshot());

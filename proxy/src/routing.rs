@@ -1,33 +1,27 @@
-//! The route table in force: routes from the file, with operator overrides applied, each
-//! bound to its upstreams and counters. Built by [`crate::control::Control`] and swapped
+//! The route table in force: routes from the file, each with its phase resolved from the
+//! flag sources (override > Unleash > file) and bound to its upstreams and counters. Built by [`crate::control::Control`] and swapped
 //! atomically; requests keep the table they started with.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use studyflow_flags::{Override, Phase, RouteSpec, RoutesFile, Side};
+use studyflow_flags::{Layer, Phase, RouteSpec, RoutesFile, Side, SourceKind, resolve};
 
 use crate::identity::bucket;
 use crate::stats::RouteStats;
 use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
 
-/// Where a route's phase comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PhaseSource {
-    File,
-    Override,
-}
-
 /// One route ready to serve.
 #[derive(Debug)]
 pub struct Route {
     pub spec: RouteSpec,
-    /// The phase in force (the override's, else the file's).
+    /// The phase in force: the override's, else Unleash's, else the file's.
     pub phase: Phase,
-    pub source: PhaseSource,
+    pub source: SourceKind,
+    /// Rolled back by the guard and held there until an operator moves it.
+    pub held: bool,
     pub legacy: Arc<Upstream>,
     pub new: Arc<Upstream>,
     pub stats: Arc<RouteStats>,
@@ -71,10 +65,11 @@ pub enum Decision {
 
 impl RouteTable {
     /// Binds the file's routes to upstreams and counters (kept by route name across
-    /// rebuilds) and applies the overrides.
+    /// rebuilds) and resolves each phase from the Unleash layer and the overrides.
     pub fn compile(
         file: &RoutesFile,
-        overrides: &BTreeMap<String, Override>,
+        unleash: Option<&Layer>,
+        overrides: &Layer,
         upstreams: &Upstreams,
         stats: &mut HashMap<String, Arc<RouteStats>>,
     ) -> Result<Self> {
@@ -93,17 +88,15 @@ impl RouteTable {
                         }),
                     }
                 };
-                let (phase, source) = match overrides.get(&spec.name) {
-                    Some(over) => (over.phase, PhaseSource::Override),
-                    None => (spec.phase, PhaseSource::File),
-                };
+                let resolved = resolve(&spec.name, spec.phase, unleash, overrides);
                 Ok(Route {
                     legacy: pick(&spec.legacy_upstream, Side::Legacy)?,
                     new: pick(&spec.new_upstream, Side::New)?,
                     stats: Arc::clone(stats.entry(spec.name.clone()).or_default()),
                     spec: spec.clone(),
-                    phase,
-                    source,
+                    phase: resolved.phase,
+                    source: resolved.source,
+                    held: resolved.held,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -165,6 +158,7 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     use super::*;
@@ -188,7 +182,7 @@ mod tests {
             BTreeMap::new(),
         );
         let file = RoutesFile::parse(yaml).expect("valid routes");
-        RouteTable::compile(&file, &BTreeMap::new(), &upstreams, &mut HashMap::new())
+        RouteTable::compile(&file, None, &Layer::new(), &upstreams, &mut HashMap::new())
             .expect("compiles")
     }
 
@@ -241,7 +235,7 @@ mod tests {
         );
         let file =
             RoutesFile::parse("routes:\n  - {name: a, path: /a, new: elsewhere}\n").expect("valid");
-        let err = RouteTable::compile(&file, &BTreeMap::new(), &upstreams, &mut HashMap::new())
+        let err = RouteTable::compile(&file, None, &Layer::new(), &upstreams, &mut HashMap::new())
             .expect_err("refused")
             .to_string();
         assert!(err.contains("upstream `elsewhere`"), "{err}");

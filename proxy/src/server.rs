@@ -13,10 +13,10 @@ use secrecy::ExposeSecret;
 use studyflow_flags::Side;
 use tokio::sync::mpsc;
 
-use crate::admin::AdminService;
+use crate::admin::{AdminService, ControlPlane};
 use crate::comparison::{Comparer, StoreTarget};
 use crate::config::GatewayConfig;
-use crate::control::Control;
+use crate::control::{Control, ControlSettings, FleetSettings};
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::shadow;
@@ -30,7 +30,8 @@ pub struct Prepared {
     pub control: Arc<Control>,
 }
 
-/// Validates the upstreams, routes file and persisted state of `config`.
+/// Validates the upstreams, routes file and persisted state of `config`, and loads the
+/// flag sources (Unleash and Redis may be down: see [`Control::new`]).
 pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
     let connect = Duration::from_secs(config.connect_timeout_secs);
     let read = Duration::from_secs(config.read_timeout_secs);
@@ -46,11 +47,33 @@ pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
         })
         .collect::<Result<BTreeMap<_, _>>>()?;
     let upstreams = Upstreams::new(legacy, new, named);
-    let control = Control::new(
-        config.routes_file.clone(),
-        config.state_file.clone(),
+    let instance = format!(
+        "{}-{}-{}",
+        config
+            .unleash
+            .as_ref()
+            .map_or("studyflow-gateway", |u| u.app_name.as_str()),
+        hostname(),
+        config.listen
+    );
+    let settings = ControlSettings {
+        routes_file: config.routes_file.clone(),
+        state_file: config.state_file.clone(),
+        snapshot_file: config.snapshot_file.clone(),
         upstreams,
-    )?;
+        fleet: config.fleet.redis_url.as_ref().map(|url| FleetSettings {
+            url: url.expose_secret().to_owned(),
+            prefix: config.fleet.prefix.clone(),
+            timeout: Duration::from_millis(config.fleet.timeout_ms),
+        }),
+        unleash: config.unleash.as_ref().map(|u| u.settings(&instance)),
+    };
+    // Start-up only: the serving runtimes are pingora's, made later.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("start-up runtime: {e}")))?;
+    let control = runtime.block_on(Control::new(settings))?;
     Ok(Prepared {
         config,
         control: Arc::new(control),
@@ -115,8 +138,19 @@ pub fn run(prepared: Prepared) -> Result<()> {
             config.diff_store.database_url.clone(),
             store_dropped,
             metrics,
+            ControlPlane {
+                guard: config.guard.clone(),
+                promotion: config.promotion.clone(),
+                resync: Duration::from_secs(config.fleet.resync_secs),
+            },
         )),
     ));
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");
     server.run_forever()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }

@@ -354,6 +354,10 @@ impl Stack {
             .env(
                 "STUDYFLOW_GATEWAY__STATE_FILE",
                 self.options.log_dir.join("gateway-state.json"),
+            )
+            .env(
+                "STUDYFLOW_GATEWAY__SNAPSHOT_FILE",
+                self.options.log_dir.join("gateway-snapshot.json"),
             );
         if let Some(file) = &self.options.routes_file {
             command.env("STUDYFLOW_GATEWAY__ROUTES_FILE", file);

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,40 +30,55 @@ pub struct Seen {
 
 /// A purpose-built upstream: answers `{"side", "method", "uri", "shadow", "body_len"}`,
 /// with a few special paths (`/slow` sleeps 5 s, `/slow-new` too on the new side only,
-/// `/sse` streams, `/status/<code>`,
-/// `/realtime/v1/websocket` echoes).
+/// `/sse` streams, `/status/<code>`, `/report` differs between sides, `/noisy` differs
+/// only in an id and a time, `/realtime/v1/websocket` echoes). [`TestUpstream::fail`]
+/// makes every answer but the websocket a 500, on demand.
 #[derive(Debug, Clone)]
 pub struct TestUpstream {
     pub url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    failing: Arc<AtomicBool>,
 }
 
 #[derive(Clone)]
 struct UpstreamState {
     side: &'static str,
     seen: Arc<Mutex<Vec<Seen>>>,
+    failing: Arc<AtomicBool>,
 }
 
 impl TestUpstream {
     pub async fn start(side: &'static str) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(AtomicBool::new(false));
         let state = UpstreamState {
             side,
             seen: Arc::clone(&seen),
+            failing: Arc::clone(&failing),
         };
         let app = Router::new()
             .route("/realtime/v1/websocket", get(websocket))
             .route("/sse", get(sse))
             .route("/status/{code}", any(status))
             .route("/report", any(report))
+            .route("/noisy", any(noisy))
             .fallback(echo)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                fail_on_demand,
+            ))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, seen }
+        Self { url, seen, failing }
+    }
+
+    /// From now on, answer every request with a 500 (`true`) or normally (`false`).
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
     }
 
     /// Requests received so far.
@@ -77,6 +93,37 @@ impl TestUpstream {
     pub fn clear(&self) {
         self.seen.lock().expect("lock").clear();
     }
+}
+
+async fn fail_on_demand(
+    State(state): State<UpstreamState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.failing.load(Ordering::Relaxed) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"side": state.side, "error": "failing on demand"})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// The same answer on both sides but for a random id and the time (noise to declare).
+async fn noisy(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    axum::Json(json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "at": chrono::Utc::now().to_rfc3339(),
+        "value": 1,
+    }))
+    .into_response()
 }
 
 fn record(state: &UpstreamState, method: &Method, uri: &Uri, headers: &HeaderMap, body_len: usize) {
@@ -251,9 +298,10 @@ impl Gateway {
         std::fs::write(dir.join("routes.yaml"), routes).expect("routes");
         let (port, admin) = (free_port(), free_port());
         let config = format!(
-            "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nadmin_token: {TOKEN}\nroutes_file: {routes}\nstate_file: {state}\nlegacy_url: {legacy}\nnew_url: {new}\n{extra}\n",
+            "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nadmin_token: {TOKEN}\nroutes_file: {routes}\nstate_file: {state}\nsnapshot_file: {snapshot}\nlegacy_url: {legacy}\nnew_url: {new}\n{extra}\n",
             routes = dir.join("routes.yaml").display(),
             state = dir.join("state.json").display(),
+            snapshot = dir.join("snapshot.json").display(),
         );
         std::fs::write(dir.join("gateway.yaml"), config).expect("config");
         let mut gateway = Self {
@@ -302,17 +350,44 @@ impl Gateway {
 
     /// Stops the gateway (SIGTERM) and starts it again with the same files.
     pub async fn restart(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Some(pid) = child.id() {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &pid.to_string()])
-                    .status()
-                    .await;
-            }
-            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
-            let _ = child.kill().await;
-        }
+        self.stop().await;
         self.spawn().await;
+    }
+
+    /// The gateway's configuration file (for CLI commands that read it).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join("gateway.yaml")
+    }
+
+    /// `GET /ready` of the admin API: status and body.
+    pub async fn ready(&self) -> (u16, Value) {
+        let response = client()
+            .get(format!("{}/ready", self.admin_url))
+            .send()
+            .await
+            .expect("admin answers");
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Waits (up to `within`) until `check` holds for the admin view of `route`; returns
+    /// the last view.
+    pub async fn wait_route(
+        &self,
+        route: &str,
+        within: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let view = self.route(route).await;
+            if check(&view) || started.elapsed() > within {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn log(&self) -> String {
@@ -396,6 +471,20 @@ impl Gateway {
         }
     }
 
+    /// Stops the gateway process (SIGTERM) and waits for it.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            let _ = child.kill().await;
+        }
+    }
+
     /// Runs the operator CLI against this gateway.
     pub async fn cli(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
@@ -448,4 +537,175 @@ pub fn bearer_for(sub: &str) -> String {
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
     let claims = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}","role":"authenticated"}}"#));
     format!("Bearer {header}.{claims}.sig")
+}
+
+/// Unleash tokens of the test server (see `tests/unleash/README.md`).
+pub const UNLEASH_ADMIN_TOKEN: &str = "*:*.studyflow-admin-secret";
+pub const UNLEASH_CLIENT_TOKEN: &str = "default:development.studyflow-client-secret";
+
+/// A real Unleash 7.5.1 (`tests/unleash/server.mjs` on Node) on a fresh database of the
+/// local Postgres, dropped when the server is dropped.
+#[derive(Debug)]
+pub struct UnleashServer {
+    pub url: String,
+    database: String,
+    child: Option<Child>,
+}
+
+impl UnleashServer {
+    pub async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let server = std::env::var("STUDYFLOW_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let database = format!(
+            "studyflow_test_unleash_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
+        let mut child = Command::new("node")
+            .arg("unleash/server.mjs")
+            .current_dir(&tests)
+            .env("UNLEASH_PORT", "0")
+            .env("UNLEASH_DATABASE_URL", format!("{server}/{database}"))
+            .env("UNLEASH_ADMIN_TOKEN", UNLEASH_ADMIN_TOKEN)
+            .env("UNLEASH_CLIENT_TOKEN", UNLEASH_CLIENT_TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs tests/unleash/server.mjs");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("unleash ready on ") {
+                    return Some(url.trim().to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        let mut unleash = Self {
+            url: String::new(),
+            database,
+            child: Some(child),
+        };
+        // Dropping `unleash` on failure stops the server and drops its database.
+        let Ok(Some(url)) = ready else {
+            panic!("the Unleash server did not start");
+        };
+        unleash.url = url;
+        unleash
+    }
+
+    /// Stops the server (SIGTERM) and waits for it; the database stays until drop.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+            let _ = child.kill().await;
+        }
+    }
+
+    /// The gateway configuration section for this server.
+    pub fn gateway_config(&self, refresh_ms: u64) -> String {
+        format!(
+            "unleash:\n  url: {}\n  client_token: \"{UNLEASH_CLIENT_TOKEN}\"\n  admin_token: \"{UNLEASH_ADMIN_TOKEN}\"\n  refresh_ms: {refresh_ms}\n  timeout_ms: 1000\n",
+            self.url
+        )
+    }
+
+    /// An admin API call (`path` under `/api/admin`); returns status and JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = client()
+            .request(method, format!("{}/api/admin{path}", self.url))
+            .header("authorization", UNLEASH_ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("unleash answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for UnleashServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+        // Unleash may still hold connections for a moment: `with (force)` ends them.
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!(
+                "drop database if exists \"{}\" with (force)",
+                self.database
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A Redis key prefix of its own, so parallel tests (and engineers) never share state;
+/// its keys are deleted when dropped.
+#[derive(Debug)]
+pub struct RedisNamespace {
+    pub prefix: String,
+}
+
+impl RedisNamespace {
+    pub fn new() -> Self {
+        Self {
+            prefix: format!(
+                "studyflow-test:{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..12]
+            ),
+        }
+    }
+
+    pub fn url() -> String {
+        std::env::var("STUDYFLOW_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    /// The gateway configuration section for a fleet in this namespace.
+    pub fn gateway_config(&self, resync_secs: u64) -> String {
+        format!(
+            "fleet:\n  redis_url: {}\n  prefix: \"{}\"\n  resync_secs: {resync_secs}\n",
+            Self::url(),
+            self.prefix
+        )
+    }
+
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(Self::url())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis")
+    }
+}
+
+impl Drop for RedisNamespace {
+    fn drop(&mut self) {
+        if let Ok(client) = redis::Client::open(Self::url())
+            && let Ok(mut conn) = client.get_connection()
+        {
+            let _: Result<(), _> = redis::cmd("DEL")
+                .arg(format!("{}:overrides", self.prefix))
+                .arg(format!("{}:audit", self.prefix))
+                .query(&mut conn);
+        }
+    }
 }

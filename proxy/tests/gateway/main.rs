@@ -1,10 +1,15 @@
 //! Integration tests of the gateway binary against purpose-built upstreams that report
-//! which side they are and record what they receive.
+//! which side they are and record what they receive, with the real Redis and a real
+//! Unleash server where the flag sources need them.
 
 mod canary;
 mod diffs;
+mod fleet;
+mod guard;
 mod harness;
 mod passthrough;
 mod phases;
+mod promotion;
 mod rollback;
 mod shadow;
+mod unleash;

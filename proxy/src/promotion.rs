@@ -1,0 +1,210 @@
+//! Diff-gated promotion: a route moves one phase forward (or to a given canary
+//! percentage) only when its evidence says it is ready.
+//!
+//! The evidence counts since the route's last phase change, within `promotion.window_secs`:
+//! compared answer pairs and regressions come from the diff store (`diffs.pair_counts`,
+//! fed by every gateway of the fleet; minute buckets, so the minute of the change counts
+//! whole) when one is configured, else from this instance's counters; the new side's
+//! requests and errors come from this instance's counters. The gate holds when there are
+//! at least `min_pairs` compared pairs, the mismatch rate (regressions per compared pair)
+//! is at most `max_mismatch_rate` and the new side's error rate at most
+//! `max_error_rate`. Moving from legacy to shadow exposes no user and needs no evidence.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use studyflow_flags::Phase;
+
+use crate::config::PromotionConfig;
+use crate::routing::Route;
+use crate::stats::Evidence;
+
+/// Where a route goes when promoted from `current`: to `percent` when given (a canary
+/// percentage above the current one), else one step forward (legacy → shadow → the
+/// configured canary steps → primary → decommissioned).
+pub fn next_phase(current: Phase, percent: Option<u8>, steps: &[u8]) -> Result<Phase, String> {
+    if let Some(percent) = percent {
+        if percent > 100 {
+            return Err(format!("percent {percent} is over 100"));
+        }
+        return match current {
+            Phase::Shadow => Ok(Phase::Canary(percent)),
+            Phase::Canary(now) if percent > now => Ok(Phase::Canary(percent)),
+            Phase::Canary(now) => Err(format!(
+                "the route is at canary {now}%: promote only moves forward (use `rollback` or `routes set` to go back)"
+            )),
+            other => Err(format!(
+                "a canary percentage applies from shadow or canary, not from {other}"
+            )),
+        };
+    }
+    match current {
+        Phase::Legacy => Ok(Phase::Shadow),
+        Phase::Shadow => Ok(steps.first().map_or(Phase::Primary, |s| Phase::Canary(*s))),
+        Phase::Canary(now) => Ok(steps
+            .iter()
+            .find(|s| **s > now)
+            .map_or(Phase::Primary, |s| Phase::Canary(*s))),
+        Phase::Primary => Ok(Phase::Decommissioned),
+        Phase::Decommissioned => {
+            Err("the route is decommissioned: there is no further phase".into())
+        }
+    }
+}
+
+/// One condition of the gate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub required: String,
+    pub observed: String,
+    pub ok: bool,
+}
+
+/// The gate's verdict with the evidence behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateReport {
+    pub holds: bool,
+    /// Whether this move needed the gate at all (legacy → shadow does not).
+    pub required: bool,
+    pub evidence: Evidence,
+    /// Where compared pairs were counted: `diff_store` or `counters`.
+    pub pairs_from: &'static str,
+    /// Evidence counts from here.
+    pub since: Option<DateTime<Utc>>,
+    pub window_secs: u64,
+    pub checks: Vec<Check>,
+}
+
+/// Judges `evidence` against the gate.
+pub fn judge(evidence: &Evidence, config: &PromotionConfig) -> Vec<Check> {
+    vec![
+        Check {
+            name: "compared pairs",
+            required: format!("at least {}", config.min_pairs),
+            observed: evidence.compared.to_string(),
+            ok: evidence.compared >= config.min_pairs,
+        },
+        Check {
+            name: "mismatch rate",
+            required: format!("at most {:.2}%", config.max_mismatch_rate * 100.0),
+            observed: format!(
+                "{:.2}% ({} regressions)",
+                evidence.mismatch_rate() * 100.0,
+                evidence.regressions
+            ),
+            ok: evidence.mismatch_rate() <= config.max_mismatch_rate,
+        },
+        Check {
+            name: "new-side error rate",
+            required: format!("at most {:.2}%", config.max_error_rate * 100.0),
+            observed: format!(
+                "{:.2}% ({} of {} requests)",
+                evidence.error_rate() * 100.0,
+                evidence.new_errors,
+                evidence.new_requests
+            ),
+            ok: evidence.error_rate() <= config.max_error_rate,
+        },
+    ]
+}
+
+/// Gathers the evidence of `route` and judges it for a move from its current phase.
+pub async fn gate(route: &Route, diffs: Option<&PgPool>, config: &PromotionConfig) -> GateReport {
+    let window_start =
+        Utc::now() - chrono::TimeDelta::seconds(i64::try_from(config.window_secs).unwrap_or(0));
+    let since = route
+        .stats
+        .phase_since()
+        .map_or(window_start, |changed| changed.max(window_start));
+    let mut evidence = route.stats.since_phase_change();
+    let mut pairs_from = "counters";
+    if let Some(pool) = diffs {
+        let counted: Result<(i64, i64), _> = sqlx::query_as(
+            "select coalesce(sum(compared), 0)::bigint, coalesce(sum(regression), 0)::bigint \
+             from diffs.pair_counts where route = $1 and bucket >= date_trunc('minute', $2::timestamptz)",
+        )
+        .bind(&route.spec.name)
+        .bind(since)
+        .fetch_one(pool)
+        .await;
+        match counted {
+            Ok((compared, regressions)) => {
+                evidence.compared = u64::try_from(compared).unwrap_or(0);
+                evidence.regressions = u64::try_from(regressions).unwrap_or(0);
+                pairs_from = "diff_store";
+            }
+            Err(error) => {
+                tracing::warn!(route = %route.spec.name, %error, "diff store unavailable; the gate uses this instance's counters");
+            }
+        }
+    }
+    let required = route.phase != Phase::Legacy;
+    let checks = judge(&evidence, config);
+    GateReport {
+        holds: !required || checks.iter().all(|c| c.ok),
+        required,
+        evidence,
+        pairs_from,
+        since: Some(since),
+        window_secs: config.window_secs,
+        checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn promotion_walks_the_phases_forward() {
+        let steps = [5, 25, 50, 100];
+        assert_eq!(next_phase(Phase::Legacy, None, &steps), Ok(Phase::Shadow));
+        assert_eq!(
+            next_phase(Phase::Shadow, None, &steps),
+            Ok(Phase::Canary(5))
+        );
+        assert_eq!(
+            next_phase(Phase::Canary(5), None, &steps),
+            Ok(Phase::Canary(25))
+        );
+        assert_eq!(
+            next_phase(Phase::Canary(30), None, &steps),
+            Ok(Phase::Canary(50))
+        );
+        assert_eq!(
+            next_phase(Phase::Canary(100), None, &steps),
+            Ok(Phase::Primary)
+        );
+        assert_eq!(
+            next_phase(Phase::Primary, None, &steps),
+            Ok(Phase::Decommissioned)
+        );
+        assert!(next_phase(Phase::Decommissioned, None, &steps).is_err());
+        assert_eq!(
+            next_phase(Phase::Shadow, Some(10), &steps),
+            Ok(Phase::Canary(10))
+        );
+        assert!(next_phase(Phase::Canary(25), Some(10), &steps).is_err());
+        assert!(next_phase(Phase::Legacy, Some(10), &steps).is_err());
+    }
+
+    #[test]
+    fn the_gate_needs_enough_clean_pairs() {
+        let config = PromotionConfig {
+            min_pairs: 10,
+            max_mismatch_rate: 0.1,
+            max_error_rate: 0.1,
+            ..PromotionConfig::default()
+        };
+        let evidence = |compared, regressions| Evidence {
+            new_requests: 0,
+            new_errors: 0,
+            compared,
+            regressions,
+        };
+        assert!(!judge(&evidence(9, 0), &config).iter().all(|c| c.ok));
+        assert!(judge(&evidence(10, 1), &config).iter().all(|c| c.ok));
+        assert!(!judge(&evidence(10, 2), &config).iter().all(|c| c.ok));
+    }
+}
