@@ -34,7 +34,9 @@ use studyflow_diffing::report;
 use studyflow_flags::{AuditEntry, Phase};
 
 use crate::config::{GuardConfig, PromotionConfig};
+use crate::console::{self, ConsoleAuth, Sessions, Viewer};
 use crate::control::{Control, ControlError};
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::routing::Route;
 use crate::{guard, promotion, sources, ui};
@@ -48,17 +50,42 @@ pub struct ControlPlane {
     pub resync: Duration,
 }
 
+/// What the admin service shares with its handlers (and the console's).
 #[derive(Clone, Debug)]
-struct AdminState {
-    control: Arc<Control>,
-    plane: Arc<ControlPlane>,
+pub(crate) struct AdminState {
+    pub(crate) control: Arc<Control>,
+    pub(crate) plane: Arc<ControlPlane>,
     /// SHA-256 of the admin token: compared digest to digest, never the token itself.
     token_digest: Option<[u8; 32]>,
     /// Read access to the diff store, once the service runs.
-    diffs: Arc<OnceLock<PgPool>>,
+    pub(crate) diffs: Arc<OnceLock<PgPool>>,
     /// Records the diff store dropped.
     store_dropped: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    pub(crate) history: Arc<History>,
+    sessions: Arc<Sessions>,
+}
+
+/// Everything the admin service is built from, besides its address, the route control
+/// and the token.
+#[derive(Debug)]
+pub struct AdminParts {
+    pub diff_database: Option<SecretString>,
+    pub store_dropped: Arc<AtomicU64>,
+    pub metrics: Arc<Metrics>,
+    pub plane: ControlPlane,
+    pub history: Arc<History>,
+}
+
+impl ConsoleAuth for AdminState {
+    fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    fn token_matches(&self, token: &str) -> bool {
+        self.token_digest
+            .is_some_and(|expected| <[u8; 32]>::from(Sha256::digest(token.as_bytes())) == expected)
+    }
 }
 
 /// Serves the admin API until the gateway shuts down, and watches the routes file.
@@ -74,22 +101,21 @@ impl AdminService {
         addr: SocketAddr,
         control: Arc<Control>,
         token: Option<&SecretString>,
-        diff_database: Option<SecretString>,
-        store_dropped: Arc<AtomicU64>,
-        metrics: Arc<Metrics>,
-        plane: ControlPlane,
+        parts: AdminParts,
     ) -> Self {
         Self {
             addr,
             state: AdminState {
                 control,
-                plane: Arc::new(plane),
+                plane: Arc::new(parts.plane),
                 token_digest: token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
                 diffs: Arc::new(OnceLock::new()),
-                store_dropped,
-                metrics,
+                store_dropped: parts.store_dropped,
+                metrics: parts.metrics,
+                history: parts.history,
+                sessions: Arc::new(Sessions::default()),
             },
-            diff_database,
+            diff_database: parts.diff_database,
         }
     }
 }
@@ -109,6 +135,17 @@ fn routes(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/diffs", get(diff_report))
         .route("/diffs/samples/{id}", get(diff_sample))
+        .route("/ui", get(console::routes_page))
+        .route(
+            "/ui/login",
+            get(console::login_get).post(console::login_post),
+        )
+        .route("/ui/logout", post(console::logout_post))
+        .route("/ui/progress", get(console::progress))
+        .route("/ui/rollback", post(console::rollback_all))
+        .route("/ui/routes/{name}", get(console::route_page))
+        .route("/ui/routes/{name}/phase", post(console::set_phase))
+        .route("/ui/routes/{name}/rollback", post(console::rollback_route))
         .route("/ui/diffs", get(ui_overview))
         .route("/ui/diffs/{route}", get(ui_route))
         .route("/ui/samples/{id}", get(ui_sample))
@@ -407,7 +444,7 @@ async fn rollback_all(
 }
 
 /// Counts operator rollbacks that changed something, for the rollback metric.
-fn count_rollbacks(state: &AdminState, entries: &[AuditEntry]) {
+pub(crate) fn count_rollbacks(state: &AdminState, entries: &[AuditEntry]) {
     for entry in entries.iter().filter(|e| e.from != e.to) {
         state.metrics.rollback(&entry.route, "manual");
     }
@@ -553,6 +590,7 @@ async fn diff_sample(
 }
 
 async fn ui_overview(
+    _viewer: Viewer,
     State(state): State<AdminState>,
     Query(query): Query<ReportQuery>,
 ) -> Result<Markup, AdminError> {
@@ -564,6 +602,7 @@ async fn ui_overview(
 }
 
 async fn ui_route(
+    _viewer: Viewer,
     State(state): State<AdminState>,
     Path(route): Path<String>,
     Query(mut query): Query<ReportQuery>,
@@ -584,6 +623,7 @@ async fn ui_route(
 }
 
 async fn ui_sample(
+    _viewer: Viewer,
     State(state): State<AdminState>,
     Path(id): Path<i64>,
 ) -> Result<Markup, AdminError> {

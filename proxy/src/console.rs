@@ -365,3 +365,279 @@ mod tests {
         assert_eq!(form("primary", "").phase(), Ok(Phase::Primary));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Handlers, served by the admin service.
+
+use axum::extract::{Form, Path, Query, State};
+
+use crate::admin::{AdminState, count_rollbacks};
+use crate::promotion;
+use crate::ui::{self, RouteRow};
+
+/// Results shown after a change, by code (free text in a URL could be abused).
+fn flash_text(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "phase" => Some("Phase changed."),
+        "rollback" => Some("Rolled back to legacy."),
+        "rollback-all" => Some("Every route rolled back to legacy."),
+        "gate" => Some(
+            "Not changed: the promotion gate does not hold. Tick “force” and give a reason to go ahead anyway.",
+        ),
+        "invalid" => {
+            Some("Not changed: the form was incomplete or invalid (a reason is required).")
+        }
+        "confirm" => Some("Not rolled back: tick the confirmation box to roll every route back."),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FlashQuery {
+    done: Option<String>,
+    page: Option<usize>,
+}
+
+pub(crate) async fn login_get(Query(query): Query<LoginQuery>) -> Markup {
+    login_page(&query)
+}
+
+pub(crate) async fn login_post(
+    State(state): State<AdminState>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    login(&state, &form)
+}
+
+pub(crate) async fn logout_post(
+    viewer: Viewer,
+    State(state): State<AdminState>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    logout(&state, &viewer, &form)
+}
+
+/// The order of phases, for telling promotions (gated) from steps back (never gated).
+fn rank(phase: Phase) -> u32 {
+    match phase {
+        Phase::Legacy => 0,
+        Phase::Shadow => 1,
+        Phase::Canary(percent) => 2 + u32::from(percent),
+        Phase::Primary => 200,
+        Phase::Decommissioned => 300,
+    }
+}
+
+async fn row(state: &AdminState, route: &crate::routing::Route) -> RouteRow {
+    let gate = if route.spec.blocked {
+        None
+    } else {
+        let report = promotion::gate(route, state.diffs.get(), &state.plane.promotion).await;
+        let why = report
+            .checks
+            .iter()
+            .map(|c| format!("{}: {} (needs {})", c.name, c.observed, c.required))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Some((
+            report.holds,
+            if why.is_empty() {
+                "no checks for this step".into()
+            } else {
+                why
+            },
+        ))
+    };
+    RouteRow {
+        name: route.spec.name.clone(),
+        path: route.spec.path.to_string(),
+        phase: if route.spec.blocked {
+            "blocked".into()
+        } else {
+            route.phase.to_string()
+        },
+        source: format!("{:?}", route.source).to_lowercase(),
+        blocked: route.spec.blocked,
+        rates: state.history.latest(&route.spec.name),
+        gate,
+    }
+}
+
+pub(crate) async fn routes_page(
+    viewer: Viewer,
+    State(state): State<AdminState>,
+    Query(query): Query<FlashQuery>,
+) -> Markup {
+    let table = state.control.table();
+    let mut rows = Vec::new();
+    for route in table.routes() {
+        rows.push(row(&state, route).await);
+    }
+    ui::routes_page(&viewer, &rows, flash_text(query.done.as_deref()))
+}
+
+const AUDIT_PER_PAGE: usize = 20;
+
+pub(crate) async fn route_page(
+    viewer: Viewer,
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Query(query): Query<FlashQuery>,
+) -> Response {
+    let table = state.control.table();
+    let Some(route) = table.find(&name) else {
+        return (StatusCode::NOT_FOUND, format!("No route named {name}.")).into_response();
+    };
+    let row = row(&state, route).await;
+    let history = state.history.rates(&name, 180);
+    let audit = state
+        .control
+        .audit(Some(&name), 1000)
+        .await
+        .unwrap_or_default();
+    let pages = audit.len().div_ceil(AUDIT_PER_PAGE).max(1);
+    let page = query.page.unwrap_or(1).clamp(1, pages);
+    let shown: Vec<_> = audit
+        .into_iter()
+        .skip((page - 1) * AUDIT_PER_PAGE)
+        .take(AUDIT_PER_PAGE)
+        .collect();
+    let since = chrono::Utc::now() - chrono::TimeDelta::hours(24);
+    let diffs = match state.diffs.get() {
+        Some(pool) => studyflow_diffing::report::overview(pool, since, Some(&name), 50)
+            .await
+            .ok()
+            .and_then(|o| o.routes.into_iter().next()),
+        None => None,
+    };
+    ui::route_page(
+        &viewer,
+        &row,
+        &history,
+        &shown,
+        page,
+        pages,
+        diffs.as_ref(),
+        flash_text(query.done.as_deref()),
+    )
+    .into_response()
+}
+
+pub(crate) async fn set_phase(
+    viewer: Viewer,
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Form(form): Form<PhaseForm>,
+) -> Response {
+    if let Err(refused) = viewer.check(&form.csrf) {
+        return refused.into_response();
+    }
+    let back = |code: &str| {
+        Redirect::to(&format!("/ui/routes/{}?done={code}", urlencode(&name))).into_response()
+    };
+    let (Ok(target), false) = (form.phase(), form.reason.trim().is_empty()) else {
+        return back("invalid");
+    };
+    let table = state.control.table();
+    let Some(route) = table.find(&name) else {
+        return (StatusCode::NOT_FOUND, format!("No route named {name}.")).into_response();
+    };
+    let mut reason = form.reason.trim().to_owned();
+    let mut action = "set";
+    if rank(target) > rank(route.phase) {
+        let report = promotion::gate(route, state.diffs.get(), &state.plane.promotion).await;
+        if !report.holds {
+            if !form.forced() {
+                return back("gate");
+            }
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{} {}", c.name, c.observed))
+                .collect();
+            reason = format!("{reason} [forced past the gate: {}]", failed.join("; "));
+            action = "promote_forced";
+        } else {
+            action = "promote";
+        }
+    }
+    match state
+        .control
+        .set_phase(&name, target, &viewer.who, &reason, action)
+        .await
+    {
+        Ok(_) => back("phase"),
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    }
+}
+
+pub(crate) async fn rollback_route(
+    viewer: Viewer,
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+    Form(form): Form<RollbackForm>,
+) -> Response {
+    if let Err(refused) = viewer.check(&form.csrf) {
+        return refused.into_response();
+    }
+    if form.reason.trim().is_empty() {
+        return Redirect::to("/ui?done=invalid").into_response();
+    }
+    match state
+        .control
+        .rollback(Some(&name), &viewer.who, form.reason.trim())
+        .await
+    {
+        Ok(entries) => {
+            count_rollbacks(&state, &entries);
+            Redirect::to("/ui?done=rollback").into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    }
+}
+
+pub(crate) async fn rollback_all(
+    viewer: Viewer,
+    State(state): State<AdminState>,
+    Form(form): Form<RollbackForm>,
+) -> Response {
+    if let Err(refused) = viewer.check(&form.csrf) {
+        return refused.into_response();
+    }
+    if form.confirm.as_deref() != Some("yes") {
+        return Redirect::to("/ui?done=confirm").into_response();
+    }
+    if form.reason.trim().is_empty() {
+        return Redirect::to("/ui?done=invalid").into_response();
+    }
+    match state
+        .control
+        .rollback(None, &viewer.who, form.reason.trim())
+        .await
+    {
+        Ok(entries) => {
+            count_rollbacks(&state, &entries);
+            Redirect::to("/ui?done=rollback-all").into_response()
+        }
+        Err(error) => (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+    }
+}
+
+pub(crate) async fn progress(viewer: Viewer, State(state): State<AdminState>) -> Markup {
+    let table = state.control.table();
+    let per_phase: Vec<(&str, usize)> = ["legacy", "shadow", "canary", "primary", "decommissioned"]
+        .iter()
+        .map(|p| {
+            (
+                *p,
+                table
+                    .routes()
+                    .iter()
+                    .filter(|r| !r.spec.blocked && r.phase.name() == *p)
+                    .count(),
+            )
+        })
+        .collect();
+    ui::progress_page(&viewer, &per_phase, &state.history.overall_share(180))
+}

@@ -13,11 +13,12 @@ use secrecy::ExposeSecret;
 use studyflow_flags::Side;
 use tokio::sync::mpsc;
 
-use crate::admin::{AdminService, ControlPlane};
+use crate::admin::{AdminParts, AdminService, ControlPlane};
 use crate::comparison::{Comparer, StoreTarget};
 use crate::config::GatewayConfig;
 use crate::control::{Control, ControlSettings, FleetSettings};
 use crate::gateway::Gateway;
+use crate::history::{History, Recorder};
 use crate::metrics::Metrics;
 use crate::shadow;
 use crate::upstream::{Upstream, Upstreams};
@@ -129,19 +130,31 @@ pub fn run(prepared: Prepared) -> Result<()> {
             Arc::clone(&metrics),
         )),
     ));
+    let history = Arc::new(History::default());
+    server.add_service(GenBackgroundService::new(
+        "route history".into(),
+        Arc::new(Recorder {
+            control: Arc::clone(&control),
+            metrics: Arc::clone(&metrics),
+            history: Arc::clone(&history),
+        }),
+    ));
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
         Arc::new(AdminService::new(
             admin_addr,
             control,
             config.admin_token.as_ref(),
-            config.diff_store.database_url.clone(),
-            store_dropped,
-            metrics,
-            ControlPlane {
-                guard: config.guard.clone(),
-                promotion: config.promotion.clone(),
-                resync: Duration::from_secs(config.fleet.resync_secs),
+            AdminParts {
+                diff_database: config.diff_store.database_url.clone(),
+                store_dropped,
+                metrics: Arc::clone(&metrics),
+                plane: ControlPlane {
+                    guard: config.guard.clone(),
+                    promotion: config.promotion.clone(),
+                    resync: Duration::from_secs(config.fleet.resync_secs),
+                },
+                history: Arc::clone(&history),
             },
         )),
     ));

@@ -256,6 +256,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn charts_without_points_render() {
+        let html = chart("empty", &[("new", "#000", vec![])], "share").into_string();
+        assert!(html.contains("no data yet"));
+        let one = chart(
+            "one",
+            &[("new", "#000", vec![(5, 0.5), (15, 1.0)])],
+            "share",
+        )
+        .into_string();
+        assert!(one.contains("polyline"));
+    }
+
+    #[test]
     fn differing_values_are_marked_and_text_is_escaped() {
         let marked: HashSet<String> = ["/a/1".to_owned()].into();
         let html = json_marked(&json!({"a": [1, "<b>"], "c": "x"}), &marked).into_string();
@@ -377,6 +390,10 @@ pub fn chart(title: &str, series: &[Series<'_>], unit: &str) -> Markup {
     if vmax <= 0.0 {
         vmax = 1.0;
     }
+    let empty = t0 > t1;
+    if empty {
+        (t0, t1) = (0, 1);
+    }
     let span = (t1 - t0).max(1) as f64;
     let x = |t: i64| pad + (t - t0) as f64 / span * (w - 2.0 * pad);
     let y = |v: f64| h - pad / 2.0 - v / vmax * (h - pad);
@@ -387,7 +404,7 @@ pub fn chart(title: &str, series: &[Series<'_>], unit: &str) -> Markup {
                 line x1=(pad) y1=(y(0.0)) x2=(w - pad) y2=(y(0.0)) stroke="#8c959f" {}
                 text x="2" y=(y(vmax) + 4.0) font-size="11" { (format!("{vmax:.2}")) " " (unit) }
                 text x="2" y=(y(0.0)) font-size="11" { "0" }
-                @if t0 == i64::MAX { text x=(w / 2.0 - 40.0) y=(h / 2.0) font-size="12" { "no data yet" } }
+                @if empty { text x=(w / 2.0 - 40.0) y=(h / 2.0) font-size="12" { "no data yet" } }
                 @for (label, color, data) in series {
                     @let path: Vec<String> = data.iter().filter(|(_, v)| v.is_finite()).map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
                     @if path.len() > 1 { polyline fill="none" stroke=(color) stroke-width="2" points=(path.join(" ")) { title { (label) } } }

@@ -147,7 +147,10 @@ async fn reports_show_a_deliberate_regression_and_the_contracts_noise() {
     .expect("cli");
     let markdown = String::from_utf8_lossy(&cli.stdout).into_owned();
     println!("{markdown}");
-    let html = reqwest::get(format!("{}/ui/diffs?since=1h", stack.admin_url))
+    let html = reqwest::Client::new()
+        .get(format!("{}/ui/diffs?since=1h", stack.admin_url))
+        .bearer_auth(DEV_ADMIN_TOKEN)
+        .send()
         .await
         .expect("page")
         .text()

@@ -34,7 +34,11 @@ async fn report(gateway: &Gateway, query: &str) -> Value {
 }
 
 async fn page(gateway: &Gateway, path: &str) -> String {
-    let response = reqwest::get(format!("{}{path}", gateway.admin_url))
+    // Console pages need a session or the admin token.
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", gateway.admin_url))
+        .bearer_auth(crate::harness::TOKEN)
+        .send()
         .await
         .expect("page");
     assert_eq!(response.status(), 200, "{path}");

@@ -3,6 +3,7 @@
 //! Unleash server where the flag sources need them.
 
 mod canary;
+mod console;
 mod diffs;
 mod fleet;
 mod guard;
