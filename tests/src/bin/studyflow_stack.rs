@@ -52,6 +52,7 @@ StudyFlow stack is up.
 
   gateway (point the frontend here)  {gateway}
   gateway admin API                  {admin}
+  operator console (admin token)     {admin}/ui
   new backend                        {backend}
   legacy Edge Functions (Deno)       {legacy}/functions/v1/<name>
   fake AI providers                  {providers}
