@@ -2,14 +2,14 @@
 # Installs what the stack and the tests need, only what is missing; safe to run again.
 #   Debian packages: cmake and pkg-config (pingora's TLS build), Node.js and npm,
 #                    the PostgreSQL and Redis clients, Prometheus (observability
-#                    tests) and a font for the plots.
+#                    tests), a font for the plots, and Chromium (browser tests).
 #   npm packages (tests/): Deno, supabase-js, the Postgres driver of the legacy stand-in.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 command -v cargo >/dev/null || die "Rust (cargo) is required: https://rustup.rs"
 
-apt_install cmake pkg-config build-essential postgresql-client redis-tools prometheus fonts-dejavu-core
+apt_install cmake pkg-config build-essential postgresql-client redis-tools prometheus fonts-dejavu-core chromium
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 
 lock="$ROOT/tests/package-lock.json"

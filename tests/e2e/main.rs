@@ -4,6 +4,7 @@
 //! Build the binaries first (`cargo build --workspace --bins`); `make test` does.
 
 mod auth_validation;
+mod console;
 mod diffs;
 mod harness;
 mod observability;
