@@ -28,9 +28,11 @@ pub mod metrics;
 pub mod providers;
 pub mod rate_limit;
 pub mod redis_client;
+pub mod security_audit;
 pub mod state;
 pub mod store;
 pub mod test_switch;
+pub mod vault;
 
 use axum::Router;
 use axum::body::Body;
