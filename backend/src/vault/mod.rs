@@ -216,16 +216,32 @@ impl Vault {
         provider: Provider,
         secret: &SecretString,
     ) -> Result<SecretInfo, VaultError> {
-        let result = self.put_inner(provider, secret).await;
+        self.put_named(provider.label(), secret).await
+    }
+
+    /// Stores (or replaces) the secret called `name` (lower-case letters, digits, `-`,
+    /// `_`). Provider keys are stored under the provider's name.
+    pub async fn put_named(
+        &self,
+        name: &str,
+        secret: &SecretString,
+    ) -> Result<SecretInfo, VaultError> {
+        let result = self.put_inner(name, secret).await;
         self.metrics.vault_operation("write", outcome(&result));
         result
     }
 
-    async fn put_inner(
-        &self,
-        provider: Provider,
-        secret: &SecretString,
-    ) -> Result<SecretInfo, VaultError> {
+    async fn put_inner(&self, name: &str, secret: &SecretString) -> Result<SecretInfo, VaultError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(VaultError::Invalid(format!(
+                "`{name}` is not a secret name"
+            )));
+        }
         let value = secret.expose_secret().trim();
         if value.is_empty() {
             return Err(VaultError::Invalid("the key is empty".into()));
@@ -233,7 +249,7 @@ impl Vault {
         self.ensure_writable().await?;
         let sealed = self
             .key
-            .seal(provider.label(), value.as_bytes())
+            .seal(name, value.as_bytes())
             .map_err(|e| VaultError::Invalid(e.to_string()))?;
         let print = fingerprint(value);
         sqlx::query(
@@ -244,7 +260,7 @@ impl Vault {
              fingerprint = excluded.fingerprint, previous_key_version = null, \
              previous_nonce = null, previous_ciphertext = null, updated_at = now()",
         )
-        .bind(provider.label())
+        .bind(name)
         .bind(sql_version(sealed.version))
         .bind(&sealed.nonce)
         .bind(&sealed.ciphertext)
@@ -255,10 +271,10 @@ impl Vault {
             .audit
             .write(SecurityEvent::new(
                 EventType::VaultWrite,
-                json!({"provider": provider.label(), "fingerprint": print, "key_version": self.key.version()}),
+                json!({"provider": name, "fingerprint": print, "key_version": self.key.version()}),
             ))
             .await;
-        self.info(provider.label())
+        self.info(name)
             .await?
             .ok_or_else(|| VaultError::Invalid("the key vanished after it was written".into()))
     }
@@ -290,14 +306,28 @@ impl Vault {
     }
 
     async fn load_inner(&self) -> Result<BTreeMap<Provider, SecretString>, VaultError> {
-        let mut keys = BTreeMap::new();
+        Ok(self
+            .read_inner()
+            .await?
+            .into_iter()
+            .filter_map(|(name, secret)| Provider::parse(&name).map(|p| (p, secret)))
+            .collect())
+    }
+
+    /// Every stored secret by name, decrypted as [`Vault::load_all`] does.
+    pub async fn read_all(&self) -> Result<BTreeMap<String, SecretString>, VaultError> {
+        let result = self.read_inner().await;
+        self.metrics.vault_operation("read", outcome(&result));
+        result
+    }
+
+    async fn read_inner(&self) -> Result<BTreeMap<String, SecretString>, VaultError> {
+        let mut secrets = BTreeMap::new();
         for row in self.rows().await? {
-            let Some(provider) = Provider::parse(&row.provider) else {
-                continue;
-            };
-            keys.insert(provider, self.open_row(&row)?);
+            let secret = self.open_row(&row)?;
+            secrets.insert(row.provider, secret);
         }
-        Ok(keys)
+        Ok(secrets)
     }
 
     /// One provider's key.
