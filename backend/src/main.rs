@@ -33,8 +33,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = BackendConfig::load(cli.config.as_deref())?;
-    init_logging(config.json_logs);
     let command = cli.command.unwrap_or(Command::Serve);
+    // The vault commands print their results on stdout; their logs go to stderr.
+    init_logging(config.json_logs, matches!(command, Command::Vault { .. }));
     if let Command::Vault { command } = command {
         studyflow_backend::vault::cli::run(&config, command).await?;
         return Ok(());
@@ -95,13 +96,14 @@ fn log_configuration(config: &BackendConfig) {
     );
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, to_stderr) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
     }
 }
