@@ -134,6 +134,9 @@ async fn a_wrong_master_key_is_refused() {
     app.finish().await;
 }
 
+/// One read: when it started and ended, and whether it returned every value.
+type Read = (Instant, Instant, Result<(), String>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_under_concurrent_reads_never_fails_a_read() {
     let app = TestApp::start("vault_rotation").await;
@@ -153,7 +156,7 @@ async fn rotation_under_concurrent_reads_never_fails_a_read() {
 
     // Readers on the old key (the servers not yet given the new one) read all along.
     let stop = Arc::new(AtomicBool::new(false));
-    let log: Arc<Mutex<Vec<(Instant, Instant, Result<(), String>)>>> = Arc::default();
+    let log: Arc<Mutex<Vec<Read>>> = Arc::default();
     let readers: Vec<_> = (0..3)
         .map(|_| {
             let (vault, expected, stop, log) =
