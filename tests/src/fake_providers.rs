@@ -653,7 +653,14 @@ async fn gemini(
 }
 
 /// Serves the fake providers on `listener` until the process ends.
+///
+/// Sockets are `TCP_NODELAY`, as the real APIs stream: without it each streamed chunk of
+/// a kept-alive connection waits for the client's (delayed) acknowledgement of the last.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router()).await
 }
 
