@@ -28,6 +28,9 @@ rm -rf "$ROOT"/target/criterion/compare*   # results of renamed benchmarks would
 say "New backend vs legacy stand-in"
 "$bench" functions
 
+say "Time to first token of the streaming tutor: fake provider direct, backend, gateway"
+"$bench" ttft
+
 say "Proxy overhead: direct, nginx, gateway in every phase; then the memory soak"
 "$bench" proxy --soak-minutes "${BENCH_SOAK_MINUTES:-10}"
 say "Results written to docs/benchmarks.md"

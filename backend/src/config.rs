@@ -14,13 +14,15 @@ use figment::providers::{Env, Format, Yaml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::providers::chain::{AiUse, ChainEntry};
 use crate::{Error, Result};
 
 /// The origins the *allow-list* CORS variant accepts when `ALLOWED_ORIGINS` is unset.
 pub const DEFAULT_ALLOWED_ORIGINS: &str = "http://localhost:5173,http://localhost:5174,http://localhost:3000,https://study-flow-ai.vercel.app,https://study-flow-ai-git-main.vercel.app,https://study-flow-ai-production.vercel.app";
 
-/// The functions the backend serves, by their legacy names.
-pub const FUNCTIONS: [&str; 8] = [
+/// The functions the backend serves: the legacy ones by their legacy names, then the new
+/// routes that have no legacy twin (`ai-tutor-stream`).
+pub const FUNCTIONS: [&str; 9] = [
     "ai-tutor-professional",
     "ai-proxy",
     "ai-proxy-secure",
@@ -29,6 +31,7 @@ pub const FUNCTIONS: [&str; 8] = [
     "auth-validation",
     "encryption",
     "security-monitor",
+    "ai-tutor-stream",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +73,46 @@ pub struct BackendConfig {
     pub gemini_base_url: Option<String>,
     /// Whole-request timeout of one provider call, seconds.
     pub provider_timeout_secs: u64,
+
+    /// Provider chains, one per use: `provider[:model]`, comma-separated, tried in order
+    /// (see [`crate::providers::chain`]). The legacy functions' chains start with the
+    /// provider the legacy calls; with that one alone (the default) they call it exactly
+    /// as the legacy does, with no retry and no fallback.
+    pub ai_chain_tutor_stream: String,
+    pub ai_chain_tutor: String,
+    pub ai_chain_analytics: String,
+    pub ai_chain_recommendations: String,
+    /// Retries of one provider after a 429, a 5xx, a timeout or a network error.
+    pub ai_retry_max: u32,
+    /// First backoff delay; it doubles with each retry, with jitter.
+    pub ai_retry_base_ms: u64,
+    /// Longest wait before a retry; a longer `Retry-After` moves on to the next provider.
+    pub ai_retry_max_delay_ms: u64,
+    /// Time one attempt has for its answer (or, streaming, its first token).
+    pub ai_attempt_timeout_ms: u64,
+    /// Time the whole chain has (retries, waits and fallbacks included) for an answer or
+    /// a first token.
+    pub ai_deadline_ms: u64,
+    /// Longest silence between two streamed chunks before the stream is ended in error.
+    pub ai_stream_idle_timeout_ms: u64,
+    /// Circuit breaker: consecutive failures that open it.
+    pub ai_breaker_failures: u32,
+    /// Circuit breaker: failure share over the window that opens it (0–1) …
+    pub ai_breaker_error_rate: f64,
+    /// … once the window holds at least this many calls.
+    pub ai_breaker_min_calls: u32,
+    pub ai_breaker_window_secs: u64,
+    /// How long an open breaker refuses calls before it lets probes through.
+    pub ai_breaker_open_secs: u64,
+    /// Probe calls let through at once while half-open.
+    pub ai_breaker_half_open_probes: u32,
+
+    /// Master key of the provider key vault: base64 of 32 random bytes.
+    pub vault_master_key: Option<SecretString>,
+    /// The version number of `vault_master_key`, recorded with every ciphertext.
+    pub vault_key_version: u32,
+    /// How often a running backend re-reads the vault.
+    pub vault_refresh_secs: u64,
 
     /// Provider calls of shadowed requests (`x-studyflow-shadow: 1`): `live` or `skip`.
     pub shadow_provider_calls: ShadowProviderMode,
@@ -126,6 +169,25 @@ impl Default for BackendConfig {
             gemini_api_key: None,
             gemini_base_url: None,
             provider_timeout_secs: 120,
+            ai_chain_tutor_stream: "deepseek,openai,anthropic,gemini".into(),
+            ai_chain_tutor: "deepseek".into(),
+            ai_chain_analytics: "openai".into(),
+            ai_chain_recommendations: "openai".into(),
+            ai_retry_max: 2,
+            ai_retry_base_ms: 200,
+            ai_retry_max_delay_ms: 5_000,
+            ai_attempt_timeout_ms: 30_000,
+            ai_deadline_ms: 60_000,
+            ai_stream_idle_timeout_ms: 30_000,
+            ai_breaker_failures: 5,
+            ai_breaker_error_rate: 0.5,
+            ai_breaker_min_calls: 10,
+            ai_breaker_window_secs: 60,
+            ai_breaker_open_secs: 30,
+            ai_breaker_half_open_probes: 1,
+            vault_master_key: None,
+            vault_key_version: 1,
+            vault_refresh_secs: 60,
             shadow_provider_calls: ShadowProviderMode::Skip,
             shadow_provider_overrides: String::new(),
             db_max_connections: 10,
@@ -164,6 +226,25 @@ const ENV_KEYS: &[&str] = &[
     "gemini_api_key",
     "gemini_base_url",
     "provider_timeout_secs",
+    "ai_chain_tutor_stream",
+    "ai_chain_tutor",
+    "ai_chain_analytics",
+    "ai_chain_recommendations",
+    "ai_retry_max",
+    "ai_retry_base_ms",
+    "ai_retry_max_delay_ms",
+    "ai_attempt_timeout_ms",
+    "ai_deadline_ms",
+    "ai_stream_idle_timeout_ms",
+    "ai_breaker_failures",
+    "ai_breaker_error_rate",
+    "ai_breaker_min_calls",
+    "ai_breaker_window_secs",
+    "ai_breaker_open_secs",
+    "ai_breaker_half_open_probes",
+    "vault_master_key",
+    "vault_key_version",
+    "vault_refresh_secs",
     "shadow_provider_calls",
     "shadow_provider_overrides",
     "db_max_connections",
@@ -229,6 +310,7 @@ impl BackendConfig {
             &mut self.anthropic_api_key,
             &mut self.claude_api_key,
             &mut self.gemini_api_key,
+            &mut self.vault_master_key,
         ] {
             secret(value);
         }
@@ -290,7 +372,70 @@ impl BackendConfig {
         }
         self.shadow_overrides()
             .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
+        for ai_use in AiUse::ALL {
+            self.chain(ai_use)
+                .map_err(|why| Error::Config(format!("{}: {why}", ai_use.config_key())))?;
+        }
+        for (key, value) in [
+            ("AI_ATTEMPT_TIMEOUT_MS", self.ai_attempt_timeout_ms),
+            ("AI_DEADLINE_MS", self.ai_deadline_ms),
+            ("AI_STREAM_IDLE_TIMEOUT_MS", self.ai_stream_idle_timeout_ms),
+            ("AI_RETRY_BASE_MS", self.ai_retry_base_ms),
+            ("AI_BREAKER_WINDOW_SECS", self.ai_breaker_window_secs),
+            ("AI_BREAKER_OPEN_SECS", self.ai_breaker_open_secs),
+            ("VAULT_REFRESH_SECS", self.vault_refresh_secs),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        if self.ai_retry_max_delay_ms < self.ai_retry_base_ms {
+            return bad(
+                "AI_RETRY_MAX_DELAY_MS",
+                "must not be below AI_RETRY_BASE_MS".into(),
+            );
+        }
+        if self.ai_breaker_failures == 0 {
+            return bad("AI_BREAKER_FAILURES", "must be at least 1".into());
+        }
+        if !(self.ai_breaker_error_rate > 0.0 && self.ai_breaker_error_rate <= 1.0) {
+            return bad(
+                "AI_BREAKER_ERROR_RATE",
+                "must be above 0 and at most 1".into(),
+            );
+        }
+        if self.ai_breaker_half_open_probes == 0 {
+            return bad("AI_BREAKER_HALF_OPEN_PROBES", "must be at least 1".into());
+        }
+        if self.vault_key_version == 0 {
+            return bad("VAULT_KEY_VERSION", "must be at least 1".into());
+        }
+        if let Some(key) = &self.vault_master_key {
+            crate::vault::MasterKey::from_base64(key, self.vault_key_version)
+                .map_err(|why| Error::Config(format!("VAULT_MASTER_KEY: {why}")))?;
+        }
         Ok(())
+    }
+
+    /// The provider chain configured for `ai_use`, checked: known providers, no
+    /// repeats, and a legacy function's chain starts with the provider the legacy calls.
+    pub fn chain(&self, ai_use: AiUse) -> std::result::Result<Vec<ChainEntry>, String> {
+        let text = match ai_use {
+            AiUse::TutorStream => &self.ai_chain_tutor_stream,
+            AiUse::Tutor => &self.ai_chain_tutor,
+            AiUse::Analytics => &self.ai_chain_analytics,
+            AiUse::Recommendations => &self.ai_chain_recommendations,
+        };
+        let chain = ChainEntry::parse_list(text)?;
+        if let Some(legacy) = ai_use.legacy_provider()
+            && chain.first().map(|e| e.provider) != Some(legacy)
+        {
+            return Err(format!(
+                "must start with {}, the provider the legacy function calls",
+                legacy.label()
+            ));
+        }
+        Ok(chain)
     }
 
     /// The per-function shadow provider modes of `shadow_provider_overrides`.
@@ -334,6 +479,7 @@ mod tests {
     use figment::providers::Serialized;
 
     use super::*;
+    use crate::providers::Provider;
 
     fn with(pairs: &[(&str, &str)]) -> Result<BackendConfig> {
         let mut figment = Figment::new();
@@ -381,6 +527,31 @@ mod tests {
         .shadow_overrides()
         .expect("parsed");
         assert_eq!(overrides["ai-proxy"], ShadowProviderMode::Live);
+    }
+
+    #[test]
+    fn chains_are_checked() {
+        let config =
+            with(&[("ai_chain_tutor_stream", "gemini:gemini-2.0-flash, claude")]).expect("valid");
+        let chain = config.chain(AiUse::TutorStream).expect("chain");
+        assert_eq!(chain[0].provider, Provider::Gemini);
+        assert_eq!(chain[0].model, "gemini-2.0-flash");
+        assert_eq!(chain[1].provider, Provider::Anthropic);
+        assert_eq!(chain[1].model, Provider::Anthropic.default_model());
+        let error = with(&[("ai_chain_tutor", "openai,deepseek")]).expect_err("rejected");
+        assert!(error.to_string().contains("AI_CHAIN_TUTOR"), "{error}");
+        let error = with(&[("ai_chain_tutor_stream", "openai,mistral")]).expect_err("rejected");
+        assert!(error.to_string().contains("unknown provider"), "{error}");
+        let error = with(&[("ai_chain_tutor_stream", "openai,openai")]).expect_err("rejected");
+        assert!(error.to_string().contains("twice"), "{error}");
+        let error = with(&[("ai_breaker_error_rate", "1.5")]).expect_err("rejected");
+        assert!(
+            error.to_string().contains("AI_BREAKER_ERROR_RATE"),
+            "{error}"
+        );
+        let error = with(&[("vault_master_key", "c2hvcnQ=")]).expect_err("rejected");
+        assert!(error.to_string().contains("VAULT_MASTER_KEY"), "{error}");
+        assert!(!error.to_string().contains("c2hvcnQ"), "{error}");
     }
 
     #[test]

@@ -127,6 +127,11 @@ impl Cors {
         (self.preflight_status, self.headers).into_response()
     }
 
+    /// Any answer (a stream, say) with these CORS headers added.
+    pub fn apply(self, response: impl IntoResponse) -> Response {
+        (self.headers, response).into_response()
+    }
+
     /// A JSON answer with these CORS headers (`Content-Type: application/json`), the
     /// body written as `JSON.stringify` writes it.
     pub fn json(self, status: StatusCode, body: Value) -> Response {

@@ -22,6 +22,8 @@ pub enum Error {
     Http(#[from] reqwest::Error),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("key vault: {0}")]
+    Vault(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -28,9 +28,11 @@ pub mod metrics;
 pub mod providers;
 pub mod rate_limit;
 pub mod redis_client;
+pub mod security_audit;
 pub mod state;
 pub mod store;
 pub mod test_switch;
+pub mod vault;
 
 use axum::Router;
 use axum::body::Body;
@@ -98,11 +100,21 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then lets in-flight requests
 /// finish.
+///
+/// Connections are `TCP_NODELAY`: a streamed answer writes small pieces (one event per
+/// token) after the headers, and Nagle's algorithm would hold each back until the client
+/// acknowledges the previous one, which a client delays by up to 40 ms.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await

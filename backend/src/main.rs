@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use studyflow_backend::vault::cli::VaultCommand;
 use studyflow_backend::{AppState, BackendConfig, db};
 
 /// The new StudyFlow backend.
@@ -21,22 +22,34 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Manage the provider key vault (VAULT_MASTER_KEY).
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = BackendConfig::load(cli.config.as_deref())?;
-    init_logging(config.json_logs);
+    let command = cli.command.unwrap_or(Command::Serve);
+    // The vault commands print their results on stdout; their logs go to stderr.
+    init_logging(config.json_logs, matches!(command, Command::Vault { .. }));
+    if let Command::Vault { command } = command {
+        studyflow_backend::vault::cli::run(&config, command).await?;
+        return Ok(());
+    }
     log_configuration(&config);
     let state = AppState::new(config)?;
     db::migrate(&state.db)
         .await
         .context("applying migrations")?;
-    if matches!(cli.command, Some(Command::Migrate)) {
+    if matches!(command, Command::Migrate) {
         tracing::info!("migrations applied");
         return Ok(());
     }
+    let _vault_refresh = state.open_vault().await;
     let listener = tokio::net::TcpListener::bind(&state.config.listen_addr)
         .await
         .with_context(|| format!("listening on {}", state.config.listen_addr))?;
@@ -74,18 +87,23 @@ fn log_configuration(config: &BackendConfig) {
         openai_key = set(config.openai_api_key.is_some()),
         anthropic_key = set(config.anthropic_key().is_some()),
         gemini_key = set(config.gemini_api_key.is_some()),
+        vault = set(config.vault_master_key.is_some()),
+        vault_key_version = config.vault_key_version,
+        chain_tutor_stream = %config.ai_chain_tutor_stream,
+        chain_tutor = %config.ai_chain_tutor,
         shadow_provider_calls = ?config.shadow_provider_calls,
         "configuration loaded"
     );
 }
 
-fn init_logging(json: bool) {
+fn init_logging(json: bool, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (json, to_stderr) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
     }
 }

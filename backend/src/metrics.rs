@@ -39,9 +39,45 @@ pub const REDIS_ERRORS_TOTAL: &str = "studyflow_backend_redis_errors_total";
 pub const RATE_LIMIT_REJECTIONS_TOTAL: &str = "studyflow_backend_rate_limit_rejections_total";
 /// Shadowed (dry-run) requests, by function.
 pub const SHADOW_REQUESTS_TOTAL: &str = "studyflow_backend_shadow_requests_total";
+/// Answers of the provider chains, by use (function), the provider that answered
+/// (`none` when none did) and outcome (`first_choice`, `fallback`, `exhausted`,
+/// `deadline`, `refused`).
+pub const AI_ANSWERS_TOTAL: &str = "studyflow_backend_ai_answers_total";
+/// Calls the chains made, by provider and outcome (`ok`, `http_429`, `http_5xx`,
+/// `http_4xx`, `timeout`, `network_error`, `malformed`, `interrupted`, `no_key`,
+/// `circuit_open`).
+pub const AI_ATTEMPTS_TOTAL: &str = "studyflow_backend_ai_attempts_total";
+/// Duration of those calls (to the answer, or to the first token), by provider.
+pub const AI_ATTEMPT_DURATION_SECONDS: &str = "studyflow_backend_ai_attempt_duration_seconds";
+/// Retries of a provider after a retryable failure, by provider.
+pub const AI_RETRIES_TOTAL: &str = "studyflow_backend_ai_retries_total";
+/// Times a chain moved past a provider that failed, by that provider.
+pub const AI_FALLBACKS_TOTAL: &str = "studyflow_backend_ai_fallbacks_total";
+/// Tokens used, by provider and kind (`prompt`, `completion`).
+pub const AI_TOKENS_TOTAL: &str = "studyflow_backend_ai_tokens_total";
+/// Time from the start of a streaming chain to its first token, by provider.
+pub const AI_TIME_TO_FIRST_TOKEN_SECONDS: &str = "studyflow_backend_ai_time_to_first_token_seconds";
+/// Streams after their first token, by provider and outcome (`completed`, `error`,
+/// `cancelled` when the client went away).
+pub const AI_STREAMS_TOTAL: &str = "studyflow_backend_ai_streams_total";
+/// Circuit breaker state by provider: 0 closed, 1 half-open, 2 open.
+pub const AI_BREAKER_STATE: &str = "studyflow_backend_ai_breaker_state";
+/// Circuit breaker transitions, by provider and the state entered.
+pub const AI_BREAKER_TRANSITIONS_TOTAL: &str = "studyflow_backend_ai_breaker_transitions_total";
+/// Security events (also written to `security_audit_log`), by event type
+/// (`auth_failed`, `rate_limit_exceeded`, `vault_read`, `vault_read_failed`, `vault_write`,
+/// `vault_list`, `vault_key_rejected`, `vault_rotation_started`,
+/// `vault_rotation_completed`, `vault_rotation_finished`).
+pub const SECURITY_EVENTS_TOTAL: &str = "studyflow_backend_security_events_total";
+/// Security events that could not be written to `security_audit_log`, by reason
+/// (`queue_full`, `database`).
+pub const SECURITY_AUDIT_DROPPED_TOTAL: &str = "studyflow_backend_security_audit_dropped_total";
+/// Key vault operations, by operation (`read`, `write`, `list`, `rotate`, `finish`) and
+/// outcome (`ok`, `error`).
+pub const VAULT_OPERATIONS_TOTAL: &str = "studyflow_backend_vault_operations_total";
 
 /// Every metric name, for the dashboard checks.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 22] = [
     REQUESTS_TOTAL,
     REQUEST_DURATION_SECONDS,
     PROVIDER_CALLS_TOTAL,
@@ -51,6 +87,19 @@ pub const ALL: [&str; 9] = [
     REDIS_ERRORS_TOTAL,
     RATE_LIMIT_REJECTIONS_TOTAL,
     SHADOW_REQUESTS_TOTAL,
+    AI_ANSWERS_TOTAL,
+    AI_ATTEMPTS_TOTAL,
+    AI_ATTEMPT_DURATION_SECONDS,
+    AI_RETRIES_TOTAL,
+    AI_FALLBACKS_TOTAL,
+    AI_TOKENS_TOTAL,
+    AI_TIME_TO_FIRST_TOKEN_SECONDS,
+    AI_STREAMS_TOTAL,
+    AI_BREAKER_STATE,
+    AI_BREAKER_TRANSITIONS_TOTAL,
+    SECURITY_EVENTS_TOTAL,
+    SECURITY_AUDIT_DROPPED_TOTAL,
+    VAULT_OPERATIONS_TOTAL,
 ];
 
 /// The backend's registry and its metrics. Cheap to share behind an `Arc`.
@@ -66,6 +115,19 @@ pub struct Metrics {
     redis_errors: IntCounterVec,
     rate_limit_rejections: IntCounterVec,
     shadow_requests: IntCounterVec,
+    ai_answers: IntCounterVec,
+    ai_attempts: IntCounterVec,
+    ai_attempt_duration: HistogramVec,
+    ai_retries: IntCounterVec,
+    ai_fallbacks: IntCounterVec,
+    ai_tokens: IntCounterVec,
+    ai_first_token: HistogramVec,
+    ai_streams: IntCounterVec,
+    ai_breaker_state: IntGaugeVec,
+    ai_breaker_transitions: IntCounterVec,
+    security_events: IntCounterVec,
+    security_audit_dropped: IntCounterVec,
+    vault_operations: IntCounterVec,
 }
 
 impl Metrics {
@@ -124,6 +186,87 @@ impl Metrics {
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(rate_limit_rejections.clone()))?;
         registry.register(Box::new(shadow_requests.clone()))?;
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(metric.clone()))?;
+            Ok(metric)
+        };
+        let ai_answers = counter(
+            AI_ANSWERS_TOTAL,
+            "Answers of the AI provider chains",
+            &["function", "provider", "outcome"],
+        )?;
+        let ai_attempts = counter(
+            AI_ATTEMPTS_TOTAL,
+            "Calls made by the AI provider chains",
+            &["provider", "outcome"],
+        )?;
+        let ai_retries = counter(AI_RETRIES_TOTAL, "Retries of an AI provider", &["provider"])?;
+        let ai_fallbacks = counter(
+            AI_FALLBACKS_TOTAL,
+            "Times a chain moved past a failed AI provider",
+            &["provider"],
+        )?;
+        let ai_tokens = counter(
+            AI_TOKENS_TOTAL,
+            "Tokens used by AI provider calls",
+            &["provider", "kind"],
+        )?;
+        let ai_streams = counter(
+            AI_STREAMS_TOTAL,
+            "AI streams after their first token, by outcome",
+            &["provider", "outcome"],
+        )?;
+        let ai_breaker_transitions = counter(
+            AI_BREAKER_TRANSITIONS_TOTAL,
+            "Circuit breaker transitions",
+            &["provider", "state"],
+        )?;
+        let security_events = counter(
+            SECURITY_EVENTS_TOTAL,
+            "Security events (also in security_audit_log)",
+            &["event"],
+        )?;
+        let security_audit_dropped = counter(
+            SECURITY_AUDIT_DROPPED_TOTAL,
+            "Security events not written to security_audit_log",
+            &["reason"],
+        )?;
+        let vault_operations = counter(
+            VAULT_OPERATIONS_TOTAL,
+            "Key vault operations",
+            &["operation", "outcome"],
+        )?;
+        let ai_attempt_duration = HistogramVec::new(
+            HistogramOpts::new(
+                AI_ATTEMPT_DURATION_SECONDS,
+                "Duration of AI provider calls made by the chains",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["provider"],
+        )?;
+        registry.register(Box::new(ai_attempt_duration.clone()))?;
+        let ai_first_token = HistogramVec::new(
+            HistogramOpts::new(
+                AI_TIME_TO_FIRST_TOKEN_SECONDS,
+                "Time from the start of a streaming chain to its first token",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["provider"],
+        )?;
+        registry.register(Box::new(ai_first_token.clone()))?;
+        let ai_breaker_state = IntGaugeVec::new(
+            Opts::new(
+                AI_BREAKER_STATE,
+                "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+            ),
+            &["provider"],
+        )?;
+        registry.register(Box::new(ai_breaker_state.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -135,7 +278,96 @@ impl Metrics {
             redis_errors,
             rate_limit_rejections,
             shadow_requests,
+            ai_answers,
+            ai_attempts,
+            ai_attempt_duration,
+            ai_retries,
+            ai_fallbacks,
+            ai_tokens,
+            ai_first_token,
+            ai_streams,
+            ai_breaker_state,
+            ai_breaker_transitions,
+            security_events,
+            security_audit_dropped,
+            vault_operations,
         })
+    }
+
+    /// A chain's result for `function`: who answered (or `none`) and how.
+    pub fn ai_answer(&self, function: &str, provider: &str, outcome: &str) {
+        self.ai_answers
+            .with_label_values(&[function, provider, outcome])
+            .inc();
+    }
+
+    pub fn ai_attempt(&self, provider: &str, outcome: &str, elapsed: Duration) {
+        self.ai_attempts
+            .with_label_values(&[provider, outcome])
+            .inc();
+        if !elapsed.is_zero() {
+            self.ai_attempt_duration
+                .with_label_values(&[provider])
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    pub fn ai_retry(&self, provider: &str) {
+        self.ai_retries.with_label_values(&[provider]).inc();
+    }
+
+    pub fn ai_fallback(&self, provider: &str) {
+        self.ai_fallbacks.with_label_values(&[provider]).inc();
+    }
+
+    pub fn ai_tokens(&self, provider: &str, usage: crate::providers::chat::Usage) {
+        self.ai_tokens
+            .with_label_values(&[provider, "prompt"])
+            .inc_by(usage.prompt_tokens);
+        self.ai_tokens
+            .with_label_values(&[provider, "completion"])
+            .inc_by(usage.completion_tokens);
+    }
+
+    pub fn ai_first_token(&self, provider: &str, elapsed: Duration) {
+        self.ai_first_token
+            .with_label_values(&[provider])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn ai_stream(&self, provider: &str, outcome: &str) {
+        self.ai_streams
+            .with_label_values(&[provider, outcome])
+            .inc();
+    }
+
+    pub fn breaker_state(&self, provider: &str, gauge: i64) {
+        self.ai_breaker_state
+            .with_label_values(&[provider])
+            .set(gauge);
+    }
+
+    pub fn breaker_transition(&self, provider: &str, state: &str, gauge: i64) {
+        self.breaker_state(provider, gauge);
+        self.ai_breaker_transitions
+            .with_label_values(&[provider, state])
+            .inc();
+    }
+
+    pub fn security_event(&self, event: &str) {
+        self.security_events.with_label_values(&[event]).inc();
+    }
+
+    pub fn security_audit_dropped(&self, reason: &str) {
+        self.security_audit_dropped
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    pub fn vault_operation(&self, operation: &str, outcome: &str) {
+        self.vault_operations
+            .with_label_values(&[operation, outcome])
+            .inc();
     }
 
     pub fn provider_call(&self, provider: &str, outcome: &str, elapsed: Duration) {
@@ -252,6 +484,17 @@ mod tests {
         metrics.rate_limited("ai-proxy", "redis");
         metrics.shadow_request("ai-proxy");
         metrics.request("ai-proxy", StatusCode::OK, Duration::from_millis(1));
+        metrics.ai_answer("ai-tutor-stream", "openai", "fallback");
+        metrics.ai_attempt("openai", "ok", Duration::from_millis(3));
+        metrics.ai_retry("openai");
+        metrics.ai_fallback("deepseek");
+        metrics.ai_tokens("openai", crate::providers::chat::Usage::new(1, 2));
+        metrics.ai_first_token("openai", Duration::from_millis(3));
+        metrics.ai_stream("openai", "completed");
+        metrics.breaker_transition("openai", "open", 2);
+        metrics.security_event("auth_failed");
+        metrics.security_audit_dropped("queue_full");
+        metrics.vault_operation("read", "ok");
         let names: Vec<String> = metrics
             .registry
             .gather()
@@ -266,6 +509,19 @@ mod tests {
             REDIS_ERRORS_TOTAL,
             RATE_LIMIT_REJECTIONS_TOTAL,
             SHADOW_REQUESTS_TOTAL,
+            AI_ANSWERS_TOTAL,
+            AI_ATTEMPTS_TOTAL,
+            AI_ATTEMPT_DURATION_SECONDS,
+            AI_RETRIES_TOTAL,
+            AI_FALLBACKS_TOTAL,
+            AI_TOKENS_TOTAL,
+            AI_TIME_TO_FIRST_TOKEN_SECONDS,
+            AI_STREAMS_TOTAL,
+            AI_BREAKER_STATE,
+            AI_BREAKER_TRANSITIONS_TOTAL,
+            SECURITY_EVENTS_TOTAL,
+            SECURITY_AUDIT_DROPPED_TOTAL,
+            VAULT_OPERATIONS_TOTAL,
         ] {
             assert!(names.iter().any(|n| n == name), "{name} missing");
         }

@@ -11,10 +11,14 @@ use crate::config::{BackendConfig, ShadowProviderMode};
 use crate::cors::AllowedOrigins;
 use crate::functions::encryption::Cipher;
 use crate::metrics::Metrics;
+use crate::providers::chain::AiRouter;
+use crate::providers::keys::ProviderKeys;
 use crate::providers::{CallContext, ProviderClient};
 use crate::rate_limit::AiRateLimiter;
 use crate::redis_client::RedisClient;
+use crate::security_audit::SecurityAudit;
 use crate::store::RequestDb;
+use crate::vault::{MasterKey, Refresher, Vault};
 use crate::{Error, Result, db};
 
 /// Cheap to clone: everything inside is shared.
@@ -25,7 +29,14 @@ pub struct AppState {
     pub redis: RedisClient,
     pub origins: Arc<AllowedOrigins>,
     pub metrics: Arc<Metrics>,
+    /// The legacy functions' provider client (exact legacy calls).
     pub providers: ProviderClient,
+    /// Provider chains with fallback, retries, breakers and streaming.
+    pub ai: AiRouter,
+    /// Provider keys: the vault's, else the configured ones.
+    pub keys: ProviderKeys,
+    /// Security events (failed auth, rate limits, vault access).
+    pub audit: SecurityAudit,
     pub auth: Authenticator,
     pub rate_limiter: AiRateLimiter,
     /// The encryption key, derived on first use (PBKDF2 is deliberately slow).
@@ -41,7 +52,10 @@ impl AppState {
         let db = db::pool(&config)?;
         let redis = RedisClient::new(&config, metrics.clone())?;
         let origins = AllowedOrigins::parse(&config.allowed_origins);
-        let providers = ProviderClient::new(&config, metrics.clone())?;
+        let keys = ProviderKeys::new(&config);
+        let providers = ProviderClient::new(&config, keys.clone(), metrics.clone())?;
+        let ai = AiRouter::new(&config, keys.clone(), providers.clone(), metrics.clone())?;
+        let audit = SecurityAudit::new(db.clone(), metrics.clone());
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
@@ -54,11 +68,47 @@ impl AppState {
             origins: Arc::new(origins),
             metrics,
             providers,
+            ai,
+            keys,
+            audit,
             auth,
             cipher: Arc::default(),
             shadow_modes: Arc::new(shadow_modes),
             config: Arc::new(config),
         })
+    }
+
+    /// Opens the key vault when `VAULT_MASTER_KEY` is set, loads the provider keys from it
+    /// and keeps them fresh in the background (every `VAULT_REFRESH_SECS`). A vault that
+    /// cannot be opened (wrong master key, database down) is logged and recorded; the
+    /// configured keys are used meanwhile. Returns the refresh task, if one runs.
+    pub async fn open_vault(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let text = self.config.vault_master_key.as_ref()?;
+        let key = match MasterKey::from_base64(text, self.config.vault_key_version) {
+            Ok(key) => key,
+            Err(why) => {
+                tracing::error!(%why, "VAULT_MASTER_KEY is not usable");
+                return None;
+            }
+        };
+        let vault = match Vault::open(
+            self.db.clone(),
+            key,
+            self.audit.clone(),
+            self.metrics.clone(),
+        )
+        .await
+        {
+            Ok(vault) => vault,
+            Err(error) => {
+                tracing::error!(%error, "the key vault could not be opened; using the configured provider keys");
+                return None;
+            }
+        };
+        let mut refresher = Refresher::new(vault, self.keys.clone());
+        refresher.once().await;
+        let every = Duration::from_secs(self.config.vault_refresh_secs);
+        Some(tokio::spawn(refresher.run(every)))
     }
 
     /// The database handle of one request: a rolled-back transaction for a dry run.

@@ -1,17 +1,22 @@
 //! Contract tests of the backend: each function served in-process against a fresh
 //! migrated Postgres database, the real Redis and the fake AI providers, covering every
 //! status and message of `legacy-contract.md`; plus access-token verification, shadow dry
-//! runs and the operational endpoints.
+//! runs and the operational endpoints; the AI provider layer (wire formats, fallback,
+//! retries, breakers), the streaming tutor, the key vault and security events.
 
+mod ai_providers;
 mod ai_proxy;
 mod ai_proxy_secure;
 mod ai_study_analytics;
 mod ai_study_recommendations;
 mod ai_tutor_professional;
+mod ai_tutor_stream;
 mod auth;
 mod auth_validation;
 mod dry_run;
 mod encryption;
 mod operational;
+mod security_events;
 mod security_monitor;
 mod support;
+mod vault;

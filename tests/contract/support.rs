@@ -286,3 +286,145 @@ pub fn assert_iso_millis(value: &Value) {
     assert!(text.ends_with('Z'), "{text}");
     assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{text}");
 }
+
+/// Reads a `text/event-stream` answer event by event, as a browser's EventSource would.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl std::fmt::Debug for SseReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseReader").finish_non_exhaustive()
+    }
+}
+
+/// One event: its name and its data (JSON when it parses).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: Value,
+}
+
+impl SseReader {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), or `None` at the end of the body.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        use futures_util::StreamExt;
+        loop {
+            let normalised = self.buffer.replace("\r\n", "\n");
+            if let Some(end) = normalised.find("\n\n") {
+                let block = normalised[..end].to_owned();
+                self.buffer = normalised[end + 2..].to_owned();
+                let mut name = "message".to_owned();
+                let mut data = Vec::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_owned();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push(value.strip_prefix(' ').unwrap_or(value).to_owned());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                let text = data.join("\n");
+                let data = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                return Some(SseEvent { name, data });
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Every remaining event.
+    pub async fn rest(&mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+impl TestApp {
+    /// POSTs `body` to `function` and hands back the raw answer (for streams).
+    pub async fn post_streaming(&self, function: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/functions/v1/{function}", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request answered")
+    }
+
+    /// The fake providers' disconnect counter (streaming clients that went away).
+    pub async fn provider_disconnects(&self) -> u64 {
+        let answer: Value = self
+            .client
+            .get(format!("{}/_fake/requests", self.providers_url))
+            .send()
+            .await
+            .expect("fake answers")
+            .json()
+            .await
+            .expect("json");
+        answer["disconnects"].as_u64().unwrap_or(0)
+    }
+
+    /// The backend's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// The value of metric `name` with these labels (among others), 0 when absent.
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .find(|line| {
+                line.starts_with(&format!("{name}{{"))
+                    && labels
+                        .iter()
+                        .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+            })
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Rows of `security_audit_log` of `event_type`, waiting up to 5 s for at least
+    /// `at_least` (request paths write them in the background).
+    pub async fn audit_rows(&self, event_type: &str, at_least: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let rows: Vec<Value> = sqlx::query_scalar(
+                "select to_json(t) from public.security_audit_log t where event_type = $1 order by created_at",
+            )
+            .bind(event_type)
+            .fetch_all(&self.db)
+            .await
+            .expect("audit rows");
+            if rows.len() >= at_least || std::time::Instant::now() > deadline {
+                return rows;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! Build the binaries first (`cargo build --workspace --bins`); `make test` does.
 
+mod ai_streaming;
 mod auth_validation;
 mod console;
 mod diffs;

@@ -8,13 +8,16 @@
 //!
 //! Faults on demand, through the `x-fake-fault` header or a `[[fake:…]]` directive
 //! anywhere in the prompt (the directive reaches the fake through functions that do not
-//! forward headers). Comma-separated:
+//! forward headers). `[[fake@deepseek:…]]` (or `@openai`, `@anthropic`, `@gemini`)
+//! applies to that provider only, so a chain's first provider can fail while the next
+//! answers. Comma-separated:
 //! - `status=503` answer that status with the provider's error shape
 //! - `retry_after=2` add `Retry-After: 2` to that error
 //! - `delay_ms=1500` wait before answering
 //! - `chunk_delay_ms=200` wait between streamed chunks
-//! - `malformed` a 200 whose body is not JSON
+//! - `malformed` a 200 whose body is not JSON (streaming: a first event that is not)
 //! - `drop` cut the connection (mid-stream when streaming)
+//! - `times=2` the other faults apply to the first 2 requests with this prompt only
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -40,6 +43,8 @@ const RECORDED: usize = 200;
 pub struct Recorder {
     requests: Arc<Mutex<VecDeque<Value>>>,
     disconnects: Arc<Mutex<u64>>,
+    /// Requests seen per (provider, prompt), for `times=N` faults.
+    seen: Arc<Mutex<std::collections::HashMap<String, u32>>>,
 }
 
 impl Recorder {
@@ -56,6 +61,28 @@ impl Recorder {
                 requests.pop_front();
             }
             requests.push_back(entry);
+        }
+    }
+
+    /// The faults of this request, once `times=N` is taken into account.
+    fn faults(&self, headers: &HeaderMap, prompt: &str, provider: &str) -> Faults {
+        let faults = Faults::for_provider(headers, prompt, provider);
+        let Some(times) = faults.times else {
+            return faults;
+        };
+        let count = self
+            .seen
+            .lock()
+            .map(|mut seen| {
+                let count = seen.entry(format!("{provider}\n{prompt}")).or_insert(0);
+                *count += 1;
+                *count
+            })
+            .unwrap_or(1);
+        if count > times {
+            Faults::default()
+        } else {
+            faults
         }
     }
 
@@ -76,6 +103,7 @@ pub fn router() -> Router {
         .route("/v1/models", get(openai_models))
         .route("/models", get(openai_models))
         .route("/v1/messages", post(anthropic))
+        .route("/v1beta/models", get(gemini_models))
         .route("/v1beta/models/{target}", post(gemini))
         .with_state(Recorder::default())
 }
@@ -99,20 +127,36 @@ pub struct Faults {
     pub chunk_delay_ms: u64,
     pub malformed: bool,
     pub drop: bool,
+    pub times: Option<u32>,
 }
 
 impl Faults {
-    /// Reads `x-fake-fault` and every `[[fake:…]]` directive in `prompt`.
+    /// Reads `x-fake-fault` and every unscoped `[[fake:…]]` directive in `prompt`.
     pub fn from_request(headers: &HeaderMap, prompt: &str) -> Self {
+        Self::for_provider(headers, prompt, "")
+    }
+
+    /// Reads `x-fake-fault`, every `[[fake:…]]` directive in `prompt`, and the
+    /// `[[fake@<provider>:…]]` ones naming `provider`.
+    pub fn for_provider(headers: &HeaderMap, prompt: &str, provider: &str) -> Self {
         let mut faults = Faults::default();
         if let Some(spec) = headers.get("x-fake-fault").and_then(|v| v.to_str().ok()) {
             faults.apply(spec);
         }
         let mut rest = prompt;
-        while let Some(start) = rest.find("[[fake:") {
-            let after = &rest[start + 7..];
+        while let Some(start) = rest.find("[[fake") {
+            let after = &rest[start + 6..];
             let Some(end) = after.find("]]") else { break };
-            faults.apply(&after[..end]);
+            let directive = &after[..end];
+            if let Some(spec) = directive.strip_prefix(':') {
+                faults.apply(spec);
+            } else if let Some((name, spec)) = directive
+                .strip_prefix('@')
+                .and_then(|scoped| scoped.split_once(':'))
+                && name == provider
+            {
+                faults.apply(spec);
+            }
             rest = &after[end..];
         }
         faults
@@ -128,6 +172,7 @@ impl Faults {
                 "chunk_delay_ms" => self.chunk_delay_ms = value.parse().unwrap_or(0),
                 "malformed" => self.malformed = true,
                 "drop" => self.drop = true,
+                "times" => self.times = value.parse().ok(),
                 _ => {}
             }
         }
@@ -295,6 +340,10 @@ fn sse(recorder: Recorder, events: Vec<String>, faults: &Faults) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let delay = Duration::from_millis(faults.chunk_delay_ms);
     let cut_at = faults.drop.then_some(events.len() / 2);
+    let mut events = events;
+    if faults.malformed {
+        events.insert(0, "data: {\"choices\": [oops\n\n".to_owned());
+    }
     tokio::spawn(async move {
         for (index, event) in events.into_iter().enumerate() {
             if cut_at == Some(index) {
@@ -359,7 +408,12 @@ async fn openai(
                 .join("\n")
         })
         .unwrap_or_default();
-    let faults = Faults::from_request(&headers, &prompt);
+    let scope = if model.starts_with("deepseek") {
+        "deepseek"
+    } else {
+        "openai"
+    };
+    let faults = recorder.faults(&headers, &prompt, scope);
     let completion = Completion::for_prompt("openai", &model, &prompt);
     let created = 1_700_000_000 + u64::from_str_radix(&completion.id[..4], 16).unwrap_or(0);
     if request["stream"].as_bool() == Some(true) {
@@ -404,7 +458,17 @@ async fn openai(
     .into_response()
 }
 
-async fn openai_models() -> Response {
+async fn openai_models(headers: HeaderMap) -> Response {
+    if headers.contains_key("anthropic-version") {
+        let models = ["claude-3-haiku-20240307", "claude-3-5-sonnet-20241022"];
+        return axum::Json(json!({
+            "data": models.iter().map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "2024-10-22T00:00:00Z"})).collect::<Vec<_>>(),
+            "has_more": false,
+            "first_id": models[0],
+            "last_id": models[1],
+        }))
+        .into_response();
+    }
     let models = [
         "gpt-4o-mini",
         "gpt-4o",
@@ -447,7 +511,7 @@ async fn anthropic(State(recorder): State<Recorder>, headers: HeaderMap, body: B
             prompt.push_str(&message_text(&message["content"]));
         }
     }
-    let faults = Faults::from_request(&headers, &prompt);
+    let faults = recorder.faults(&headers, &prompt, "anthropic");
     let completion = Completion::for_prompt("anthropic", &model, &prompt);
     let id = format!("msg_{}", completion.id);
     if request["stream"].as_bool() == Some(true) {
@@ -487,6 +551,14 @@ async fn anthropic(State(recorder): State<Recorder>, headers: HeaderMap, body: B
         "stop_reason": "end_turn",
         "stop_sequence": null,
         "usage": {"input_tokens": completion.prompt_tokens, "output_tokens": completion.completion_tokens},
+    }))
+    .into_response()
+}
+
+async fn gemini_models() -> Response {
+    let models = ["gemini-1.5-flash", "gemini-1.5-pro"];
+    axum::Json(json!({
+        "models": models.iter().map(|id| json!({"name": format!("models/{id}"), "displayName": id, "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]})).collect::<Vec<_>>(),
     }))
     .into_response()
 }
@@ -537,7 +609,7 @@ async fn gemini(
                 .join("\n")
         })
         .unwrap_or_default();
-    let faults = Faults::from_request(&headers, &prompt);
+    let faults = recorder.faults(&headers, &prompt, "gemini");
     let completion = Completion::for_prompt("gemini", model, &prompt);
     let usage = json!({"promptTokenCount": completion.prompt_tokens, "candidatesTokenCount": completion.completion_tokens, "totalTokenCount": completion.total_tokens()});
     let candidate = |text: &str, finish: Option<&str>| {
@@ -581,7 +653,14 @@ async fn gemini(
 }
 
 /// Serves the fake providers on `listener` until the process ends.
+///
+/// Sockets are `TCP_NODELAY`, as the real APIs stream: without it each streamed chunk of
+/// a kept-alive connection waits for the client's (delayed) acknowledgement of the last.
 pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router()).await
 }
 
@@ -622,5 +701,21 @@ mod tests {
         assert_eq!(faults.retry_after, Some(2));
         assert_eq!(faults.delay_ms, 10);
         assert!(faults.drop);
+    }
+
+    #[test]
+    fn scoped_directives_apply_to_their_provider_only() {
+        let prompt = "hi [[fake@deepseek:status=500,times=1]] [[fake:chunk_delay_ms=5]]";
+        let deepseek = Faults::for_provider(&HeaderMap::new(), prompt, "deepseek");
+        assert_eq!(deepseek.status, Some(500));
+        assert_eq!(deepseek.times, Some(1));
+        assert_eq!(deepseek.chunk_delay_ms, 5);
+        let openai = Faults::for_provider(&HeaderMap::new(), prompt, "openai");
+        assert_eq!(openai.status, None);
+        assert_eq!(openai.chunk_delay_ms, 5);
+        let recorder = Recorder::default();
+        let first = recorder.faults(&HeaderMap::new(), prompt, "deepseek");
+        let second = recorder.faults(&HeaderMap::new(), prompt, "deepseek");
+        assert_eq!((first.status, second.status), (Some(500), None));
     }
 }

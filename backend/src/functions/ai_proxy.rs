@@ -24,6 +24,7 @@ use crate::js::errors::{cannot_destructure, cannot_read, get_opt, index_opt};
 use crate::js::json::parse_body;
 use crate::js::value::{length, number, or, to_js_string, truthy};
 use crate::rate_limit::{self, Decision};
+use crate::security_audit::{EventType, SecurityEvent};
 use crate::store::{RequestDb, Table};
 
 const NAME: &str = "ai-proxy";
@@ -106,14 +107,17 @@ async fn proxy(
     invocation: &Invocation,
     db: &mut RequestDb,
 ) -> Result<Value, Failure> {
-    let header = invocation
-        .non_empty_header("authorization")
-        .ok_or("Missing authorization header")?;
-    let user = state
-        .auth
-        .user_from_header(db, &header)
-        .await
-        .map_err(|_| "Invalid or expired token")?;
+    let Some(header) = invocation.non_empty_header("authorization") else {
+        invocation.auth_failed(state, NAME, None);
+        return Err("Missing authorization header".into());
+    };
+    let user = match state.auth.user_from_header(db, &header).await {
+        Ok(user) => user,
+        Err(error) => {
+            invocation.auth_failed(state, NAME, Some(&error));
+            return Err("Invalid or expired token".into());
+        }
+    };
 
     let body = parse_body(&invocation.body)?;
     if body.is_null() {
@@ -133,7 +137,18 @@ async fn proxy(
         return Err("Missing required parameters: provider and action".into());
     }
 
-    rate_limit(state, db, user.id, invocation.dry_run).await?;
+    if let Err(failure) = rate_limit(state, db, user.id, invocation.dry_run).await {
+        if !invocation.dry_run {
+            let event = SecurityEvent::new(
+                EventType::RateLimitExceeded,
+                json!({"function": NAME, "limit_per_minute": rate_limit::LIMIT}),
+            )
+            .user(user.id)
+            .client(&invocation.headers);
+            state.audit.record(event);
+        }
+        return Err(failure);
+    }
     if let Err(error) = db.count_request(user.id).await {
         // The legacy ignores this write's outcome too.
         tracing::warn!(%error, "rate_limits write failed");

@@ -60,14 +60,14 @@ async fn forward(
     invocation: &Invocation,
     db: &mut RequestDb,
 ) -> Result<Value, String> {
-    let header = invocation
-        .non_empty_header("authorization")
-        .ok_or("Missing authorization header")?;
-    state
-        .auth
-        .user_from_header(db, &header)
-        .await
-        .map_err(|_| "Invalid or expired token")?;
+    let Some(header) = invocation.non_empty_header("authorization") else {
+        invocation.auth_failed(state, NAME, None);
+        return Err("Missing authorization header".into());
+    };
+    if let Err(error) = state.auth.user_from_header(db, &header).await {
+        invocation.auth_failed(state, NAME, Some(&error));
+        return Err("Invalid or expired token".into());
+    }
 
     let body = parse_body(&invocation.body)?;
     if body.is_null() {

@@ -17,6 +17,7 @@ use crate::AppState;
 use crate::cors::Cors;
 use crate::js::json::stringify_pretty;
 use crate::js::value::{math_round, number, to_number};
+use crate::providers::chain::AiUse;
 use crate::providers::{Endpoint, Provider};
 use crate::store::{RequestDb, RowsQuery};
 
@@ -85,14 +86,17 @@ async fn analyse(
     invocation: &Invocation,
     db: &mut RequestDb,
 ) -> Result<Value, String> {
-    let header = invocation
-        .non_empty_header("authorization")
-        .ok_or("No authorization header")?;
-    let user = state
-        .auth
-        .user_from_header(db, &header)
-        .await
-        .map_err(|_| "Authentication failed")?;
+    let Some(header) = invocation.non_empty_header("authorization") else {
+        invocation.auth_failed(state, NAME, None);
+        return Err("No authorization header".into());
+    };
+    let user = match state.auth.user_from_header(db, &header).await {
+        Ok(user) => user,
+        Err(error) => {
+            invocation.auth_failed(state, NAME, Some(&error));
+            return Err("Authentication failed".into());
+        }
+    };
 
     let thirty_days_ago = chrono::Utc::now() - chrono::Duration::days(30);
     let sessions = db
@@ -124,9 +128,10 @@ async fn analyse(
     // The legacy does not check the key: an unset one goes out as `Bearer undefined`.
     let key = state.providers.key_or_undefined(Provider::OpenAi);
     let reply = state
-        .providers
-        .send(
+        .ai
+        .send_legacy(
             state.provider_context(NAME, invocation.dry_run),
+            AiUse::Analytics,
             Endpoint::OpenAiChatCompletions,
             &key,
             &payload,

@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{cannot_destructure, get_opt};
 use crate::js::json::{parse, parse_body, stringify_pretty};
+use crate::providers::chain::AiUse;
 use crate::providers::{Endpoint, Provider};
 
 const NAME: &str = "ai-study-recommendations";
@@ -112,9 +113,10 @@ async fn recommend(
         "max_tokens": 2000,
     });
     let reply = state
-        .providers
-        .send(
+        .ai
+        .send_legacy(
             state.provider_context(NAME, invocation.dry_run),
+            AiUse::Recommendations,
             Endpoint::OpenAiChatCompletions,
             key.expose_secret(),
             &payload,

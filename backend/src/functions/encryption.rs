@@ -189,6 +189,7 @@ async fn operate(state: &AppState, invocation: &Invocation) -> (StatusCode, Valu
         )
     };
     let Some(header) = invocation.non_empty_header("authorization") else {
+        invocation.auth_failed(state, NAME, None);
         return error(StatusCode::UNAUTHORIZED, "Missing authorization header");
     };
     let user = match state.request_db(invocation.dry_run).await {
@@ -202,7 +203,8 @@ async fn operate(state: &AppState, invocation: &Invocation) -> (StatusCode, Valu
             return failed();
         }
     };
-    if user.is_err() {
+    if let Err(refused) = &user {
+        invocation.auth_failed(state, NAME, Some(refused));
         return error(StatusCode::UNAUTHORIZED, "Invalid authentication token");
     }
     let Ok(body) = parse_body(&invocation.body) else {

@@ -10,6 +10,7 @@ pub mod ai_proxy_secure;
 pub mod ai_study_analytics;
 pub mod ai_study_recommendations;
 pub mod ai_tutor_professional;
+pub mod ai_tutor_stream;
 pub mod auth_validation;
 pub mod encryption;
 pub mod model_json;
@@ -22,6 +23,8 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, Method};
 use axum::routing::{MethodRouter, any};
 
+use crate::auth::AuthError;
+use crate::security_audit::{EventType, SecurityEvent};
 use crate::{ApiError, AppState};
 
 /// Header the gateway puts on shadow copies; the backend then runs a dry run.
@@ -32,6 +35,7 @@ pub fn router() -> Router<AppState> {
         "/functions/v1",
         Router::new()
             .merge(ai_tutor_professional::router())
+            .merge(ai_tutor_stream::router())
             .merge(ai_proxy::router())
             .merge(ai_proxy_secure::router())
             .merge(ai_study_analytics::router())
@@ -78,6 +82,27 @@ impl Invocation {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect();
         (!values.is_empty()).then(|| values.join(", "))
+    }
+
+    /// Records a refused authentication as a security event (`error` is `None` when the
+    /// header was missing). Dry runs record nothing; a failed user lookup (database
+    /// trouble) is not the caller's doing and is not recorded.
+    pub fn auth_failed(&self, state: &AppState, function: &'static str, error: Option<&AuthError>) {
+        if self.dry_run {
+            return;
+        }
+        let reason = match error {
+            None => "missing_header",
+            Some(AuthError::Lookup(_)) => return,
+            Some(AuthError::UnknownUser) => "unknown_user",
+            Some(_) => "invalid_token",
+        };
+        let event = SecurityEvent::new(
+            EventType::AuthFailed,
+            serde_json::json!({"function": function, "reason": reason}),
+        )
+        .client(&self.headers);
+        state.audit.record(event);
     }
 
     /// `req.headers.get(name)` where the legacy tests it for truthiness (`""` is absent).

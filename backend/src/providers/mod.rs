@@ -1,11 +1,20 @@
-//! The one client every AI provider call goes through.
+//! The AI provider layer: OpenAI, DeepSeek, Anthropic and Gemini, each on its own wire
+//! format ([`openai`] for OpenAI and DeepSeek, [`anthropic`], [`gemini`]).
 //!
-//! [`ProviderClient::send`] posts a JSON body to one of the endpoints the legacy
-//! functions use ([`Endpoint`]), authenticated the way that provider expects
-//! ([`openai`] for OpenAI and DeepSeek, [`anthropic`], [`gemini`]). A configured base URL
-//! (`<P>_BASE_URL`) replaces only the scheme, host and port of the real endpoint; paths
-//! and queries stay as the contract gives them. Keys come from the configuration and are
-//! never logged or returned.
+//! Two ways in:
+//! - [`ProviderClient::send`], the legacy functions' call: posts the exact JSON body the
+//!   legacy sends to one of the endpoints the legacy uses ([`Endpoint`]) and hands back
+//!   the provider's answer as received, so those functions answer byte for byte like
+//!   the legacy.
+//! - [`chain::AiRouter`], for new uses (the streaming tutor) and, when configured, as
+//!   fallback behind the legacy call: every provider behind one trait
+//!   ([`chat::ChatProvider`]: generate, stream, models, availability) with a
+//!   provider-neutral request and answer, an ordered chain per use, retries with backoff
+//!   ([`retry`]), a circuit breaker per provider ([`breaker`]) and deadlines.
+//!
+//! A configured base URL (`<P>_BASE_URL`) replaces only the scheme, host and port of the
+//! real endpoint; paths and queries stay as the contract gives them. Keys come from the
+//! key vault, else the configuration ([`keys`]), and are never logged or returned.
 //!
 //! Shadowed requests may skip the call ([`crate::config::ShadowProviderMode::Skip`]): the
 //! client then answers with a placeholder in the provider's own format, so the function
@@ -14,9 +23,16 @@
 //! Each call is counted in [`crate::metrics::PROVIDER_CALLS_TOTAL`] by provider and outcome.
 
 pub mod anthropic;
+pub mod breaker;
+pub mod chain;
+pub mod chat;
 pub mod gemini;
+pub mod keys;
 pub mod openai;
+pub mod retry;
+pub mod wire;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,9 +42,10 @@ use serde_json::Value;
 use crate::config::BackendConfig;
 use crate::js;
 use crate::metrics::Metrics;
+use keys::ProviderKeys;
 
 /// The providers the functions talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Provider {
     OpenAi,
     DeepSeek,
@@ -37,7 +54,14 @@ pub enum Provider {
 }
 
 impl Provider {
-    /// The metric label.
+    pub const ALL: [Provider; 4] = [
+        Provider::OpenAi,
+        Provider::DeepSeek,
+        Provider::Anthropic,
+        Provider::Gemini,
+    ];
+
+    /// The metric label, also the name in chains and the vault.
     pub fn label(self) -> &'static str {
         match self {
             Provider::OpenAi => "openai",
@@ -45,6 +69,43 @@ impl Provider {
             Provider::Anthropic => "anthropic",
             Provider::Gemini => "gemini",
         }
+    }
+
+    /// A provider by name (`claude` is accepted for Anthropic, as the legacy calls it).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "openai" => Some(Provider::OpenAi),
+            "deepseek" => Some(Provider::DeepSeek),
+            "anthropic" | "claude" => Some(Provider::Anthropic),
+            "gemini" => Some(Provider::Gemini),
+            _ => None,
+        }
+    }
+
+    /// The model a chain uses when its entry names none (the legacy's defaults).
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "gpt-4o-mini",
+            Provider::DeepSeek => "deepseek-chat",
+            Provider::Anthropic => "claude-3-haiku-20240307",
+            Provider::Gemini => "gemini-1.5-flash",
+        }
+    }
+
+    /// The real API's origin.
+    pub fn real_origin(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "https://api.openai.com",
+            Provider::DeepSeek => "https://api.deepseek.com",
+            Provider::Anthropic => "https://api.anthropic.com",
+            Provider::Gemini => "https://generativelanguage.googleapis.com",
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
     }
 }
 
@@ -75,19 +136,14 @@ impl Endpoint {
         }
     }
 
-    /// The real URL's origin and path.
-    fn real(self) -> (&'static str, &'static str) {
+    /// The path (and fixed query) of the real URL.
+    fn path(self) -> &'static str {
         match self {
-            Endpoint::DeepSeekV1ChatCompletions => {
-                ("https://api.deepseek.com", "/v1/chat/completions")
-            }
-            Endpoint::DeepSeekChatCompletions => ("https://api.deepseek.com", "/chat/completions"),
-            Endpoint::OpenAiChatCompletions => ("https://api.openai.com", "/v1/chat/completions"),
-            Endpoint::AnthropicMessages => ("https://api.anthropic.com", "/v1/messages"),
-            Endpoint::GeminiGenerateContent => (
-                "https://generativelanguage.googleapis.com",
-                "/v1beta/models/gemini-1.5-flash:generateContent",
-            ),
+            Endpoint::DeepSeekV1ChatCompletions => "/v1/chat/completions",
+            Endpoint::DeepSeekChatCompletions => "/chat/completions",
+            Endpoint::OpenAiChatCompletions => "/v1/chat/completions",
+            Endpoint::AnthropicMessages => "/v1/messages",
+            Endpoint::GeminiGenerateContent => "/v1beta/models/gemini-1.5-flash:generateContent",
         }
     }
 }
@@ -128,20 +184,44 @@ pub struct CallContext {
     pub skip: bool,
 }
 
-#[derive(Debug)]
-struct ProviderSettings {
-    origin: Option<String>,
-    key: Option<SecretString>,
+/// The configured origin of each provider (`<P>_BASE_URL`), else the real one.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    configured: Arc<BTreeMap<Provider, String>>,
 }
 
-/// The shared provider client.
+impl Origins {
+    pub fn new(config: &BackendConfig) -> Self {
+        let mut configured = BTreeMap::new();
+        for (provider, base) in [
+            (Provider::OpenAi, &config.openai_base_url),
+            (Provider::DeepSeek, &config.deepseek_base_url),
+            (Provider::Anthropic, &config.anthropic_base_url),
+            (Provider::Gemini, &config.gemini_base_url),
+        ] {
+            if let Some(origin) = base.as_deref().and_then(origin_of) {
+                configured.insert(provider, origin);
+            }
+        }
+        Self {
+            configured: Arc::new(configured),
+        }
+    }
+
+    /// `scheme://host[:port]` to send `provider`'s requests to.
+    pub fn of(&self, provider: Provider) -> &str {
+        self.configured
+            .get(&provider)
+            .map_or(provider.real_origin(), String::as_str)
+    }
+}
+
+/// The legacy functions' provider client.
 #[derive(Debug, Clone)]
 pub struct ProviderClient {
     http: reqwest::Client,
-    openai: Arc<ProviderSettings>,
-    deepseek: Arc<ProviderSettings>,
-    anthropic: Arc<ProviderSettings>,
-    gemini: Arc<ProviderSettings>,
+    origins: Origins,
+    keys: ProviderKeys,
     timeout_secs: u64,
     metrics: Arc<Metrics>,
 }
@@ -153,51 +233,41 @@ fn origin_of(base: &str) -> Option<String> {
 }
 
 impl ProviderClient {
-    pub fn new(config: &BackendConfig, metrics: Arc<Metrics>) -> crate::Result<Self> {
-        let settings = |base: &Option<String>, key: Option<&SecretString>| {
-            Arc::new(ProviderSettings {
-                origin: base.as_deref().and_then(origin_of),
-                key: key.cloned(),
-            })
-        };
+    pub fn new(
+        config: &BackendConfig,
+        keys: ProviderKeys,
+        metrics: Arc<Metrics>,
+    ) -> crate::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.provider_timeout_secs))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         Ok(Self {
             http,
-            openai: settings(&config.openai_base_url, config.openai_api_key.as_ref()),
-            deepseek: settings(&config.deepseek_base_url, config.deepseek_api_key.as_ref()),
-            anthropic: settings(&config.anthropic_base_url, config.anthropic_key()),
-            gemini: settings(&config.gemini_base_url, config.gemini_api_key.as_ref()),
+            origins: Origins::new(config),
+            keys,
             timeout_secs: config.provider_timeout_secs,
             metrics,
         })
     }
 
-    fn settings(&self, provider: Provider) -> &ProviderSettings {
-        match provider {
-            Provider::OpenAi => &self.openai,
-            Provider::DeepSeek => &self.deepseek,
-            Provider::Anthropic => &self.anthropic,
-            Provider::Gemini => &self.gemini,
-        }
+    /// The key of `provider` (vault, else configuration), if any.
+    pub fn key(&self, provider: Provider) -> Option<SecretString> {
+        self.keys.get(provider)
     }
 
-    /// The configured key of `provider`, if any.
-    pub fn key(&self, provider: Provider) -> Option<&SecretString> {
-        self.settings(provider).key.as_ref()
+    /// The keys this client reads.
+    pub fn keys(&self) -> &ProviderKeys {
+        &self.keys
     }
 
     /// The endpoint's URL with the configured origin (no key in it).
     pub fn url(&self, endpoint: Endpoint) -> String {
-        let (real_origin, path) = endpoint.real();
-        let origin = self
-            .settings(endpoint.provider())
-            .origin
-            .as_deref()
-            .unwrap_or(real_origin);
-        format!("{origin}{path}")
+        format!(
+            "{}{}",
+            self.origins.of(endpoint.provider()),
+            endpoint.path()
+        )
     }
 
     /// Posts `body` (serialised like `JSON.stringify`) to `endpoint` with `key`.
@@ -316,7 +386,12 @@ mod tests {
             gemini_base_url: base.map(str::to_owned),
             ..BackendConfig::default()
         };
-        ProviderClient::new(&config, Arc::new(Metrics::new().expect("metrics"))).expect("client")
+        ProviderClient::new(
+            &config,
+            ProviderKeys::new(&config),
+            Arc::new(Metrics::new().expect("metrics")),
+        )
+        .expect("client")
     }
 
     #[test]

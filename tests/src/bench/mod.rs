@@ -14,4 +14,5 @@ pub mod plot;
 pub mod process;
 pub mod report;
 pub mod soak;
+pub mod ttft;
 pub mod upstream;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use studyflow_e2e::bench::gateway::{self, Settings, Target};
-use studyflow_e2e::bench::{criterion, functions, load, plot, report, soak, upstream};
+use studyflow_e2e::bench::{criterion, functions, load, plot, report, soak, ttft, upstream};
 use studyflow_e2e::stack;
 
 #[derive(Debug, Parser)]
@@ -37,6 +37,16 @@ enum Command {
         /// Then run the memory soak for this many minutes (0: none).
         #[arg(long, default_value_t = 10)]
         soak_minutes: u64,
+    },
+    /// Time to first token of the streaming tutor: the fake provider directly, the
+    /// backend, and the backend through the gateway.
+    Ttft {
+        /// Streams measured per target.
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        /// Streams per target before measuring.
+        #[arg(long, default_value_t = 30)]
+        warmup: usize,
     },
     /// The new backend beside the legacy stand-in on StudyFlow functions.
     Functions {
@@ -124,6 +134,12 @@ async fn main() -> anyhow::Result<()> {
                 println!("{table}");
                 report::write_section(&doc, "memory-soak", &table)?;
             }
+        }
+        Command::Ttft { requests, warmup } => {
+            let samples = ttft::run(&root.join(".stack/bench/ttft"), requests, warmup).await?;
+            let table = ttft::table(&samples, requests);
+            println!("{table}");
+            report::write_section(&doc, "time-to-first-token", &table)?;
         }
         Command::Functions {
             seconds,

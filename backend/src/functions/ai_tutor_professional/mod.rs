@@ -23,6 +23,7 @@ use crate::cors::Cors;
 use crate::js::errors::{cannot_read, get, get_opt, index_opt, not_a_function};
 use crate::js::json::parse_body;
 use crate::js::value::{or, to_js_string, truthy};
+use crate::providers::chain::AiUse;
 use crate::providers::{Endpoint, Provider};
 
 const NAME: &str = "ai-tutor-professional";
@@ -87,31 +88,7 @@ async fn answer(
         .to_owned();
     let empty = Value::Object(Map::new());
     let context = or(body.get("context"), &empty);
-
-    let mut messages = vec![json!({"role": "system", "content": system_prompt(context)})];
-    let history = get_opt(Some(context), "history");
-    if truthy(history) {
-        let Some(Value::Array(items)) = history else {
-            return Err(not_a_function("context.history.map"));
-        };
-        for item in items {
-            let mut entry = Map::new();
-            match item {
-                Value::Null => return Err(cannot_read(Some(item), "role")),
-                Value::Object(fields) => {
-                    for key in ["role", "content"] {
-                        if let Some(value) = fields.get(key) {
-                            entry.insert(key.into(), value.clone());
-                        }
-                    }
-                }
-                // `(5).role` is undefined: JSON.stringify leaves both keys out.
-                _ => {}
-            }
-            messages.push(Value::Object(entry));
-        }
-    }
-    messages.push(json!({"role": "user", "content": user_prompt(message, context)}));
+    let messages = conversation(message, context)?;
 
     let options = body.get("options");
     let model = if get_opt(options, "mode").and_then(Value::as_str) == Some("reasoning") {
@@ -128,9 +105,10 @@ async fn answer(
     });
     let context_call = state.provider_context(NAME, invocation.dry_run);
     let reply = state
-        .providers
-        .send(
+        .ai
+        .send_legacy(
             context_call,
+            AiUse::Tutor,
             Endpoint::DeepSeekV1ChatCompletions,
             &key,
             &payload,
@@ -193,6 +171,36 @@ async fn answer(
         response.insert("usage".into(), Value::Object(out));
     }
     Ok((StatusCode::OK, Value::Object(response)))
+}
+
+/// The messages sent: the system prompt, each `context.history` item as `{role,
+/// content}`, then the user message; the error is the JavaScript one a bad history throws.
+pub fn conversation(message: &str, context: &Value) -> Result<Vec<Value>, String> {
+    let mut messages = vec![json!({"role": "system", "content": system_prompt(context)})];
+    let history = get_opt(Some(context), "history");
+    if truthy(history) {
+        let Some(Value::Array(items)) = history else {
+            return Err(not_a_function("context.history.map"));
+        };
+        for item in items {
+            let mut entry = Map::new();
+            match item {
+                Value::Null => return Err(cannot_read(Some(item), "role")),
+                Value::Object(fields) => {
+                    for key in ["role", "content"] {
+                        if let Some(value) = fields.get(key) {
+                            entry.insert(key.into(), value.clone());
+                        }
+                    }
+                }
+                // `(5).role` is undefined: JSON.stringify leaves both keys out.
+                _ => {}
+            }
+            messages.push(Value::Object(entry));
+        }
+    }
+    messages.push(json!({"role": "user", "content": user_prompt(message, context)}));
+    Ok(messages)
 }
 
 /// The system message: base sentence, specialisation, level, then the guidelines.
