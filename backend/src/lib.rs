@@ -27,6 +27,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod providers;
 pub mod rate_limit;
+pub mod realtime;
 pub mod redis_client;
 pub mod state;
 pub mod store;
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .route("/metrics", get(metrics::scrape))
         .merge(functions::router())
+        .merge(realtime::router())
         .fallback(error::not_found)
         .layer(from_fn_with_state(state.clone(), test_switch::alter))
         .layer(from_fn_with_state(state.clone(), metrics::track))
@@ -96,14 +98,24 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     )
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish.
+/// Serves [`app`] on `listener` until `shutdown` completes, then closes realtime sockets
+/// with a close frame and lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    let background = realtime::spawn_background(&state);
+    let hub = state.realtime.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.close_all(std::time::Duration::from_secs(3)).await;
+    };
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    for task in background {
+        task.abort();
+    }
+    served
 }
