@@ -8,3 +8,4 @@ mod diffs;
 mod harness;
 mod observability;
 mod parity;
+mod realtime;

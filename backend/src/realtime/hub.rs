@@ -204,6 +204,15 @@ impl Hub {
             .insert(membership.conn, membership);
     }
 
+    /// Applies a refreshed token to a socket's membership of `topic`: what it may see
+    /// follows the new identity.
+    pub fn reauthorize(&self, topic: &str, conn: Uuid, user: Option<Uuid>, service_role: bool) {
+        if let Some(member) = self.rooms().get_mut(topic).and_then(|r| r.get_mut(&conn)) {
+            member.user = user;
+            member.service_role = service_role;
+        }
+    }
+
     /// Removes a socket from `topic`, untracking its presence.
     pub async fn leave(&self, topic: &str, conn: Uuid) {
         self.untrack(topic, conn).await;

@@ -277,6 +277,12 @@ impl Connection {
                     .unwrap_or_default();
                 match self.state.auth.realtime_identity(token).await {
                     Ok(identity) => {
+                        hub.reauthorize(
+                            &frame.topic,
+                            self.id,
+                            identity.user,
+                            identity.service_role,
+                        );
                         if let Some(joined) = self.channels.get_mut(&frame.topic) {
                             joined.identity = identity;
                         }
