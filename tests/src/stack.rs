@@ -417,6 +417,14 @@ impl Stack {
         tokens::anon_key(&self.jwt_secret)
     }
 
+    /// The OS process id of one of the stack's processes (`backend`, `gateway`, …).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(Process::pid)
+    }
+
     /// Log files of the running processes, by name.
     pub fn logs(&self) -> Vec<(&'static str, &Path)> {
         self.processes

@@ -28,6 +28,12 @@ use crate::{ApiError, AppState};
 /// How long one frame may take to write before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the closing handshake may take.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Read and write buffer of one socket.
+const IO_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Close codes (RFC 6455).
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -57,8 +63,12 @@ pub async fn upgrade(
         return ApiError::Auth("invalid apikey".into()).into_response();
     }
     let limit = state.config.realtime_max_message_bytes;
+    // Small I/O buffers: tungstenite's defaults (128 KiB each way) would dominate the
+    // memory of a mostly idle socket; messages are small and bounded by `limit`.
     ws.max_message_size(limit)
         .max_frame_size(limit)
+        .read_buffer_size(IO_BUFFER_BYTES)
+        .write_buffer_size(IO_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             let (outbox, rx, kick) = Outbox::new(state.config.realtime_send_queue);
             let connection = Connection {
@@ -162,10 +172,17 @@ impl Connection {
                 code,
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                sink.send(Message::Close(Some(frame))),
-            )
+            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+            // The closing handshake: read (and drop) what the client still sends until its
+            // close frame, so unread data does not turn the close into a reset that could
+            // lose our close frame.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
             .await;
         }
         for topic in self.channels.keys() {
