@@ -87,6 +87,67 @@ async fn supabase_js_realtime_rooms_presence_and_notifications() {
         closed_with(&mut socket).await,
         Some((1008, "rate limit exceeded".to_owned()))
     );
+    // A joined channel whose token expires is closed as on Supabase: `system`, then
+    // `phx_close`.
+    let first_url = format!(
+        "{}/realtime/v1/websocket?apikey={}&vsn=1.0.0",
+        stack.backend_url.replacen("http", "ws", 1),
+        stack.anon_key()
+    );
+    let mut socket = connect(&first_url).await;
+    let short = tokens::access_token(secret, DEMO_USER_ID, DEMO_USER_EMAIL, 2);
+    let join = serde_json::json!({"topic": "realtime:room:short", "event": "phx_join", "ref": "1", "join_ref": "1", "payload": {"config": {}, "access_token": short}});
+    socket
+        .send(Message::text(join.to_string()))
+        .await
+        .expect("join");
+    let events = events_until(&mut socket, "phx_close").await;
+    assert_eq!(events[0]["event"], "phx_reply");
+    assert_eq!(events[0]["payload"]["status"], "ok");
+    let system = events
+        .iter()
+        .find(|e| e["event"] == "system")
+        .expect("system message");
+    assert_eq!(system["payload"]["message"], "Token has expired");
+
+    // A client that stops reading while its room is flooded is disconnected, and the
+    // room keeps going.
+    let mut slow = connect(&first_url).await;
+    let join = serde_json::json!({"topic": "realtime:room:flood", "event": "phx_join", "ref": "1", "join_ref": "1", "payload": {"config": {}}});
+    slow.send(Message::text(join.to_string()))
+        .await
+        .expect("join");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let http = reqwest::Client::new();
+    let big = "x".repeat(50 * 1024);
+    let mut sent = 0;
+    for _ in 0..600 {
+        let status = http
+            .post(format!("{}/realtime/v1/api/send", stack.backend_url))
+            .bearer_auth(stack.service_role_key())
+            .json(&serde_json::json!({"topic": "room:flood", "event": "flood", "payload": {"data": big}}))
+            .send()
+            .await
+            .expect("send api")
+            .status();
+        assert_eq!(status.as_u16(), 202);
+        sent += 1;
+    }
+    let mut received = 0;
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while let Some(Ok(message)) = slow.next().await {
+            if message.is_text() {
+                received += 1;
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the slow client was disconnected");
+    assert!(
+        received < sent,
+        "it did not get the whole flood ({received} of {sent})"
+    );
+
     // Shutting an instance down closes its sockets with "going away".
     let mut socket = connect(&socket_url).await;
     let reader = tokio::spawn(async move { closed_with(&mut socket).await });
@@ -127,4 +188,26 @@ async fn closed_with(socket: &mut Socket) -> Option<(u16, String)> {
     tokio::time::timeout(std::time::Duration::from_secs(10), read)
         .await
         .expect("socket closed in time")
+}
+
+/// Reads text frames (vsn 1.0.0 objects) until one with `event`; returns them all.
+async fn events_until(socket: &mut Socket, event: &str) -> Vec<serde_json::Value> {
+    let read = async {
+        let mut events = Vec::new();
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Text(text) = message {
+                let value: serde_json::Value =
+                    serde_json::from_str(text.as_str()).expect("json frame");
+                let done = value["event"] == event;
+                events.push(value);
+                if done {
+                    break;
+                }
+            }
+        }
+        events
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(15), read)
+        .await
+        .expect("event in time")
 }
