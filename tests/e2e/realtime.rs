@@ -110,6 +110,49 @@ async fn supabase_js_realtime_rooms_presence_and_notifications() {
         .expect("system message");
     assert_eq!(system["payload"]["message"], "Token has expired");
 
+    // Presence held by an instance that crashed (its liveness key is gone) is not
+    // reported to new joiners.
+    let topic = format!("realtime:room:crashed-{}", uuid::Uuid::new_v4().simple());
+    let hash = format!("studyflow:realtime:presence:{topic}");
+    let redis = redis::Client::open(stack.options.redis_url.as_str()).expect("redis url");
+    let mut redis = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connects");
+    let stale = serde_json::json!({"key": "gone", "meta": {"phx_ref": "stale"}, "instance": uuid::Uuid::new_v4()});
+    redis::cmd("HSET")
+        .arg(&hash)
+        .arg("crashed-socket")
+        .arg(stale.to_string())
+        .query_async::<i64>(&mut redis)
+        .await
+        .expect("HSET");
+    // An entry without an instance cannot be judged and stays (and shows the hash is read).
+    let kept = serde_json::json!({"key": "kept", "meta": {"phx_ref": "kept"}});
+    redis::cmd("HSET")
+        .arg(&hash)
+        .arg("unknown-socket")
+        .arg(kept.to_string())
+        .query_async::<i64>(&mut redis)
+        .await
+        .expect("HSET");
+    let mut socket = connect(&first_url).await;
+    let join = serde_json::json!({"topic": topic, "event": "phx_join", "ref": "1", "join_ref": "1", "payload": {"config": {"presence": {"key": "me", "enabled": true}}}});
+    socket
+        .send(Message::text(join.to_string()))
+        .await
+        .expect("join");
+    let events = events_until(&mut socket, "presence_state").await;
+    assert_eq!(
+        events.last().expect("state")["payload"],
+        serde_json::json!({"kept": {"metas": [{"phx_ref": "kept"}]}})
+    );
+    redis::cmd("DEL")
+        .arg(&hash)
+        .query_async::<i64>(&mut redis)
+        .await
+        .expect("DEL");
+
     // A client that stops reading while its room is flooded is disconnected, and the
     // room keeps going.
     let mut slow = connect(&first_url).await;

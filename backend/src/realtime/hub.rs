@@ -115,7 +115,14 @@ struct Envelope {
 struct PresenceEntry {
     key: String,
     meta: Value,
+    /// The instance holding the socket: entries of an instance that stopped renewing
+    /// its liveness key (it crashed) are dropped.
+    #[serde(default)]
+    instance: Option<Uuid>,
 }
+
+/// How long an instance counts as alive after renewing its liveness key.
+const INSTANCE_TTL_SECS: u64 = 30;
 
 /// The realtime hub of one backend instance; cheap to clone.
 #[derive(Debug, Clone)]
@@ -272,6 +279,7 @@ impl Hub {
         let entry = PresenceEntry {
             key: key.to_owned(),
             meta: meta.clone(),
+            instance: Some(self.inner.instance),
         };
         let hash = format!("{}{topic}", self.inner.presence_prefix);
         let field = conn.to_string();
@@ -347,6 +355,14 @@ impl Hub {
                 entries.insert(field, entry);
             }
         }
+        let mut instances: Vec<Uuid> = entries.values().filter_map(|e| e.instance).collect();
+        instances.sort_unstable();
+        instances.dedup();
+        for instance in instances {
+            if instance != self.inner.instance && self.instance_dead(instance).await {
+                entries.retain(|_, e| e.instance != Some(instance));
+            }
+        }
         if let Some(room) = self.rooms().get(topic) {
             for member in room.values() {
                 if let Some((key, meta)) = &member.presence {
@@ -355,6 +371,7 @@ impl Hub {
                         PresenceEntry {
                             key: key.clone(),
                             meta: meta.clone(),
+                            instance: None,
                         },
                     );
                 }
@@ -455,6 +472,51 @@ impl Hub {
                     .await
             })
             .await;
+    }
+
+    fn liveness_key(&self, instance: Uuid) -> String {
+        self.inner
+            .redis
+            .key(&format!("realtime:instance:{instance}"))
+    }
+
+    /// Whether Redis says `instance` stopped renewing its liveness key (`false` when
+    /// Redis cannot tell).
+    async fn instance_dead(&self, instance: Uuid) -> bool {
+        let key = self.liveness_key(instance);
+        self.inner
+            .redis
+            .run("realtime_presence", |mut c| async move {
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            == Some(0)
+    }
+
+    /// Renews this instance's liveness key until the task is aborted, so other instances
+    /// keep its sockets' presence (a crashed instance's presence then disappears from
+    /// `presence_state` within [`INSTANCE_TTL_SECS`]).
+    pub async fn keep_alive(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(INSTANCE_TTL_SECS / 3));
+        loop {
+            tick.tick().await;
+            let key = self.liveness_key(self.inner.instance);
+            self.inner
+                .redis
+                .run("realtime_liveness", |mut c| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(1)
+                        .arg("EX")
+                        .arg(INSTANCE_TTL_SECS)
+                        .query_async::<()>(&mut c)
+                        .await
+                })
+                .await;
+        }
     }
 
     /// Delivers the other instances' messages until the task is aborted, resubscribing

@@ -32,8 +32,8 @@ pub fn router() -> Router<AppState> {
         .route("/realtime/v1/api/send", post(api::send))
 }
 
-/// Starts the cross-instance bus and the Postgres change listener; abort the handles
-/// to stop them.
+/// Starts the cross-instance bus, the liveness renewal and the Postgres change
+/// listener; abort the handles to stop them.
 pub fn spawn_background(state: &AppState) -> Vec<JoinHandle<()>> {
     let tables = state
         .config
@@ -43,6 +43,7 @@ pub fn spawn_background(state: &AppState) -> Vec<JoinHandle<()>> {
         .collect();
     vec![
         tokio::spawn(state.realtime.clone().run_bus()),
+        tokio::spawn(state.realtime.clone().keep_alive()),
         tokio::spawn(changes::listen(
             state.db.clone(),
             state.realtime.clone(),
