@@ -31,6 +31,9 @@ say "New backend vs legacy stand-in"
 say "Time to first token of the streaming tutor: fake provider direct, backend, gateway"
 "$bench" ttft
 
+say "Realtime fan-out: 2 000 WebSocket clients across two backend instances"
+"$bench" realtime --clients "${BENCH_REALTIME_CLIENTS:-2000}"
+
 say "Proxy overhead: direct, nginx, gateway in every phase; then the memory soak"
 "$bench" proxy --soak-minutes "${BENCH_SOAK_MINUTES:-10}"
 say "Results written to docs/benchmarks.md"

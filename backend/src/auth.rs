@@ -56,6 +56,23 @@ struct Claims {
     role: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct IdentityClaims {
+    sub: Option<String>,
+    role: Option<String>,
+    exp: i64,
+}
+
+/// Who a Realtime token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    /// The signed-in user; `None` for the anon and service-role keys.
+    pub user: Option<uuid::Uuid>,
+    pub service_role: bool,
+    /// `exp`, seconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
 /// Verifies access tokens; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
@@ -79,14 +96,13 @@ impl Authenticator {
         }
     }
 
-    /// Verifies the token's signature and claims; returns the user id it names.
-    pub async fn verify(&self, token: &str) -> Result<uuid::Uuid, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
-        let key = match header.alg {
+    /// The key that must have signed a token with this header.
+    async fn key_for(&self, header: &jsonwebtoken::Header) -> Result<DecodingKey, AuthError> {
+        match header.alg {
             Algorithm::HS256 => self
                 .hs256
                 .clone()
-                .ok_or_else(|| AuthError::NoKey("SUPABASE_JWT_SECRET is not set".into()))?,
+                .ok_or_else(|| AuthError::NoKey("SUPABASE_JWT_SECRET is not set".into())),
             Algorithm::ES256 | Algorithm::RS256 => {
                 let jwks = self
                     .jwks
@@ -98,10 +114,46 @@ impl Authenticator {
                     .ok_or_else(|| AuthError::NoKey("token has no kid".into()))?;
                 jwks.key(kid, header.alg)
                     .await
-                    .ok_or_else(|| AuthError::NoKey(format!("kid {kid} is not in the JWKS")))?
+                    .ok_or_else(|| AuthError::NoKey(format!("kid {kid} is not in the JWKS")))
             }
-            other => return Err(AuthError::Algorithm(format!("{other:?}"))),
+            other => Err(AuthError::Algorithm(format!("{other:?}"))),
+        }
+    }
+
+    /// Verifies a Realtime token (a user's access token or the project's anon or
+    /// service-role key): signature and `exp` as for [`Self::verify`], no audience (API
+    /// keys have none), and a role Supabase issues. Returns who it names and until when.
+    pub async fn realtime_identity(&self, token: &str) -> Result<TokenIdentity, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let key = self.key_for(&header).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let claims = decode::<IdentityClaims>(token, &key, &validation)?.claims;
+        let role = claims.role.unwrap_or_default();
+        let user = match role.as_str() {
+            AUTHENTICATED => Some(
+                claims
+                    .sub
+                    .as_deref()
+                    .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
+                    .ok_or(AuthError::Subject)?,
+            ),
+            "anon" | "service_role" => None,
+            _ => return Err(AuthError::Role),
         };
+        Ok(TokenIdentity {
+            user,
+            service_role: role == "service_role",
+            expires_at: claims.exp,
+        })
+    }
+
+    /// Verifies the token's signature and claims; returns the user id it names.
+    pub async fn verify(&self, token: &str) -> Result<uuid::Uuid, AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let key = self.key_for(&header).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.leeway;
         validation.set_audience(&[AUTHENTICATED]);

@@ -128,6 +128,20 @@ pub struct BackendConfig {
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
     pub json_logs: bool,
+
+    /// Realtime: a connection that sends nothing (not even a heartbeat) for this long is
+    /// closed and its presence removed, seconds.
+    pub realtime_heartbeat_timeout_secs: u64,
+    /// Realtime: largest accepted WebSocket message, bytes (larger ones close the socket).
+    pub realtime_max_message_bytes: usize,
+    /// Realtime: messages one connection may send per second before it is closed.
+    pub realtime_max_events_per_sec: u32,
+    /// Realtime: frames queued for one connection before it counts as too slow and is
+    /// disconnected (a slow client never slows its room).
+    pub realtime_send_queue: usize,
+    /// Realtime: comma-separated `public` tables clients may follow with
+    /// `postgres_changes` (each needs the `studyflow_realtime_notify` trigger).
+    pub realtime_tables: String,
     /// TEST ONLY: `<function>:<json pointer>` makes that function's JSON answers differ
     /// from the legacy at that field, so diffing can be exercised end to end. Never set
     /// it in production.
@@ -197,6 +211,11 @@ impl Default for BackendConfig {
             db_statement_timeout_ms: 30_000,
             max_body_bytes: 1024 * 1024,
             json_logs: false,
+            realtime_heartbeat_timeout_secs: 60,
+            realtime_max_message_bytes: 64 * 1024,
+            realtime_max_events_per_sec: 100,
+            realtime_send_queue: 256,
+            realtime_tables: "notifications".into(),
             test_alter_field: None,
         }
     }
@@ -254,6 +273,11 @@ const ENV_KEYS: &[&str] = &[
     "db_statement_timeout_ms",
     "max_body_bytes",
     "json_logs",
+    "realtime_heartbeat_timeout_secs",
+    "realtime_max_message_bytes",
+    "realtime_max_events_per_sec",
+    "realtime_send_queue",
+    "realtime_tables",
     "test_alter_field",
 ];
 
@@ -370,6 +394,35 @@ impl BackendConfig {
         if self.redis_key_prefix.contains(char::is_whitespace) {
             return bad("REDIS_KEY_PREFIX", "must not contain whitespace".into());
         }
+        for (key, value) in [
+            (
+                "REALTIME_HEARTBEAT_TIMEOUT_SECS",
+                self.realtime_heartbeat_timeout_secs,
+            ),
+            (
+                "REALTIME_MAX_EVENTS_PER_SEC",
+                u64::from(self.realtime_max_events_per_sec),
+            ),
+            ("REALTIME_SEND_QUEUE", self.realtime_send_queue as u64),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        if self.realtime_max_message_bytes < 1024 {
+            return bad("REALTIME_MAX_MESSAGE_BYTES", "must be at least 1024".into());
+        }
+        for table in self.realtime_table_list() {
+            if !table
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return bad(
+                    "REALTIME_TABLES",
+                    format!("`{table}` is not a plain table name"),
+                );
+            }
+        }
         self.shadow_overrides()
             .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
         for ai_use in AiUse::ALL {
@@ -436,6 +489,15 @@ impl BackendConfig {
             ));
         }
         Ok(chain)
+    }
+
+    /// The tables of `realtime_tables`, trimmed, empty items dropped.
+    pub fn realtime_table_list(&self) -> Vec<&str> {
+        self.realtime_tables
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect()
     }
 
     /// The per-function shadow provider modes of `shadow_provider_overrides`.

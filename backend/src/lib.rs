@@ -27,6 +27,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod providers;
 pub mod rate_limit;
+pub mod realtime;
 pub mod redis_client;
 pub mod security_audit;
 pub mod state;
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .route("/metrics", get(metrics::scrape))
         .merge(functions::router())
+        .merge(realtime::router())
         .fallback(error::not_found)
         .layer(from_fn_with_state(state.clone(), test_switch::alter))
         .layer(from_fn_with_state(state.clone(), metrics::track))
@@ -98,8 +100,8 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     )
 }
 
-/// Serves [`app`] on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish.
+/// Serves [`app`] on `listener` until `shutdown` completes, then closes realtime sockets
+/// with a close frame and lets in-flight requests finish.
 ///
 /// Connections are `TCP_NODELAY`: a streamed answer writes small pieces (one event per
 /// token) after the headers, and Nagle's algorithm would hold each back until the client
@@ -115,7 +117,17 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state))
+    let background = realtime::spawn_background(&state);
+    let hub = state.realtime.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.close_all(std::time::Duration::from_secs(3)).await;
+    };
+    let served = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    for task in background {
+        task.abort();
+    }
+    served
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub audit: SecurityAudit,
     pub auth: Authenticator,
     pub rate_limiter: AiRateLimiter,
+    /// Realtime rooms of this instance.
+    pub realtime: crate::realtime::Hub,
     /// The encryption key, derived on first use (PBKDF2 is deliberately slow).
     pub cipher: Arc<tokio::sync::OnceCell<Option<Arc<Cipher>>>>,
     shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
@@ -63,6 +65,7 @@ impl AppState {
         let shadow_modes = config.shadow_overrides().map_err(Error::Config)?;
         Ok(Self {
             rate_limiter: AiRateLimiter::new(redis.clone()),
+            realtime: crate::realtime::Hub::new(&config, redis.clone()),
             db,
             redis,
             origins: Arc::new(origins),

@@ -285,6 +285,10 @@ mod tests {
                 .declared_noise(&["metadata".into(), "requestId".into()])
         );
         assert!(file.find("GET", "/rest/v1/tasks").is_none());
+        let realtime = file
+            .find("GET", "/realtime/v1/websocket")
+            .expect("realtime route");
+        assert_eq!(realtime.phase, Phase::Legacy);
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub fn routes_file_with_phases(dir: &Path, phases: &[(&str, &str)]) -> PathBuf {
 /// Runs a Node test file from `tests/js` against the stack's gateway, expecting every
 /// answer to come from `side`. Panics with the runner's output when a test fails.
 pub async fn run_node_test(stack: &Stack, file: &str, side: &str) {
+    run_node_test_with(stack, file, side, &[]).await;
+}
+
+/// [`run_node_test`] with more environment for the test file.
+pub async fn run_node_test_with(stack: &Stack, file: &str, side: &str, env: &[(&str, String)]) {
     let root = stack::repo_root();
     let output = tokio::process::Command::new("node")
         .arg("--test")
@@ -47,6 +52,8 @@ pub async fn run_node_test(stack: &Stack, file: &str, side: &str) {
         .env("STUDYFLOW_GATEWAY_URL", &stack.gateway_url)
         .env("STUDYFLOW_ANON_KEY", stack.anon_key())
         .env("STUDYFLOW_EXPECT_SIDE", side)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .output()
         .await

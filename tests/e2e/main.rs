@@ -10,3 +10,4 @@ mod diffs;
 mod harness;
 mod observability;
 mod parity;
+mod realtime;

@@ -296,18 +296,36 @@ impl Stack {
         self.spawn("fake-providers", command, &health).await
     }
 
-    async fn start_backend(&mut self) -> anyhow::Result<()> {
+    /// The backend's command, listening on `port`.
+    fn backend_command(&self, port: u16) -> anyhow::Result<Command> {
         let mut command = Command::new(binary("studyflow-backend")?);
         command
             .envs(self.function_env())
-            .env(
-                "LISTEN_ADDR",
-                format!("127.0.0.1:{}", self.options.ports.backend),
-            )
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("REDIS_URL", &self.options.redis_url)
             .envs(self.options.backend_env.clone());
+        Ok(command)
+    }
+
+    async fn start_backend(&mut self) -> anyhow::Result<()> {
+        let command = self.backend_command(self.options.ports.backend)?;
         let health = format!("{}/ready", self.backend_url);
         self.spawn("backend", command, &health).await
+    }
+
+    /// Starts one more backend instance with the same environment on a free port (for
+    /// tests spanning instances, such as realtime rooms); returns it and its URL. The
+    /// caller owns the process: it is killed when dropped.
+    pub async fn start_extra_backend(
+        &self,
+        name: &'static str,
+    ) -> anyhow::Result<(Process, String)> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let command = self.backend_command(port)?;
+        let url = format!("http://127.0.0.1:{port}");
+        let log = self.options.log_dir.join(format!("{name}.log"));
+        let process = Process::spawn(name, command, &format!("{url}/ready"), log).await?;
+        Ok((process, url))
     }
 
     async fn start_legacy(&mut self) -> anyhow::Result<()> {
@@ -393,9 +411,22 @@ impl Stack {
         tokens::access_token(&self.jwt_secret, DEMO_USER_ID, DEMO_USER_EMAIL, ttl_secs)
     }
 
+    /// The service-role key of the stack's project.
+    pub fn service_role_key(&self) -> String {
+        tokens::service_role_key(&self.jwt_secret)
+    }
+
     /// The anon key of the stack's project.
     pub fn anon_key(&self) -> String {
         tokens::anon_key(&self.jwt_secret)
+    }
+
+    /// The OS process id of one of the stack's processes (`backend`, `gateway`, …).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(Process::pid)
     }
 
     /// Log files of the running processes, by name.

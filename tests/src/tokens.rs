@@ -42,6 +42,15 @@ pub fn anon_key(secret: &str) -> String {
     )
 }
 
+/// The project's service-role key: like the anon key, with role `service_role`.
+pub fn service_role_key(secret: &str) -> String {
+    let iat = now();
+    sign(
+        secret,
+        &json!({"iss": "supabase-demo", "role": "service_role", "iat": iat, "exp": iat + 10 * 365 * 24 * 3600}),
+    )
+}
+
 fn sign(secret: &str, claims: &serde_json::Value) -> String {
     // Signing a JSON value with an HMAC key cannot fail.
     encode(

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod load;
 pub mod plot;
 pub mod process;
+pub mod realtime;
 pub mod report;
 pub mod soak;
 pub mod ttft;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use studyflow_e2e::bench::gateway::{self, Settings, Target};
-use studyflow_e2e::bench::{criterion, functions, load, plot, report, soak, ttft, upstream};
+use studyflow_e2e::bench::{
+    criterion, functions, load, plot, realtime, report, soak, ttft, upstream,
+};
 use studyflow_e2e::stack;
 
 #[derive(Debug, Parser)]
@@ -48,6 +50,13 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         warmup: usize,
     },
+    /// Realtime broadcast fan-out across two backend instances, and memory per connection.
+    Realtime {
+        #[arg(long, default_value_t = 2000)]
+        clients: usize,
+        #[arg(long, default_value_t = 20)]
+        broadcasts: usize,
+    },
     /// The new backend beside the legacy stand-in on StudyFlow functions.
     Functions {
         #[arg(long, default_value_t = 6)]
@@ -68,6 +77,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Upstream { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             upstream::serve(listener).await?;
+        }
+        Command::Realtime {
+            clients,
+            broadcasts,
+        } => {
+            let result = realtime::run(clients, broadcasts).await?;
+            let table = realtime::table(&result);
+            println!("{table}");
+            report::write_section(&doc, "realtime", &table)?;
         }
         Command::DiffEngine => {
             let estimates = criterion::read(&root.join("target/criterion"), "compare ")?;
