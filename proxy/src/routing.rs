@@ -163,24 +163,20 @@ mod tests {
 
     use super::*;
 
-    fn table(yaml: &str) -> RouteTable {
-        let upstreams = Upstreams::new(
-            Upstream::from_url(
-                Side::Legacy,
-                "http://127.0.0.1:1",
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )
-            .expect("legacy"),
-            Upstream::from_url(
-                Side::New,
-                "http://127.0.0.1:2",
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )
-            .expect("new"),
+    fn upstreams() -> Upstreams {
+        let up = |side, url| {
+            Upstream::from_url(side, url, Duration::from_secs(1), Duration::from_secs(1))
+                .expect("upstream")
+        };
+        Upstreams::new(
+            up(Side::Legacy, "http://127.0.0.1:1"),
+            up(Side::New, "http://127.0.0.1:2"),
             BTreeMap::new(),
-        );
+        )
+    }
+
+    fn table(yaml: &str) -> RouteTable {
+        let upstreams = upstreams();
         let file = RoutesFile::parse(yaml).expect("valid routes");
         RouteTable::compile(&file, None, &Layer::new(), &upstreams, &mut HashMap::new())
             .expect("compiles")
@@ -216,23 +212,7 @@ mod tests {
 
     #[test]
     fn unknown_upstream_names_are_refused() {
-        let upstreams = Upstreams::new(
-            Upstream::from_url(
-                Side::Legacy,
-                "http://127.0.0.1:1",
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )
-            .expect("legacy"),
-            Upstream::from_url(
-                Side::New,
-                "http://127.0.0.1:2",
-                Duration::from_secs(1),
-                Duration::from_secs(1),
-            )
-            .expect("new"),
-            BTreeMap::new(),
-        );
+        let upstreams = upstreams();
         let file =
             RoutesFile::parse("routes:\n  - {name: a, path: /a, new: elsewhere}\n").expect("valid");
         let err = RouteTable::compile(&file, None, &Layer::new(), &upstreams, &mut HashMap::new())
