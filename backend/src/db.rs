@@ -35,8 +35,51 @@ pub fn pool(config: &BackendConfig) -> Result<PgPool> {
     Ok(pool)
 }
 
+/// Supabase's roles, created when absent, as the first migration does. Kept in step
+/// with `migrations/20261128000001_auth_shim.sql`.
+const ENSURE_ROLES: &str = "do $$
+begin
+    if not exists (select 1 from pg_roles where rolname = 'anon') then
+        create role anon nologin noinherit;
+    end if;
+    if not exists (select 1 from pg_roles where rolname = 'authenticated') then
+        create role authenticated nologin noinherit;
+    end if;
+    if not exists (select 1 from pg_roles where rolname = 'service_role') then
+        if (select rolsuper from pg_roles where rolname = current_user) then
+            create role service_role nologin noinherit bypassrls;
+        else
+            create role service_role nologin noinherit;
+        end if;
+    end if;
+end
+$$";
+
 /// Applies every pending migration.
+///
+/// Roles belong to the whole server, not to one database, and the first migration
+/// creates Supabase's roles when absent. On a server without them (a fresh CI machine),
+/// several databases migrated at once (parallel tests, instances starting together)
+/// would each create them inside their long migration transaction, queue behind one
+/// another and fail. So the roles are first ensured in a statement of their own, which
+/// commits at once; one that lost the race to another creator (a unique violation or
+/// "already exists") runs again and finds them. The migration then has nothing to do.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
+    for attempt in 1.. {
+        match sqlx::raw_sql(ENSURE_ROLES).execute(pool).await {
+            Ok(_) => break,
+            Err(sqlx::Error::Database(e))
+                if attempt < 5 && matches!(e.code().as_deref(), Some("23505" | "42710")) =>
+            {
+                tracing::debug!("a role was created concurrently; checking again");
+            }
+            // Without the right to create roles the migration reports it.
+            Err(e) => {
+                tracing::debug!(error = %e, "roles not ensured before migrating");
+                break;
+            }
+        }
+    }
     MIGRATOR.run(pool).await?;
     Ok(())
 }

@@ -87,6 +87,8 @@ pub struct StackOptions {
     pub redis_url: String,
     /// Extra environment for the backend (test switches, limits).
     pub backend_env: Vec<(String, String)>,
+    /// Extra environment for the gateway (`STUDYFLOW_GATEWAY__*` settings).
+    pub gateway_env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -101,6 +103,7 @@ impl StackOptions {
             routes_file: None,
             redis_url: redis_url(),
             backend_env: Vec::new(),
+            gateway_env: Vec::new(),
         })
     }
 }
@@ -380,6 +383,7 @@ impl Stack {
         if let Some(file) = &self.options.routes_file {
             command.env("STUDYFLOW_GATEWAY__ROUTES_FILE", file);
         }
+        command.envs(self.options.gateway_env.iter().cloned());
         let health = format!("{}/health", self.admin_url);
         self.spawn("gateway", command, &health).await
     }

@@ -126,9 +126,12 @@ async fn flags_sync_creates_the_toggles_and_unleash_drives_the_split() {
         .await;
     assert!(ok && out.contains("updated"), "{out}");
 
+    // `flags sync` writes a new toggle in steps (create it switched off, put its
+    // strategy, switch it on); a poll between two steps sees the route on legacy (the
+    // safe side) for a moment. Wait for the finished state.
     let route = gateway
         .wait_route("split", Duration::from_secs(10), |r| {
-            r["source"] == "unleash"
+            r["source"] == "unleash" && r["percent"] == 30
         })
         .await;
     assert_eq!(

@@ -35,6 +35,7 @@ pub async fn run(
         log_dir: work_dir.join("logs"),
         redis_url: crate::stack::redis_url(),
         backend_env: vec![("RUST_LOG".into(), "warn".into())],
+        gateway_env: Vec::new(),
     };
     let stack = Stack::start(options).await?;
     let bodies = [

@@ -148,6 +148,7 @@ pub async fn run(work_dir: &Path, requests: usize, warmup: usize) -> anyhow::Res
             ("RUST_LOG".into(), "warn".into()),
             ("AI_CHAIN_TUTOR_STREAM".into(), "deepseek".into()),
         ],
+        gateway_env: Vec::new(),
     };
     let stack = Stack::start(options).await?;
     let result = measure(&stack, requests, warmup).await;

@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         log_dir: root.join(".stack/logs"),
         redis_url: stack::redis_url(),
         backend_env: Vec::new(),
+        gateway_env: Vec::new(),
     };
     println!(
         "Starting the StudyFlow stack (logs in {}) ...",
