@@ -52,6 +52,9 @@ pub struct GatewayConfig {
     pub read_timeout_secs: u64,
     /// Worker threads of the proxy service.
     pub threads: usize,
+    /// Whether the proxy's worker threads steal each other's tasks (one shared runtime)
+    /// or each run their own connections (one runtime per thread).
+    pub work_stealing: bool,
     pub shadow: ShadowConfig,
     /// Where compared pairs are counted and sampled; counters only when unset.
     pub diff_store: DiffStoreConfig,
@@ -361,6 +364,7 @@ impl Default for GatewayConfig {
             connect_timeout_secs: 5,
             read_timeout_secs: 60,
             threads: 2,
+            work_stealing: true,
             shadow: ShadowConfig::default(),
             diff_store: DiffStoreConfig::default(),
             redact_patterns: Vec::new(),

@@ -97,6 +97,15 @@ fn new_outcome(status: u16, error: Option<&Error>) -> NewOutcome {
     }
 }
 
+/// A random (version 4) UUID for a request that came without an id. Drawn from a
+/// thread-local generator: `Uuid::new_v4` asks the kernel for every id, a system call per
+/// request. Request ids need to be unique, not unpredictable.
+fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes())
+        .into_uuid()
+        .to_string()
+}
+
 /// True for `percent` % of calls, at random.
 pub(crate) fn sampled(percent: u8) -> bool {
     percent >= 100 || fastrand::u8(0..100) < percent
@@ -123,11 +132,15 @@ impl ProxyHttp for Gateway {
         let request = session.req_header();
         ctx.request_id = header(request, REQUEST_ID)
             .filter(|v| !v.is_empty() && v.len() <= 200)
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-        let client = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+            .map_or_else(new_request_id, str::to_owned);
+        // The client's address is looked up (a system call) only for a canary request
+        // that carries no token.
+        let client = || {
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string().into())
+        };
         let decision = table.decide(request.method.as_str(), request.uri.path(), || {
             request_identity(
                 header(request, "authorization"),
@@ -135,7 +148,7 @@ impl ProxyHttp for Gateway {
                 None,
             )
             .map(|id| id.into_owned().into())
-            .or_else(|| client.map(|ip| ip.to_string().into()))
+            .or_else(client)
         });
         match decision {
             Decision::Blocked { route } => {

@@ -90,6 +90,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
         .map_err(|_| Error::Config("invalid `admin_listen`".into()))?;
     let conf = ServerConf {
         threads: config.threads,
+        work_stealing: config.work_stealing,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()

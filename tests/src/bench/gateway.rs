@@ -401,7 +401,18 @@ pub async fn measure(
     })
 }
 
-/// Runs every workload against every target, at saturation and at the workload's rate.
+/// The gateway case the shadow targets are judged on.
+const SHADOW_DIFFING: Target = Target::Gateway {
+    phase: "shadow",
+    percent: None,
+    diffing: true,
+};
+
+/// The load mode of the shadow-with-diffing run at 70 % of its measured saturation.
+const AT_70_PERCENT: &str = "70 % of saturation";
+
+/// Runs every workload against every target, at saturation and at the workload's rate;
+/// shadow with diffing also at 70 % of its saturation throughput.
 pub async fn run(
     settings: &Settings,
     workloads: &[Workload],
@@ -414,14 +425,31 @@ pub async fn run(
     for &target in targets {
         for workload in workloads {
             let (url, pid) = running.prepare(settings, target, workload.path).await?;
+            let mut saturation = 0.0;
             for (mode, rate) in [("saturation", None), ("fixed rate", Some(workload.rate))] {
+                let result = measure(
+                    settings,
+                    &running,
+                    workload,
+                    (target, &url, pid),
+                    (mode, rate),
+                )
+                .await?;
+                if rate.is_none() {
+                    saturation = result.measured.requests_per_sec;
+                }
+                results.push(result);
+            }
+            // Shadowing must drop nothing below 70 % of the gateway's own saturation.
+            if target == SHADOW_DIFFING {
+                let rate = (saturation * 0.7).round().max(1.0) as u32;
                 results.push(
                     measure(
                         settings,
                         &running,
                         workload,
                         (target, &url, pid),
-                        (mode, rate),
+                        (AT_70_PERCENT, Some(rate)),
                     )
                     .await?,
                 );
@@ -503,9 +531,9 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
 /// Ratios of the gateway against direct and nginx, per workload.
 fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
     let legacy = Target::gateway("legacy", None, false);
-    let shadow = Target::gateway("shadow", None, true);
+    let shadow = SHADOW_DIFFING;
     let mut out = String::from(
-        "\n### Headline\n\n| workload | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) |\n|---|---:|---:|---:|---:|\n",
+        "\n### Headline\n\n| workload | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|\n",
     );
     for workload in workloads {
         let get = |target, mode| find(results, workload.name, target, mode).map(|r| r.measured);
@@ -527,14 +555,19 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
             (Some(s), Some(l)) => format!("{:.2}", s.p99_ms / l.p99_ms),
             _ => "–".into(),
         };
+        let dropped = find(results, workload.name, shadow, AT_70_PERCENT).map_or_else(
+            || "–".into(),
+            |r| format!("{} ({} sent)", r.shadows_dropped, r.shadows_sent),
+        );
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             workload.name,
             ratio(get(legacy, "saturation"), get(Target::Nginx, "saturation")),
             ratio(get(legacy, "saturation"), get(Target::Direct, "saturation")),
             added,
             shadow_ratio,
+            dropped,
         );
     }
     out
