@@ -175,7 +175,7 @@ async fn receive(
 /// The Markdown section of `docs/benchmarks.md`.
 pub fn table(result: &RealtimeResult) -> String {
     format!(
-        "Realtime fan-out: {clients} WebSocket clients (tokio-tungstenite, protocol 2.0.0) in one \
+        "## Realtime fan-out\n\n{clients} WebSocket clients (tokio-tungstenite, protocol 2.0.0) in one \
          room, half on each of two backend instances ({profile} build), one sender \
          on instance 1 broadcasting {broadcasts} messages 250 ms apart; the other instance gets \
          them through Redis pub/sub. Latency is from the sender's write to each client's read, \
