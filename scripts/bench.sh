@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark suite, in release builds, side by side in one run;
 # rewrites docs/benchmarks.md and docs/benchmarks-latency.png. Not part of `make test`.
-# About 20 minutes, 10 of them the memory soak (`BENCH_SOAK_MINUTES=0 make bench` skips it).
+# The suites take about 24 minutes on 2 cores, 10 of them the memory soak
+# (`BENCH_SOAK_MINUTES=0 make bench` skips it); a first run also builds release binaries
+# and installs oha.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
