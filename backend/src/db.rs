@@ -35,25 +35,18 @@ pub fn pool(config: &BackendConfig) -> Result<PgPool> {
     Ok(pool)
 }
 
-/// Supabase's roles, created when absent, as the first migration does. Kept in step
-/// with `migrations/20261128000001_auth_shim.sql`.
-const ENSURE_ROLES: &str = "do $$
-begin
-    if not exists (select 1 from pg_roles where rolname = 'anon') then
-        create role anon nologin noinherit;
-    end if;
-    if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-        create role authenticated nologin noinherit;
-    end if;
-    if not exists (select 1 from pg_roles where rolname = 'service_role') then
-        if (select rolsuper from pg_roles where rolname = current_user) then
-            create role service_role nologin noinherit bypassrls;
-        else
-            create role service_role nologin noinherit;
-        end if;
-    end if;
-end
-$$";
+/// The statement of the first migration that creates Supabase's roles when absent: its
+/// first `do $$ … $$;` block. Applied migrations never change (sqlx checks their
+/// checksums), so this is read from the migration rather than written twice.
+fn ensure_roles_statement() -> Option<&'static str> {
+    let first = MIGRATOR.iter().next()?;
+    let std::borrow::Cow::Borrowed(sql) = &first.sql else {
+        return None;
+    };
+    let start = sql.find("do $$")?;
+    let end = start + sql[start..].find("$$;")? + "$$".len();
+    Some(&sql[start..end])
+}
 
 /// Applies every pending migration.
 ///
@@ -65,8 +58,9 @@ $$";
 /// commits at once; one that lost the race to another creator (a unique violation or
 /// "already exists") runs again and finds them. The migration then has nothing to do.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
+    let roles = ensure_roles_statement().unwrap_or("select 1");
     for attempt in 1.. {
-        match sqlx::raw_sql(ENSURE_ROLES).execute(pool).await {
+        match sqlx::raw_sql(roles).execute(pool).await {
             Ok(_) => break,
             Err(sqlx::Error::Database(e))
                 if attempt < 5 && matches!(e.code().as_deref(), Some("23505" | "42710")) =>
@@ -82,4 +76,25 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     }
     MIGRATOR.run(pool).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_roles_statement_is_the_first_migration_s_role_block() {
+        let statement = ensure_roles_statement().expect("found in the first migration");
+        assert!(statement.starts_with("do $$") && statement.ends_with("$$"));
+        for role in ["anon", "authenticated", "service_role"] {
+            assert!(
+                statement.contains(&format!("create role {role} nologin noinherit")),
+                "{role}: {statement}"
+            );
+        }
+        assert!(
+            !statement.contains("create schema"),
+            "roles only: {statement}"
+        );
+    }
 }
