@@ -127,6 +127,20 @@ impl Cors {
         (self.preflight_status, self.headers).into_response()
     }
 
+    /// For a function that only takes `POST`: the preflight answer to `OPTIONS`, a 405
+    /// `{"error": "Method not allowed"}` to any other method but `POST`, else `None`.
+    pub fn post_only(&self, method: &axum::http::Method) -> Option<Response> {
+        use axum::http::Method;
+        match *method {
+            Method::POST => None,
+            Method::OPTIONS => Some(self.clone().preflight()),
+            _ => Some(self.clone().json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                serde_json::json!({"error": "Method not allowed"}),
+            )),
+        }
+    }
+
     /// Any answer (a stream, say) with these CORS headers added.
     pub fn apply(self, response: impl IntoResponse) -> Response {
         (self.headers, response).into_response()

@@ -133,8 +133,7 @@ impl ProxyHttp for Gateway {
         ctx.request_id = header(request, REQUEST_ID)
             .filter(|v| !v.is_empty() && v.len() <= 200)
             .map_or_else(new_request_id, str::to_owned);
-        // The client's address is looked up (a system call) only for a canary request
-        // that carries no token.
+        // The client's address is only needed for a canary request that carries no token.
         let client = || {
             session
                 .client_addr()

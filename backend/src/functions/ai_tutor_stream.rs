@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -47,7 +47,7 @@ use crate::js::json::parse_body;
 use crate::js::value::{or, truthy};
 use crate::providers::PLACEHOLDER_TEXT;
 use crate::providers::chain::{AiUse, Prompt};
-use crate::providers::chat::{ChatMessage, Role, StreamEvent};
+use crate::providers::chat::{ChatMessage, StreamEvent};
 
 const NAME: &str = "ai-tutor-stream";
 
@@ -60,14 +60,8 @@ pub fn router() -> Router<AppState> {
 
 async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
     let cors = Cors::shared();
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
-    if invocation.method != Method::POST {
-        return cors.json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            json!({"error": "Method not allowed"}),
-        );
+    if let Some(early) = cors.post_only(&invocation.method) {
+        return early;
     }
     let started = Instant::now();
     let (message, prompt) = match read(&invocation) {
@@ -119,17 +113,7 @@ fn read(invocation: &Invocation) -> Result<(String, Prompt), Value> {
     let context = or(body.get("context"), &empty);
     let messages = conversation(message, context)
         .map_err(|message| json!({"error": "Invalid conversation history", "message": message}))?;
-    let messages = messages
-        .iter()
-        .map(|m| {
-            let content = match &m["content"] {
-                Value::String(text) => text.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            ChatMessage::new(Role::parse(m["role"].as_str().unwrap_or("user")), content)
-        })
-        .collect();
+    let messages = messages.iter().map(ChatMessage::from_json).collect();
     // The tutor's defaults, with JavaScript's `||` (0 means the default too).
     let options = body.get("options");
     let temperature = or(get_opt(options, "temperature"), &json!(0.7)).as_f64();

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use super::anthropic::AnthropicChat;
 use super::breaker::{Breaker, BreakerSettings, Verdict};
 use super::chat::{
-    AiError, Availability, ChatAnswer, ChatMessage, ChatProvider, ChatRequest, Role, StreamEvent,
+    AiError, Availability, ChatAnswer, ChatMessage, ChatProvider, ChatRequest, StreamEvent,
     TokenStream,
 };
 use super::gemini::GeminiChat;
@@ -173,19 +173,7 @@ impl Prompt {
     pub fn from_chat_payload(payload: &Value) -> Self {
         let messages = payload["messages"]
             .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|m| {
-                        let content = match &m["content"] {
-                            Value::String(text) => text.clone(),
-                            Value::Null => String::new(),
-                            other => other.to_string(),
-                        };
-                        ChatMessage::new(Role::parse(m["role"].as_str().unwrap_or("user")), content)
-                    })
-                    .collect()
-            })
+            .map(|items| items.iter().map(ChatMessage::from_json).collect())
             .unwrap_or_default();
         Self {
             messages,
@@ -789,6 +777,7 @@ fn guard(first: StreamEvent, rest: TokenStream, watch: StreamWatch) -> TokenStre
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::chat::Role;
 
     #[test]
     fn chains_parse_with_default_models() {

@@ -54,6 +54,20 @@ impl ChatMessage {
             content: content.into(),
         }
     }
+
+    /// A `{role, content}` JSON message: a missing role is the user's, missing content is
+    /// empty, and content that is not text is sent as its JSON text.
+    pub fn from_json(message: &serde_json::Value) -> Self {
+        let content = match &message["content"] {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        Self::new(
+            Role::parse(message["role"].as_str().unwrap_or("user")),
+            content,
+        )
+    }
 }
 
 /// One request to one provider.

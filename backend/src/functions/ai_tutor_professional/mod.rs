@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use rand::Rng;
 use secrecy::ExposeSecret;
@@ -43,14 +43,8 @@ pub fn router() -> Router<AppState> {
 
 async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
     let cors = Cors::shared();
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
-    if invocation.method != Method::POST {
-        return cors.json(
-            StatusCode::METHOD_NOT_ALLOWED,
-            json!({"error": "Method not allowed"}),
-        );
+    if let Some(early) = cors.post_only(&invocation.method) {
+        return early;
     }
     let started = Instant::now();
     match answer(&state, &invocation, started).await {
