@@ -19,7 +19,7 @@ setup:
 	@scripts/setup.sh
 
 build:
-	cargo build --workspace --bins
+	cargo build --release --workspace --bins
 
 lint:
 	cargo fmt --all --check

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark suite, in release builds, side by side in one run;
 # rewrites docs/benchmarks.md and docs/benchmarks-latency.png. Not part of `make test`.
-# The suites take about 24 minutes on 2 cores, 10 of them the memory soak
-# (`BENCH_SOAK_MINUTES=0 make bench` skips it); a first run also builds release binaries
-# and installs oha.
+# After `make test` (which builds the same release binaries) it takes about 19 minutes
+# on 2 cores, 10 of them the memory soak (`BENCH_SOAK_MINUTES=0 make bench` skips it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -11,12 +10,11 @@ source "$(dirname "$0")/lib.sh"
 start_local_postgres
 start_local_redis
 trap stop_local_services EXIT
-apt_install nginx-light fonts-dejavu-core
-OHA_VERSION=1.16.0
-if ! "$STACK_DIR/tools/bin/oha" --version 2>/dev/null | grep -q "$OHA_VERSION"; then
-  say "Installing the oha load generator $OHA_VERSION (crates.io)"
-  cargo install --quiet --locked --root "$STACK_DIR/tools" "oha@$OHA_VERSION"
-fi
+# The load generator is Debian's wrk (bookworm: 4.1.0), with LuaJIT for the suite's
+# fixed-rate script; nginx-light is the reverse proxy the gateway is compared with.
+apt_install nginx-light wrk fonts-dejavu-core
+wrk_version=$(wrk -v 2>&1 | head -1 || true)   # wrk -v exits with 1
+[[ $wrk_version == *4.1.0* ]] || die "wrk 4.1.0 expected, found: $wrk_version"
 
 say "Building release binaries"
 (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
@@ -24,7 +22,9 @@ bench="$ROOT/target/release/studyflow-bench"
 
 say "Diff engine (criterion)"
 rm -rf "$ROOT"/target/criterion/compare*   # results of renamed benchmarks would linger
-(cd "$ROOT" && cargo bench --quiet -p studyflow-diffing --bench diff -- --noplot)
+# --workspace: the same dependency features as `make test`'s release build, so nothing
+# is compiled again.
+(cd "$ROOT" && cargo bench --quiet --workspace --bench diff -- --noplot --warm-up-time 1 --measurement-time 3)
 "$bench" diff-engine
 
 say "New backend vs legacy stand-in"

@@ -9,6 +9,6 @@ start_local_redis
 trap stop_local_services EXIT
 
 say "Building"
-(cd "$ROOT" && cargo build --workspace --bins)
+(cd "$ROOT" && cargo build --release --workspace --bins)
 # The stack launcher forwards Ctrl-C to the processes it started and waits for them.
-"$ROOT/target/debug/studyflow-stack" "$@"
+"$ROOT/target/release/studyflow-stack" "$@"

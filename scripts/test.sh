@@ -22,7 +22,7 @@ say "Checking the legacy stand-in (deno check, deno lint)"
 (cd tests && ./node_modules/.bin/deno check --quiet legacy/main.ts && ./node_modules/.bin/deno lint --quiet legacy/)
 
 say "Building binaries for the end-to-end tests"
-cargo build --workspace --bins --quiet
+cargo build --release --workspace --bins --quiet
 
 say "Running the tests"
-cargo test --workspace --no-fail-fast
+cargo test --release --workspace --no-fail-fast

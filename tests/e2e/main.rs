@@ -1,7 +1,7 @@
 //! End-to-end tests: the whole stack as real processes (fake providers, legacy stand-in
 //! on Deno, backend, gateway) against the local Postgres and Redis.
 //!
-//! Build the binaries first (`cargo build --workspace --bins`); `make test` does.
+//! Build the binaries first (`cargo build --release --workspace --bins`); `make test` does.
 
 mod ai_streaming;
 mod auth_validation;

@@ -65,7 +65,7 @@ fn time(ns: f64) -> String {
 /// function whose name starts with `floor`).
 pub fn table(title: &str, floor: &str, estimates: &[Estimate]) -> String {
     let mut out = format!(
-        "## {title}\n\n`cargo bench -p studyflow-diffing --bench diff` (criterion, mean time per comparison). \
+        "## {title}\n\n`cargo bench --workspace --bench diff` (criterion: 1 s warm-up, 3 s of samples, mean time per comparison). \
          The floor is a plain `serde_json::Value` equality check walking two equal documents whole. Differing documents: about 1 task in 7 changes status, and a timestamp differs.\n\n\
          | documents | comparison | mean time | × floor |\n|---|---|---:|---:|\n"
     );

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::bench::load::{self, Load, Measured};
+use crate::bench::load::{FIXED_RATE, Generator, Load, Measured, SATURATION};
 use crate::bench::report::ms;
 use crate::stack::{Ports, Stack, StackOptions};
 
@@ -22,7 +22,7 @@ pub struct FunctionResult {
 
 /// Runs `auth-validation` and `ai-tutor-professional` against both sides.
 pub async fn run(
-    oha: &Path,
+    generator: &Generator,
     work_dir: &Path,
     duration: Duration,
     connections: usize,
@@ -58,7 +58,7 @@ pub async fn run(
             ("legacy (Deno)", &stack.legacy_url),
             ("new backend", &stack.backend_url),
         ] {
-            for (mode, rate) in [("saturation", None), ("fixed rate", Some(rate))] {
+            for (mode, rate) in [(SATURATION, None), (FIXED_RATE, Some(rate))] {
                 let load = Load {
                     url: format!("{base}/functions/v1/{function}"),
                     method: "POST",
@@ -68,15 +68,13 @@ pub async fn run(
                     connections,
                     rate,
                 };
-                load::run(
-                    oha,
-                    &Load {
+                generator
+                    .run(&Load {
                         duration: Duration::from_secs(1),
                         ..load.clone()
-                    },
-                )
-                .await?;
-                let measured = load::run(oha, &load).await?;
+                    })
+                    .await?;
+                let measured = generator.run(&load).await?;
                 tracing::info!(
                     function,
                     side,
@@ -103,7 +101,7 @@ pub fn table(results: &[FunctionResult], duration: Duration, connections: usize)
         "## New backend vs legacy stand-in\n\nEach side called directly with the same request, the fake AI provider \
          behind both; {} s per case after a 1 s warm-up, {connections} connections (release build of the backend; \
          the stand-in runs the legacy TypeScript on Deno).\n\n\
-         | function | side | load | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx |\n|---|---|---|---:|---:|---:|---:|---:|\n",
+         | function | side | load | req/s | p50 ms | p99 ms | p99.9 ms | failed |\n|---|---|---|---:|---:|---:|---:|---:|\n",
         duration.as_secs()
     );
     for r in results {
@@ -118,7 +116,7 @@ pub fn table(results: &[FunctionResult], duration: Duration, connections: usize)
             ms(m.p50_ms),
             ms(m.p99_ms),
             ms(m.p999_ms),
-            m.non_2xx
+            m.failed
         );
     }
     out.push_str("\n| function | throughput new/legacy (saturation) | p99 new vs legacy (fixed rate, ms) |\n|---|---:|---:|\n");
@@ -131,11 +129,11 @@ pub fn table(results: &[FunctionResult], duration: Duration, connections: usize)
                 .find(|r| r.function == function && r.side.starts_with(side) && r.mode == mode)
                 .map(|r| r.measured)
         };
-        let ratio = match (get("new", "saturation"), get("legacy", "saturation")) {
+        let ratio = match (get("new", SATURATION), get("legacy", SATURATION)) {
             (Some(n), Some(l)) => format!("{:.1}×", n.requests_per_sec / l.requests_per_sec),
             _ => "–".into(),
         };
-        let p99 = match (get("new", "fixed rate"), get("legacy", "fixed rate")) {
+        let p99 = match (get("new", FIXED_RATE), get("legacy", FIXED_RATE)) {
             (Some(n), Some(l)) => format!("{} vs {}", ms(n.p99_ms), ms(l.p99_ms)),
             _ => "–".into(),
         };

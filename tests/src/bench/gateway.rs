@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::bench::load::{self, Load, Measured};
+use crate::bench::load::{self, FIXED_RATE, Load, Measured, SATURATION};
 use crate::bench::process::{Sampler, Usage};
 use crate::bench::report::ms;
 use crate::stack::{DEV_ADMIN_TOKEN, Ports, Process};
@@ -21,7 +21,7 @@ pub struct Settings {
     pub duration: Duration,
     pub connections: usize,
     pub bin_dir: PathBuf,
-    pub oha: PathBuf,
+    pub generator: load::Generator,
     pub work_dir: PathBuf,
     /// Compare with nginx (needs the `nginx` binary).
     pub nginx: bool,
@@ -347,16 +347,9 @@ const BENCH_BEARER: &str =
 /// Rounds of each fixed-rate run; the median by p99 is reported.
 const FIXED_RATE_ROUNDS: usize = 3;
 
-/// Measures one case: a 1 s warm-up, then the load (three rounds at a fixed rate),
-/// sampling the proxy.
-pub async fn measure(
-    settings: &Settings,
-    running: &Running,
-    workload: &Workload,
-    (target, url, pid): (Target, &str, Option<u32>),
-    (mode, rate): (&'static str, Option<u32>),
-) -> anyhow::Result<CaseResult> {
-    let load = Load {
+/// The request load of `workload` against `url`, at `rate` (`None`: saturation).
+fn load_for(settings: &Settings, workload: &Workload, url: &str, rate: Option<u32>) -> Load {
+    Load {
         url: url.to_owned(),
         method: workload.method,
         body: workload.body.clone(),
@@ -367,15 +360,29 @@ pub async fn measure(
         duration: settings.duration,
         connections: settings.connections,
         rate,
+    }
+}
+
+/// One second of `workload` at saturation against a freshly prepared target, so that
+/// connections, pools and caches are warm before anything is measured.
+async fn warm_up(settings: &Settings, workload: &Workload, url: &str) -> anyhow::Result<()> {
+    let load = Load {
+        duration: Duration::from_secs(1),
+        ..load_for(settings, workload, url, None)
     };
-    load::run(
-        &settings.oha,
-        &Load {
-            duration: Duration::from_secs(1),
-            ..load.clone()
-        },
-    )
-    .await?;
+    settings.generator.run(&load).await.map(drop)
+}
+
+/// Measures one case on a warmed-up target (three rounds in the "fixed rate" mode),
+/// sampling the proxy.
+pub async fn measure(
+    settings: &Settings,
+    running: &Running,
+    workload: &Workload,
+    (target, url, pid): (Target, &str, Option<u32>),
+    (mode, rate): (&'static str, Option<u32>),
+) -> anyhow::Result<CaseResult> {
+    let load = load_for(settings, workload, url, rate);
     let gateway = matches!(target, Target::Gateway { .. });
     let before = if gateway {
         shadow_counters(&running.admin_url).await?
@@ -383,12 +390,16 @@ pub async fn measure(
         (0, 0)
     };
     let sampler = pid.map(Sampler::start);
-    // A fixed-rate p99 on these shared cores moves with every scheduling hiccup: such
-    // runs are repeated and the round with the median p99 is kept.
-    let rounds = if rate.is_some() { FIXED_RATE_ROUNDS } else { 1 };
+    // A fixed-rate p99 on these shared cores moves with every scheduling hiccup: the runs
+    // whose p99 the targets compare are repeated and the round with the median p99 kept.
+    let rounds = if mode == FIXED_RATE {
+        FIXED_RATE_ROUNDS
+    } else {
+        1
+    };
     let mut measured = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        measured.push(load::run(&settings.oha, &load).await?);
+        measured.push(settings.generator.run(&load).await?);
     }
     measured.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
     let measured = measured[rounds / 2];
@@ -442,8 +453,9 @@ pub async fn run(
     for &target in targets {
         for workload in workloads {
             let (url, pid) = running.prepare(settings, target, workload.path).await?;
+            warm_up(settings, workload, &url).await?;
             let mut saturation = 0.0;
-            for (mode, rate) in [("saturation", None), ("fixed rate", Some(workload.rate))] {
+            for (mode, rate) in [(SATURATION, None), (FIXED_RATE, Some(workload.rate))] {
                 let result = measure(
                     settings,
                     &running,
@@ -491,19 +503,21 @@ fn find<'a>(
 /// The Markdown tables of a suite run: one per workload, then the headline ratios.
 pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]) -> String {
     let mut out = format!(
-        "## Proxy overhead\n\n{} s per case after a 1 s warm-up, {} connections. Fixed-rate runs use the rate in \
-         each table's title; each runs {FIXED_RATE_ROUNDS} times and the round with the median p99 is shown (shadow counts add up all rounds). CPU is the proxy's CPU seconds per second of load (1.0 = one core; nginx: all its \
+        "## Proxy overhead\n\nLoad from wrk, {} connections; each case gets a 1 s warm-up, then runs {} s at saturation and \
+         {FIXED_RATE_ROUNDS} times {} s at the fixed rate in each table's title, where the round with the median p99 is \
+         shown (shadow counts add up all rounds). CPU is the proxy's CPU seconds per second of load (1.0 = one core; nginx: all its \
          processes). The load generator, the upstreams, the proxy and Postgres share this machine's cores, so \
          compare rows, not absolute numbers. Canary runs carry one user's token: all requests land on one side \
          (sticky), so they measure the routing cost, not a split.\n",
-        settings.duration.as_secs(),
         settings.connections,
+        settings.duration.as_secs(),
+        settings.duration.as_secs(),
     );
     for workload in workloads {
         let _ = write!(
             out,
             "\n### {} (fixed rate {} req/s)\n\n\
-             | case | load | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | proxy CPU | proxy peak RSS MiB | shadows sent | shadows dropped | non-2xx |\n\
+             | case | load | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | proxy CPU | proxy peak RSS MiB | shadows sent | shadows dropped | failed |\n\
              |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             workload.name, workload.rate
         );
@@ -537,7 +551,7 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
                 rss,
                 result.shadows_sent,
                 result.shadows_dropped,
-                m.non_2xx,
+                m.failed,
             );
         }
     }
@@ -559,16 +573,16 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
             _ => "–".into(),
         };
         let added = match (
-            get(legacy, "fixed rate"),
-            get(Target::Nginx, "fixed rate"),
-            get(Target::Direct, "fixed rate"),
+            get(legacy, FIXED_RATE),
+            get(Target::Nginx, FIXED_RATE),
+            get(Target::Direct, FIXED_RATE),
         ) {
             (Some(g), Some(n), Some(d)) => {
                 format!("{} vs {}", ms(g.p99_ms - d.p99_ms), ms(n.p99_ms - d.p99_ms))
             }
             _ => "–".into(),
         };
-        let shadow_ratio = match (get(shadow, "fixed rate"), get(legacy, "fixed rate")) {
+        let shadow_ratio = match (get(shadow, FIXED_RATE), get(legacy, FIXED_RATE)) {
             (Some(s), Some(l)) => format!("{:.2}", s.p99_ms / l.p99_ms),
             _ => "–".into(),
         };
@@ -580,8 +594,8 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
             out,
             "| {} | {} | {} | {} | {} | {} |",
             workload.name,
-            ratio(get(legacy, "saturation"), get(Target::Nginx, "saturation")),
-            ratio(get(legacy, "saturation"), get(Target::Direct, "saturation")),
+            ratio(get(legacy, SATURATION), get(Target::Nginx, SATURATION)),
+            ratio(get(legacy, SATURATION), get(Target::Direct, SATURATION)),
             added,
             shadow_ratio,
             dropped,

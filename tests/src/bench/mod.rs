@@ -1,5 +1,5 @@
 //! The benchmark runner behind `make bench`: starts the pieces as release processes on
-//! this machine, drives them with the `oha` load generator, samples CPU and memory of the
+//! this machine, drives them with the `wrk` load generator (Debian's package), samples CPU and memory of the
 //! process under test, and writes the tables into `docs/benchmarks.md`.
 //!
 //! Every comparison is made in one run, side by side, so the ratios hold even though the

@@ -6,6 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::bench::gateway::CaseResult;
+use crate::bench::load::FIXED_RATE;
 
 /// A TrueType font from Debian's fonts-dejavu-core (installed by `make bench`).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -62,7 +63,7 @@ pub fn latency(path: &Path, workload: &str, results: &[CaseResult]) -> anyhow::R
     register_font()?;
     let cases: Vec<&CaseResult> = results
         .iter()
-        .filter(|r| r.workload == workload && r.mode == "fixed rate")
+        .filter(|r| r.workload == workload && r.mode == FIXED_RATE)
         .collect();
     anyhow::ensure!(!cases.is_empty(), "no fixed-rate results for {workload}");
     let max = cases

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use crate::bench::gateway::{Running, Settings, Target, Workload};
-use crate::bench::load::{self, Load};
+use crate::bench::load::Load;
 use crate::bench::process::{rss_kib, with_children};
 
 /// What the soak run saw.
@@ -68,7 +68,7 @@ pub async fn run(
         }
         samples
     });
-    let measured = load::run(&settings.oha, &load).await?;
+    let measured = settings.generator.run(&load).await?;
     let samples = sampler.await?;
     let after = crate::bench::gateway::shadow_counters(&running.admin_url).await?;
     running.stop().await;

@@ -23,13 +23,13 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
-    /// The diff engine's criterion results (run `cargo bench -p studyflow-diffing` first).
+    /// The diff engine's criterion results (run `cargo bench --workspace --bench diff` first).
     DiffEngine,
     /// Proxy overhead: direct, nginx, and the gateway in every phase, per workload; writes
     /// the tables and `docs/benchmarks-latency.png`.
     Proxy {
-        /// Seconds per case.
-        #[arg(long, default_value_t = 6)]
+        /// Seconds per run (a case runs once at saturation, three times at a fixed rate).
+        #[arg(long, default_value_t = 4)]
         seconds: u64,
         #[arg(long, default_value_t = 64)]
         connections: usize,
@@ -59,7 +59,7 @@ enum Command {
     },
     /// The new backend beside the legacy stand-in on StudyFlow functions.
     Functions {
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = 4)]
         seconds: u64,
         #[arg(long, default_value_t = 32)]
         connections: usize,
@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
             let estimates = criterion::read(&root.join("target/criterion"), "compare ")?;
             anyhow::ensure!(
                 !estimates.is_empty(),
-                "no criterion results: run `cargo bench -p studyflow-diffing` first"
+                "no criterion results: run `cargo bench --workspace --bench diff` first"
             );
             let table = criterion::table("Diff engine", "serde_json", &estimates);
             println!("{table}");
@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(seconds),
                 connections,
                 bin_dir: stack::bin_dir()?,
-                oha: load::oha(&root)?,
+                generator: load::Generator::new(&root.join(".stack/bench"))?,
                 work_dir: root.join(".stack/bench/proxy"),
                 nginx: !no_nginx,
             };
@@ -143,7 +143,7 @@ async fn main() -> anyhow::Result<()> {
                     .find(|r| {
                         r.workload == workloads[0].name
                             && r.target == Target::gateway("shadow", None, true)
-                            && r.mode == "saturation"
+                            && r.mode == load::SATURATION
                     })
                     .map_or(1000.0, |r| r.measured.requests_per_sec);
                 let rate = (saturation / 2.0) as u32;
@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let duration = Duration::from_secs(seconds);
             let results = functions::run(
-                &load::oha(&root)?,
+                &load::Generator::new(&root.join(".stack/bench"))?,
                 &root.join(".stack/bench/functions"),
                 duration,
                 connections,

@@ -75,9 +75,9 @@ Try it through the gateway:
 
 Operate the migration (admin token {admin_token}):
   export STUDYFLOW_ADMIN_URL={admin} STUDYFLOW_ADMIN_TOKEN={admin_token}
-  target/debug/studyflow-gateway routes list
-  target/debug/studyflow-gateway routes set auth-validation canary --percent 25 --reason "first users"
-  target/debug/studyflow-gateway rollback --all --reason "incident"
+  target/release/studyflow-gateway routes list
+  target/release/studyflow-gateway routes set auth-validation canary --percent 25 --reason "first users"
+  target/release/studyflow-gateway rollback --all --reason "incident"
 
 Press Ctrl-C to stop everything this command started.
 "#,
