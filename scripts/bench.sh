@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark suite, in release builds, side by side in one run;
 # rewrites docs/benchmarks.md and docs/benchmarks-latency.png. Not part of `make test`.
-# After `make test` (which builds the same release binaries) it takes about 19 minutes
+# After `make test` (which builds the same release binaries) it takes about 18 minutes
 # on 2 cores, 10 of them the memory soak (`BENCH_SOAK_MINUTES=0 make bench` skips it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"

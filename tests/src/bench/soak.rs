@@ -21,18 +21,27 @@ pub struct Soak {
 }
 
 impl Soak {
+    /// Peak RSS of each whole minute of the run, in order.
+    pub fn per_minute(&self) -> Vec<f64> {
+        let mut peaks: Vec<f64> = Vec::new();
+        for &(t, mib) in &self.samples {
+            let minute = (t / 60.0) as usize;
+            if minute >= self.minutes as usize {
+                break;
+            }
+            if peaks.len() <= minute {
+                peaks.resize(minute + 1, 0.0);
+            }
+            peaks[minute] = peaks[minute].max(mib);
+        }
+        peaks
+    }
+
     /// Peak RSS in the first and the last minute, and the drift between them in percent.
     pub fn drift(&self) -> (f64, f64, f64) {
-        let end = self.samples.last().map_or(0.0, |s| s.0);
-        let peak = |from: f64, to: f64| {
-            self.samples
-                .iter()
-                .filter(|(t, _)| *t >= from && *t <= to)
-                .map(|(_, m)| *m)
-                .fold(0.0, f64::max)
-        };
-        let first = peak(0.0, 60.0);
-        let last = peak(end - 60.0, end);
+        let minutes = self.per_minute();
+        let first = minutes.first().copied().unwrap_or(0.0);
+        let last = minutes.last().copied().unwrap_or(0.0);
         (first, last, (last - first) / first * 100.0)
     }
 }
@@ -85,8 +94,9 @@ pub async fn run(
 pub fn table(soak: &Soak) -> String {
     let (first, last, drift) = soak.drift();
     let mut out = format!(
-        "## Memory over a long run\n\nThe gateway in shadow with diffing on, small JSON GET at {} req/s (half its \
-         saturation throughput in the same run) for {} minutes; resident memory sampled every 5 s.\n\n\
+        "## Memory over a long run\n\nThe gateway in shadow with diffing on, small JSON GET at {} req/s for {} minutes \
+         (`make bench` runs it at half the saturation throughput of shadow with diffing measured just before); resident \
+         memory sampled every 5 s.\n\n\
          | req/s | p99 ms | shadows dropped | peak RSS, first minute (MiB) | peak RSS, last minute (MiB) | drift |\n\
          |---:|---:|---:|---:|---:|---:|\n",
         soak.rate, soak.minutes
@@ -96,5 +106,42 @@ pub fn table(soak: &Soak) -> String {
         "| {:.0} | {:.2} | {} | {first:.1} | {last:.1} | {drift:+.1} % |",
         soak.requests_per_sec, soak.p99_ms, soak.shadows_dropped
     );
+    let minutes: Vec<String> = soak
+        .per_minute()
+        .iter()
+        .map(|m| format!("{m:.1}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nPeak RSS of each minute (MiB): {}.",
+        minutes.join(", ")
+    );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_shows_each_minutes_peak_and_the_drift_between_first_and_last() {
+        // Samples every 30 s over 3 minutes: a burst in minute 2, then back down.
+        let samples = [60.0, 61.0, 66.0, 64.0, 61.0, 62.0, 62.5];
+        let soak = Soak {
+            minutes: 3,
+            rate: 1000,
+            samples: samples
+                .iter()
+                .enumerate()
+                .map(|(i, &mib)| (i as f64 * 30.0, mib))
+                .collect(),
+            requests_per_sec: 1000.0,
+            p99_ms: 1.0,
+            shadows_dropped: 0,
+        };
+        assert_eq!(soak.per_minute(), vec![61.0, 66.0, 62.0]);
+        let table = table(&soak);
+        assert!(table.contains("Peak RSS of each minute (MiB): 61.0, 66.0, 62.0."));
+        assert!(table.contains("| 61.0 | 62.0 | +1.6 % |"), "{table}");
+    }
 }

@@ -40,6 +40,15 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         soak_minutes: u64,
     },
+    /// The memory soak alone, at a given rate (`proxy` runs it after its suite, at half
+    /// the measured saturation of shadow with diffing).
+    Soak {
+        /// Requests per second of the small JSON GET.
+        #[arg(long)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
     /// Time to first token of the streaming tutor: the fake provider directly, the
     /// backend, and the backend through the gateway.
     Ttft {
@@ -103,14 +112,7 @@ async fn main() -> anyhow::Result<()> {
             no_nginx,
             soak_minutes,
         } => {
-            let settings = Settings {
-                duration: Duration::from_secs(seconds),
-                connections,
-                bin_dir: stack::bin_dir()?,
-                generator: load::Generator::new(&root.join(".stack/bench"))?,
-                work_dir: root.join(".stack/bench/proxy"),
-                nginx: !no_nginx,
-            };
+            let settings = proxy_settings(&root, seconds, connections, !no_nginx)?;
             let workloads = gateway::workloads(&settings.work_dir)?;
             let mut targets = vec![Target::Direct];
             if settings.nginx {
@@ -153,6 +155,14 @@ async fn main() -> anyhow::Result<()> {
                 report::write_section(&doc, "memory-soak", &table)?;
             }
         }
+        Command::Soak { rate, minutes } => {
+            let settings = proxy_settings(&root, 4, 64, false)?;
+            let workloads = gateway::workloads(&settings.work_dir)?;
+            let soak = soak::run(&settings, &workloads[0], rate, minutes).await?;
+            let table = soak::table(&soak);
+            println!("{table}");
+            report::write_section(&doc, "memory-soak", &table)?;
+        }
         Command::Ttft { requests, warmup } => {
             let samples = ttft::run(&root.join(".stack/bench/ttft"), requests, warmup).await?;
             let table = ttft::table(&samples, requests);
@@ -177,4 +187,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn proxy_settings(
+    root: &std::path::Path,
+    seconds: u64,
+    connections: usize,
+    nginx: bool,
+) -> anyhow::Result<Settings> {
+    Ok(Settings {
+        duration: Duration::from_secs(seconds),
+        connections,
+        bin_dir: stack::bin_dir()?,
+        generator: load::Generator::new(&root.join(".stack/bench"))?,
+        work_dir: root.join(".stack/bench/proxy"),
+        nginx,
+    })
 }
