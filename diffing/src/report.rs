@@ -108,9 +108,9 @@ pub async fn overview(
     .await?;
     let mut routes = Vec::new();
     for row in rows {
-        let name: String = row.get("route");
-        let compared: i64 = row.get("compared");
-        let regression: i64 = row.get("regression");
+        let name: String = row.try_get("route")?;
+        let compared: i64 = row.try_get("compared")?;
+        let regression: i64 = row.try_get("regression")?;
         let path_rows = sqlx::query(
             "select shape, sum(differing)::bigint as differing, sum(noise)::bigint as noise, sum(probe)::bigint as probe
                from diffs.shape_counts where route = $1 and bucket >= date_trunc('minute', $2::timestamptz)
@@ -125,9 +125,12 @@ pub async fn overview(
         .await?;
         let mut paths = Vec::new();
         for p in path_rows {
-            let shape: String = p.get("shape");
-            let (differing, noise, same_side): (i64, i64, i64) =
-                (p.get("differing"), p.get("noise"), p.get("probe"));
+            let shape: String = p.try_get("shape")?;
+            let (differing, noise, same_side): (i64, i64, i64) = (
+                p.try_get("differing")?,
+                p.try_get("noise")?,
+                p.try_get("probe")?,
+            );
             let samples: Vec<i64> = sqlx::query_scalar(
                 "select id from diffs.samples where route = $1 and $2 = any(shapes) and created_at >= $3 order by id desc limit 5",
             )
@@ -156,8 +159,8 @@ pub async fn overview(
             },
             route: name,
             compared,
-            equal: row.get("equal"),
-            noise: row.get("noise"),
+            equal: row.try_get("equal")?,
+            noise: row.try_get("noise")?,
             regression,
             paths,
         });
@@ -177,16 +180,17 @@ pub async fn sample(pool: &PgPool, id: i64) -> Result<Option<StoredSample>, Stor
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| StoredSample {
-        id: r.get("id"),
-        route: r.get("route"),
-        shape: r.get("shape"),
-        shapes: r.get("shapes"),
-        request_id: r.get("request_id"),
-        verdict: r.get("verdict"),
-        created_at: r.get("created_at"),
-        exchange: r.get("exchange"),
-        differences: r.get("differences"),
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(StoredSample {
+        id: r.try_get("id")?,
+        route: r.try_get("route")?,
+        shape: r.try_get("shape")?,
+        shapes: r.try_get("shapes")?,
+        request_id: r.try_get("request_id")?,
+        verdict: r.try_get("verdict")?,
+        created_at: r.try_get("created_at")?,
+        exchange: r.try_get("exchange")?,
+        differences: r.try_get("differences")?,
     }))
 }
 

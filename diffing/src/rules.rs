@@ -127,6 +127,9 @@ pub struct CompiledRules {
     pub exclude_headers: Vec<String>,
     pub probe_percent: u8,
     pub idempotent: bool,
+    /// The route carries user secrets: its samples keep shapes and digests, never values
+    /// (set from the route's `sensitive`, not from `diff:`).
+    pub sensitive: bool,
 }
 
 /// How an array's elements are paired.
@@ -150,6 +153,7 @@ impl Default for CompiledRules {
             exclude_headers: Vec::new(),
             probe_percent: 0,
             idempotent: false,
+            sensitive: false,
         }
     }
 }
@@ -198,6 +202,7 @@ impl DiffRules {
             exclude_headers: lower(&self.headers.exclude),
             probe_percent: self.probe_percent,
             idempotent: self.idempotent,
+            sensitive: false,
         })
     }
 }

@@ -26,6 +26,7 @@
 mod error;
 pub mod fleet;
 mod matcher;
+mod path;
 mod phase;
 mod routes;
 mod snapshot;
@@ -35,6 +36,7 @@ pub mod unleash;
 
 pub use error::{Error, Result};
 pub use matcher::PathMatcher;
+pub use path::{PathError, canonical_path};
 pub use phase::{Phase, Side};
 pub use routes::{DEFAULT_ROUTES_FILE, RouteSpec, RoutesFile, ShadowPolicy, WritePolicy};
 pub use snapshot::Snapshot;

@@ -42,7 +42,19 @@ impl PathMatcher {
         Some(Self::Exact(text.to_owned()))
     }
 
-    /// Whether `path` (without query string) is covered.
+    /// The same matcher, but an exact path also covers its trailing slash and everything
+    /// below it (`/functions/v1/ai-proxy` covers `/functions/v1/ai-proxy/x`). The root
+    /// stays exact.
+    pub fn with_subpaths(self) -> Self {
+        match self {
+            Self::Exact(exact) if exact.len() > 1 => {
+                Self::Prefix(exact.trim_end_matches('/').to_owned())
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `path` (canonical, without query string) is covered.
     pub fn matches(&self, path: &str) -> bool {
         match self {
             Self::Exact(exact) => path == exact,
@@ -113,6 +125,16 @@ mod tests {
         assert!(!m.matches("/functions/v1/"));
         assert!(!m.matches("/functions/v1/a/b"));
         assert_eq!(m.to_string(), "/functions/v1/:name");
+    }
+
+    #[test]
+    fn exact_paths_with_subpaths_cover_what_is_below_them() {
+        let m = matcher("/functions/v1/test-keys").with_subpaths();
+        assert!(m.matches("/functions/v1/test-keys"));
+        assert!(m.matches("/functions/v1/test-keys/"));
+        assert!(m.matches("/functions/v1/test-keys/x/y"));
+        assert!(!m.matches("/functions/v1/test-keysx"));
+        assert_eq!(matcher("/").with_subpaths(), matcher("/"));
     }
 
     #[test]

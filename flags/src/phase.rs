@@ -68,6 +68,24 @@ impl Phase {
         }
     }
 
+    /// Position on the way from legacy (0) to decommissioned; a canary's grows with its
+    /// percentage.
+    pub fn rank(self) -> u16 {
+        match self {
+            Phase::Legacy => 0,
+            Phase::Shadow => 1,
+            Phase::Canary(percent) => 2 + u16::from(percent),
+            Phase::Primary => 103,
+            Phase::Decommissioned => 104,
+        }
+    }
+
+    /// Whether going from `self` to `to` moves the route toward legacy (or keeps it
+    /// where it is): fewer users on the new backend, never more.
+    pub fn is_toward_legacy(self, to: Phase) -> bool {
+        to.rank() <= self.rank()
+    }
+
     /// Whether the new backend answers any user in this phase.
     pub fn serves_new(self) -> bool {
         match self {

@@ -28,6 +28,9 @@ pub struct RouteSpec {
     pub phase: Phase,
     /// The gateway answers 404 itself and never forwards the request.
     pub blocked: bool,
+    /// The route carries user secrets (card numbers, keys): its diff samples keep shapes
+    /// and digests, never body, query or header values.
+    pub sensitive: bool,
     /// Headers added to every response of this route (name, value).
     pub response_headers: Vec<(String, String)>,
     /// Upstream names (from the gateway's `upstreams`) for each side; `None` is the
@@ -115,6 +118,12 @@ struct RawRoute {
     #[serde(default)]
     blocked: bool,
     #[serde(default)]
+    sensitive: bool,
+    /// Whether an exact path also covers its sub-paths and trailing slash, as Supabase
+    /// serves `/functions/v1/<name>/…` as the function `<name>`.
+    #[serde(default = "covers_subpaths")]
+    subpaths: bool,
+    #[serde(default)]
     response_headers: BTreeMap<String, String>,
     #[serde(default)]
     legacy: Option<String>,
@@ -126,6 +135,10 @@ struct RawRoute {
     shadow: ShadowPolicy,
     #[serde(default)]
     diff: DiffRules,
+}
+
+fn covers_subpaths() -> bool {
+    true
 }
 
 const METHODS: [&str; 9] = [
@@ -181,6 +194,26 @@ impl RouteSpec {
         let path = PathMatcher::parse(&raw.path).ok_or_else(|| {
             Error::route(&name, format!("path `{}` must start with `/`", raw.path))
         })?;
+        // Requests are matched in canonical form: a route written otherwise would never
+        // match.
+        let written = path.to_string();
+        match crate::canonical_path(&written) {
+            Ok(canonical) if canonical == written => {}
+            Ok(canonical) => {
+                return Err(Error::route(
+                    &name,
+                    format!("path `{}` must be written `{canonical}`", raw.path),
+                ));
+            }
+            Err(why) => {
+                return Err(Error::route(&name, format!("path `{}`: {why}", raw.path)));
+            }
+        }
+        let path = if raw.subpaths {
+            path.with_subpaths()
+        } else {
+            path
+        };
         let methods = raw
             .methods
             .into_iter()
@@ -218,10 +251,11 @@ impl RouteSpec {
         if raw.shadow.sample_percent > 100 {
             return Err(Error::route(&name, "shadow.sample_percent is over 100"));
         }
-        let rules = raw
+        let mut rules = raw
             .diff
             .compile()
             .map_err(|e| Error::route(&name, format!("diff: {e}")))?;
+        rules.sensitive = raw.sensitive;
         if raw.timeout_secs == Some(0) {
             return Err(Error::route(&name, "timeout_secs must be at least 1"));
         }
@@ -231,6 +265,7 @@ impl RouteSpec {
             methods,
             phase,
             blocked: raw.blocked,
+            sensitive: raw.sensitive,
             response_headers,
             legacy_upstream: raw.legacy,
             new_upstream: raw.new,
@@ -289,6 +324,15 @@ mod tests {
             .find("GET", "/realtime/v1/websocket")
             .expect("realtime route");
         assert_eq!(realtime.phase, Phase::Legacy);
+        // Routes whose requests carry user secrets keep no values in their samples.
+        let sensitive: Vec<&str> = file
+            .routes
+            .iter()
+            .filter(|r| r.sensitive)
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(sensitive, ["encryption", "test-keys"]);
+        assert!(file.routes.iter().all(|r| r.rules.sensitive == r.sensitive));
     }
 
     #[test]

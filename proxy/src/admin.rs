@@ -3,12 +3,19 @@
 //! readiness with the health of each flag source, diff reports (JSON, Markdown) and the
 //! HTML pages of [`ui`](crate::ui).
 //!
-//! The service also runs the control plane's background loops on its runtime: the flag
-//! sources ([`sources`](crate::sources)) and the rollback [`guard`](crate::guard).
+//! The flag sources ([`sources`](crate::sources)) and the rollback
+//! [`guard`](crate::guard) are services of their own: they run even when this port is
+//! not served.
 //!
-//! Reads are open to whoever reaches the port (keep it private); every change needs
-//! `Authorization: Bearer <admin_token>`, names the operator in `x-operator` (default
-//! `admin`) and carries a reason, and is audited.
+//! Health, readiness, `/metrics` and the route table are open to whoever reaches the
+//! port (keep it private). Diff reports, samples and the audit log (also the `audit` of
+//! `GET /routes/{name}`) hold user data and need `Authorization: Bearer <admin_token>`,
+//! compared in constant time; so does every change, which also names the operator in
+//! `x-operator` (default `admin`), carries a reason, and is audited.
+//!
+//! Inputs are checked before anything is done: a malformed or nonsensical query, path or
+//! body (a duration reaching past what a date can hold, a limit out of range, an id that
+//! is no id, a route name no route could have) gets a JSON 400 `{"error": …}`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +23,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use maud::Markup;
+use chrono::{DateTime, TimeDelta, Utc};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use secrecy::{ExposeSecret, SecretString};
@@ -34,12 +41,12 @@ use studyflow_diffing::report;
 use studyflow_flags::{AuditEntry, Phase};
 
 use crate::config::{GuardConfig, PromotionConfig};
-use crate::console::{self, ConsoleAuth, Sessions, Viewer};
+use crate::console::{self, ConsoleAuth, ConsoleSettings, Sessions};
 use crate::control::{Control, ControlError};
 use crate::history::History;
 use crate::metrics::Metrics;
+use crate::promotion;
 use crate::routing::Route;
-use crate::{guard, promotion, sources, ui};
 
 /// The control plane's settings the admin service runs with.
 #[derive(Debug, Clone)]
@@ -64,6 +71,7 @@ pub(crate) struct AdminState {
     metrics: Arc<Metrics>,
     pub(crate) history: Arc<History>,
     sessions: Arc<Sessions>,
+    pub(crate) console: Arc<ConsoleSettings>,
 }
 
 /// Everything the admin service is built from, besides its address, the route control
@@ -83,28 +91,53 @@ impl ConsoleAuth for AdminState {
     }
 
     fn token_matches(&self, token: &str) -> bool {
-        self.token_digest
-            .is_some_and(|expected| <[u8; 32]>::from(Sha256::digest(token.as_bytes())) == expected)
+        self.token_digest.is_some_and(|expected| {
+            same_digest(&Sha256::digest(token.as_bytes()).into(), &expected)
+        })
     }
+
+    fn secure_cookies(&self) -> bool {
+        self.console.secure_cookies
+    }
+}
+
+/// Whether two digests are equal, in time independent of where they differ.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let differing = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(differing) == 0
+}
+
+/// Whether two secrets are equal, in constant time (their digests are compared, so the
+/// length of neither shows either).
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    same_digest(
+        &Sha256::digest(a.as_bytes()).into(),
+        &Sha256::digest(b.as_bytes()).into(),
+    )
 }
 
 /// Serves the admin API until the gateway shuts down, and watches the routes file.
 #[derive(Debug)]
 pub struct AdminService {
     addr: SocketAddr,
+    /// Bound by the server before start-up, so a port in use stops the gateway.
+    listener: std::sync::Mutex<Option<std::net::TcpListener>>,
     state: AdminState,
     diff_database: Option<SecretString>,
 }
 
 impl AdminService {
     pub fn new(
-        addr: SocketAddr,
+        listener: std::net::TcpListener,
         control: Arc<Control>,
         token: Option<&SecretString>,
         parts: AdminParts,
-    ) -> Self {
-        Self {
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        Ok(Self {
             addr,
+            listener: std::sync::Mutex::new(Some(listener)),
             state: AdminState {
                 control,
                 plane: Arc::new(parts.plane),
@@ -114,9 +147,19 @@ impl AdminService {
                 metrics: parts.metrics,
                 history: parts.history,
                 sessions: Arc::new(Sessions::default()),
+                console: Arc::new(ConsoleSettings::default()),
             },
             diff_database: parts.diff_database,
-        }
+        })
+    }
+}
+
+impl AdminService {
+    /// The console's settings (`console` section); the defaults otherwise.
+    #[must_use]
+    pub fn with_console(mut self, settings: ConsoleSettings) -> Self {
+        self.state.console = Arc::new(settings);
+        self
     }
 }
 
@@ -135,29 +178,50 @@ fn routes(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/diffs", get(diff_report))
         .route("/diffs/samples/{id}", get(diff_sample))
-        .route("/ui", get(console::routes_page))
-        .route(
-            "/ui/login",
-            get(console::login_get).post(console::login_post),
-        )
-        .route("/ui/logout", post(console::logout_post))
-        .route("/ui/progress", get(console::progress))
-        .route("/ui/rollback", post(console::rollback_all))
-        .route("/ui/routes/{name}", get(console::route_page))
-        .route("/ui/routes/{name}/phase", post(console::set_phase))
-        .route("/ui/routes/{name}/rollback", post(console::rollback_route))
-        .route("/ui/diffs", get(ui_overview))
-        .route("/ui/diffs/{route}", get(ui_route))
-        .route("/ui/samples/{id}", get(ui_sample))
+        .merge(console::router())
         .with_state(state)
 }
 
 /// An admin API error answer: `{"error": "..."}` with a status.
-struct AdminError(StatusCode, String);
+#[derive(Debug)]
+pub(crate) struct AdminError(pub(crate) StatusCode, pub(crate) String);
+
+impl AdminError {
+    fn bad_input(message: String) -> Self {
+        Self(StatusCode::BAD_REQUEST, message)
+    }
+}
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        let mut response = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"studyflow-gateway admin\""),
+            );
+        }
+        response
+    }
+}
+
+/// An extractor (query string, path) whose rejection is a JSON 400.
+#[derive(Debug)]
+struct Api<E>(E);
+
+impl<S, E> FromRequestParts<S> for Api<E>
+where
+    S: Send + Sync,
+    E: FromRequestParts<S>,
+    E::Rejection: std::fmt::Display,
+{
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        E::from_request_parts(parts, state)
+            .await
+            .map(Self)
+            .map_err(|e| AdminError::bad_input(format!("invalid request: {e}")))
     }
 }
 
@@ -167,17 +231,18 @@ impl From<ControlError> for AdminError {
             ControlError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             ControlError::MissingReason | ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
             ControlError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ControlError::StoreDown(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         Self(status, error.to_string())
     }
 }
 
-/// Checks the bearer token and returns the operator's name.
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminError> {
+/// Checks the bearer token of a change or of a read of private data.
+fn check_token(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
     let Some(expected) = state.token_digest else {
         return Err(AdminError(
             StatusCode::FORBIDDEN,
-            "changes are disabled: no admin_token is configured".into(),
+            "disabled: no admin_token is configured (it guards changes, diff reports, samples and the audit log)".into(),
         ));
     };
     let given = headers
@@ -185,12 +250,18 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminErr
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| <[u8; 32]>::from(Sha256::digest(t.as_bytes())));
-    if given != Some(expected) {
+    if !given.is_some_and(|given| same_digest(&given, &expected)) {
         return Err(AdminError(
             StatusCode::UNAUTHORIZED,
             "missing or wrong admin token".into(),
         ));
     }
+    Ok(())
+}
+
+/// Checks the bearer token and returns the operator's name.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminError> {
+    check_token(state, headers)?;
     let who = headers
         .get("x-operator")
         .and_then(|v| v.to_str().ok())
@@ -246,22 +317,30 @@ async fn list_routes(State(state): State<AdminState>) -> Json<Value> {
     }))
 }
 
+/// One route; its audit entries only for callers with the admin token.
 async fn show_route(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, AdminError> {
+    let name = route_name(&name).map_err(AdminError::bad_input)?;
     let table = state.control.table();
     let route = table
-        .find(&name)
+        .find(name)
         .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no route named `{name}`")))?;
     let mut body = route_json(&state.control, &state.plane, route);
-    body["audit"] = json!(
-        state
-            .control
-            .audit(Some(&name), 50)
-            .await
-            .map_err(store_unavailable)?
-    );
+    if check_token(&state, &headers).is_ok() {
+        // The route's state is shown even when the audit log's store is down.
+        match state.control.audit(Some(name), 50).await {
+            Ok(audit) => body["audit"] = json!(audit),
+            Err(error) => {
+                tracing::warn!(%error, "override store query failed");
+                body["audit_unavailable"] = json!("the audit log's store is unreachable");
+            }
+        }
+    } else {
+        body["audit_hidden"] = json!("the audit log needs the admin token");
+    }
     Ok(Json(body))
 }
 
@@ -311,7 +390,7 @@ struct Promote {
 /// with the evidence when it does not, unless forced (the audit says so).
 async fn promote_route(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, AdminError> {
@@ -336,7 +415,13 @@ async fn promote_route(
         &state.plane.promotion.canary_steps,
     )
     .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
-    let gate = promotion::gate(route, state.diffs.get(), &state.plane.promotion).await;
+    let gate = promotion::gate(
+        route,
+        state.diffs.get(),
+        &state.plane.promotion,
+        PROMOTION_STORE_WAIT,
+    )
+    .await;
     let mut answer = json!({
         "route": name,
         "from": route.phase.to_string(),
@@ -376,6 +461,10 @@ async fn promote_route(
     Ok(Json(answer).into_response())
 }
 
+/// How long `promote` waits for the diff store before judging on this instance's
+/// counters (the console waits `console.store_timeout_ms`).
+const PROMOTION_STORE_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetPhase {
@@ -396,7 +485,7 @@ fn changed(entries: Vec<AuditEntry>) -> Json<Value> {
 
 async fn set_route(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
@@ -420,7 +509,7 @@ struct Reason {
 
 async fn rollback_route(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
@@ -428,7 +517,18 @@ async fn rollback_route(
     let Reason { reason } = body(&bytes)?;
     let entries = state.control.rollback(Some(&name), &who, &reason).await?;
     count_rollbacks(&state, &entries);
-    Ok(changed(entries))
+    Ok(rolled_back(&state, entries))
+}
+
+/// A rollback's answer: what changed, and whether the fleet has it yet (`pending`: in
+/// force on this instance, written to the fleet store as soon as it answers).
+fn rolled_back(state: &AdminState, entries: Vec<AuditEntry>) -> Json<Value> {
+    let pending = state.control.pending_routes();
+    Json(json!({
+        "changed": entries,
+        "fleet_sync": if pending.is_empty() { "done" } else { "pending" },
+        "fleet_pending_routes": pending,
+    }))
 }
 
 async fn rollback_all(
@@ -440,7 +540,7 @@ async fn rollback_all(
     let Reason { reason } = body(&bytes)?;
     let entries = state.control.rollback(None, &who, &reason).await?;
     count_rollbacks(&state, &entries);
-    Ok(changed(entries))
+    Ok(rolled_back(&state, entries))
 }
 
 /// Counts operator rollbacks that changed something, for the rollback metric.
@@ -452,7 +552,7 @@ pub(crate) fn count_rollbacks(state: &AdminState, entries: &[AuditEntry]) {
 
 async fn reset_route(
     State(state): State<AdminState>,
-    Path(name): Path<String>,
+    Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
@@ -467,14 +567,30 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
+/// Most audit entries one read returns.
+const MAX_AUDIT_LIMIT: usize = 5000;
+
 async fn audit(
     State(state): State<AdminState>,
-    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+    Api(Query(query)): Api<Query<AuditQuery>>,
 ) -> Result<Json<Value>, AdminError> {
-    let limit = query.limit.unwrap_or(100).min(5000);
+    check_token(&state, &headers)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(AdminError::bad_input(format!(
+            "limit must be 1 to {MAX_AUDIT_LIMIT}, got {limit}"
+        )));
+    }
+    let route = query
+        .route
+        .as_deref()
+        .map(route_name)
+        .transpose()
+        .map_err(AdminError::bad_input)?;
     let entries = state
         .control
-        .audit(query.route.as_deref(), limit)
+        .audit(route, limit)
         .await
         .map_err(store_unavailable)?;
     Ok(Json(json!({ "audit": entries })))
@@ -512,27 +628,114 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
+/// The query of a diff report, as sent (the console's report pages take the same).
 #[derive(Debug, Deserialize)]
-struct ReportQuery {
+pub(crate) struct ReportQuery {
     since: Option<String>,
-    route: Option<String>,
+    pub(crate) route: Option<String>,
     format: Option<String>,
     top: Option<i64>,
 }
 
-/// `since` as a duration back from now (`90m`, `24h`, `7d`) or an RFC 3339 instant.
-fn parse_since(text: Option<&str>) -> Result<DateTime<Utc>, AdminError> {
-    let text = text.unwrap_or("24h");
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Ok(at.with_timezone(&Utc));
+/// A diff report's query, checked.
+#[derive(Debug)]
+pub(crate) struct ReportInput {
+    pub(crate) since: DateTime<Utc>,
+    /// `since` as given (shown and kept in links).
+    pub(crate) since_text: String,
+    pub(crate) route: Option<String>,
+    /// Differing paths per route.
+    pub(crate) top: i64,
+    pub(crate) markdown: bool,
+}
+
+/// How far back a report may reach.
+const MAX_REPORT_DAYS: i64 = 3660;
+/// Most differing paths per route in a report.
+const MAX_TOP: i64 = 200;
+
+impl ReportInput {
+    pub(crate) fn parse(query: &ReportQuery) -> Result<Self, String> {
+        let since_text = query.since.clone().unwrap_or_else(|| "24h".into());
+        let since = parse_since(&since_text, Utc::now())?;
+        let top = query.top.unwrap_or(20);
+        if !(1..=MAX_TOP).contains(&top) {
+            return Err(format!("top must be 1 to {MAX_TOP}, got {top}"));
+        }
+        let route = query
+            .route
+            .as_deref()
+            .map(|r| route_name(r).map(str::to_owned))
+            .transpose()?;
+        let markdown = match query.format.as_deref() {
+            None | Some("json") => false,
+            Some("md") => true,
+            Some(_) => return Err("format must be `json` or `md`".into()),
+        };
+        Ok(Self {
+            since,
+            since_text,
+            route,
+            top,
+            markdown,
+        })
     }
-    let duration = humantime::parse_duration(text).map_err(|_| {
-        AdminError(
-            StatusCode::BAD_REQUEST,
-            format!("since `{text}` is neither a duration like 24h nor an RFC 3339 time"),
-        )
-    })?;
-    Ok(Utc::now() - chrono::TimeDelta::from_std(duration).unwrap_or(chrono::TimeDelta::days(1)))
+}
+
+/// `since` as a duration back from `now` (`90m`, `24h`, `7d`) or an RFC 3339 instant, at
+/// most [`MAX_REPORT_DAYS`] back and not in the future.
+fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if text.is_empty() || text.len() > 64 {
+        return Err("since must be a duration like 24h or an RFC 3339 time".into());
+    }
+    let at = match DateTime::parse_from_rfc3339(text) {
+        Ok(at) => at.with_timezone(&Utc),
+        Err(_) => {
+            let duration = humantime::parse_duration(text).map_err(|_| {
+                format!("since `{text}` is neither a duration like 24h nor an RFC 3339 time")
+            })?;
+            TimeDelta::from_std(duration)
+                .ok()
+                .and_then(|back| now.checked_sub_signed(back))
+                .ok_or_else(|| format!("since `{text}` reaches too far back"))?
+        }
+    };
+    let earliest = TimeDelta::try_days(MAX_REPORT_DAYS).and_then(|d| now.checked_sub_signed(d));
+    if earliest.is_none_or(|earliest| at < earliest) {
+        return Err(format!(
+            "since `{text}` reaches more than {MAX_REPORT_DAYS} days back"
+        ));
+    }
+    if now
+        .checked_add_signed(TimeDelta::minutes(1))
+        .is_none_or(|latest| at > latest)
+    {
+        return Err(format!("since `{text}` is in the future"));
+    }
+    Ok(at)
+}
+
+/// A route name as given in a path or query: 1 to 100 letters, digits, `-`, `_`, `.` or
+/// `~` (what Unleash toggle names allow). Whether such a route exists is another matter.
+pub(crate) fn route_name(text: &str) -> Result<&str, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 100
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    if valid {
+        Ok(text)
+    } else {
+        Err("a route name is 1 to 100 letters, digits, `-`, `_`, `.` or `~`".into())
+    }
+}
+
+/// A sample id: a positive integer.
+pub(crate) fn sample_id(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err("a sample id is a positive integer".into()),
+    }
 }
 
 fn diff_pool(state: &AdminState) -> Result<&PgPool, AdminError> {
@@ -552,83 +755,57 @@ fn store_error(error: studyflow_diffing::store::StoreError) -> AdminError {
     )
 }
 
-async fn load_overview(
+pub(crate) async fn load_overview(
     state: &AdminState,
-    query: &ReportQuery,
+    input: &ReportInput,
 ) -> Result<report::Overview, AdminError> {
-    let since = parse_since(query.since.as_deref())?;
-    let top = query.top.unwrap_or(20).clamp(1, 200);
-    report::overview(diff_pool(state)?, since, query.route.as_deref(), top)
+    report::overview(
+        diff_pool(state)?,
+        input.since,
+        input.route.as_deref(),
+        input.top,
+    )
+    .await
+    .map_err(store_error)
+}
+
+pub(crate) async fn load_sample(
+    state: &AdminState,
+    id: i64,
+) -> Result<report::StoredSample, AdminError> {
+    report::sample(diff_pool(state)?, id)
         .await
-        .map_err(store_error)
+        .map_err(store_error)?
+        .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no sample #{id}")))
 }
 
 async fn diff_report(
     State(state): State<AdminState>,
-    Query(query): Query<ReportQuery>,
+    headers: HeaderMap,
+    Api(Query(query)): Api<Query<ReportQuery>>,
 ) -> Result<Response, AdminError> {
-    let overview = load_overview(&state, &query).await?;
-    Ok(match query.format.as_deref() {
-        Some("md") => (
+    check_token(&state, &headers)?;
+    let input = ReportInput::parse(&query).map_err(AdminError::bad_input)?;
+    let overview = load_overview(&state, &input).await?;
+    Ok(if input.markdown {
+        (
             [(http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
             report::markdown(&overview),
         )
-            .into_response(),
-        _ => Json(overview).into_response(),
+            .into_response()
+    } else {
+        Json(overview).into_response()
     })
 }
 
 async fn diff_sample(
     State(state): State<AdminState>,
-    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Api(Path(id)): Api<Path<String>>,
 ) -> Result<Json<report::StoredSample>, AdminError> {
-    report::sample(diff_pool(&state)?, id)
-        .await
-        .map_err(store_error)?
-        .map(Json)
-        .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no sample #{id}")))
-}
-
-async fn ui_overview(
-    _viewer: Viewer,
-    State(state): State<AdminState>,
-    Query(query): Query<ReportQuery>,
-) -> Result<Markup, AdminError> {
-    let overview = load_overview(&state, &query).await?;
-    Ok(ui::overview(
-        &overview,
-        query.since.as_deref().unwrap_or("24h"),
-    ))
-}
-
-async fn ui_route(
-    _viewer: Viewer,
-    State(state): State<AdminState>,
-    Path(route): Path<String>,
-    Query(mut query): Query<ReportQuery>,
-) -> Result<Markup, AdminError> {
-    query.route = Some(route.clone());
-    let overview = load_overview(&state, &query).await?;
-    let summary = overview
-        .routes
-        .iter()
-        .find(|r| r.route == route)
-        .ok_or_else(|| {
-            AdminError(
-                StatusCode::NOT_FOUND,
-                format!("no compared pairs for route `{route}` in this window"),
-            )
-        })?;
-    Ok(ui::route(summary, query.since.as_deref().unwrap_or("24h")))
-}
-
-async fn ui_sample(
-    _viewer: Viewer,
-    State(state): State<AdminState>,
-    Path(id): Path<i64>,
-) -> Result<Markup, AdminError> {
-    let Json(sample) = diff_sample(State(state), Path(id)).await?;
-    Ok(ui::sample(&sample))
+    check_token(&state, &headers)?;
+    let id = sample_id(&id).map_err(AdminError::bad_input)?;
+    load_sample(&state, id).await.map(Json)
 }
 
 #[async_trait]
@@ -648,24 +825,20 @@ impl BackgroundService for AdminService {
                 }
             }
         }
-        let listener = match tokio::net::TcpListener::bind(self.addr).await {
-            Ok(listener) => listener,
-            Err(error) => {
+        let taken = self
+            .listener
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let listener = match taken.map(tokio::net::TcpListener::from_std) {
+            Some(Ok(listener)) => listener,
+            Some(Err(error)) => {
                 tracing::error!(addr = %self.addr, %error, "admin API cannot listen");
                 return;
             }
+            None => return,
         };
         tracing::info!(addr = %self.addr, "admin API listening");
-        let control = Arc::clone(&self.state.control);
-        let plane = Arc::clone(&self.state.plane);
-        sources::spawn(&control, plane.resync, &shutdown);
-        let mut guard_stop = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = guard::run(control, plane.guard.clone()) => {}
-                _ = guard_stop.changed() => {}
-            }
-        });
         let stop = async move {
             let _ = shutdown.changed().await;
         };
@@ -675,5 +848,74 @@ impl BackgroundService for AdminService {
         {
             tracing::error!(%error, "admin API stopped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_duration_or_a_time_within_reach() {
+        let now = Utc::now();
+        assert_eq!(parse_since("24h", now), Ok(now - TimeDelta::hours(24)));
+        assert!(parse_since("2024-05-01T10:00:00Z", now).is_ok());
+        let long = "9".repeat(100);
+        for hostile in [
+            "99999999999d",
+            "18446744073709551615s",
+            "3700d",
+            "-1h",
+            "",
+            "soon",
+            "2999-01-01T00:00:00Z",
+            "1000-01-01T00:00:00Z",
+            &long,
+        ] {
+            assert!(parse_since(hostile, now).is_err(), "{hostile}");
+        }
+    }
+
+    #[test]
+    fn route_names_and_ids_are_checked() {
+        assert_eq!(route_name("ai-tutor_2.v1"), Ok("ai-tutor_2.v1"));
+        let long = "a".repeat(101);
+        for hostile in ["", "a/b", "a b", "\u{0}", "<script>", &long] {
+            assert!(route_name(hostile).is_err(), "{hostile:?}");
+        }
+        assert_eq!(sample_id("12"), Ok(12));
+        for hostile in ["0", "-3", "x", "99999999999999999999", "1e3", ""] {
+            assert!(sample_id(hostile).is_err(), "{hostile}");
+        }
+    }
+
+    #[test]
+    fn report_queries_are_checked() {
+        let query = |top: Option<i64>, format: Option<&str>| ReportQuery {
+            since: None,
+            route: None,
+            format: format.map(str::to_owned),
+            top,
+        };
+        assert!(ReportInput::parse(&query(None, None)).is_ok_and(|i| i.top == 20 && !i.markdown));
+        assert!(ReportInput::parse(&query(None, Some("md"))).is_ok_and(|i| i.markdown));
+        for (top, format) in [
+            (Some(0), None),
+            (Some(-1), None),
+            (Some(201), None),
+            (None, Some("xml")),
+        ] {
+            assert!(
+                ReportInput::parse(&query(top, format)).is_err(),
+                "{top:?} {format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(same_secret("token", "token"));
+        assert!(!same_secret("token", "tokeN"));
+        assert!(!same_secret("token", "token-longer"));
     }
 }

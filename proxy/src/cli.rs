@@ -19,7 +19,7 @@ pub struct AdminArgs {
         global = true
     )]
     pub admin_url: String,
-    /// Admin token (needed for changes).
+    /// Admin token (needed for changes, diff reports, samples and the audit log).
     #[arg(
         long,
         env = "STUDYFLOW_ADMIN_TOKEN",
@@ -300,11 +300,12 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> Result<Value, CliError> {
-        self.finish(self.http.get(self.url(path))).await
+        self.finish(self.authenticated(self.http.get(self.url(path))))
+            .await
     }
 
     async fn get_url(&self, url: reqwest::Url) -> Result<Value, CliError> {
-        self.finish(self.http.get(url)).await
+        self.finish(self.authenticated(self.http.get(url))).await
     }
 
     async fn send(
@@ -337,7 +338,12 @@ impl Client {
     }
 
     fn request(&self, method: reqwest::Method, path: &str, body: Value) -> reqwest::RequestBuilder {
-        let mut request = self.http.request(method, self.url(path)).json(&body);
+        self.authenticated(self.http.request(method, self.url(path)).json(&body))
+    }
+
+    /// Adds the admin token (reads of reports, samples and the audit log need it too)
+    /// and the operator's name.
+    fn authenticated(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if let Some(token) = &self.admin.token {
             request = request.bearer_auth(token);
         }
@@ -365,10 +371,13 @@ impl Client {
         let status = response.status().as_u16();
         let body: Value = response.json().await.map_err(unreachable)?;
         if status >= 400 {
-            let message = body["error"]
+            let mut message = body["error"]
                 .as_str()
                 .unwrap_or("request refused")
                 .to_owned();
+            if status == 401 && self.admin.token.is_none() {
+                message.push_str(" (pass --token or set STUDYFLOW_ADMIN_TOKEN)");
+            }
             return Err(CliError::Refused { status, message });
         }
         Ok(body)
@@ -398,10 +407,20 @@ fn routes_table(value: &Value) -> String {
         };
         let c = &route["counters"];
         let n = |key: &str| c[key].as_u64().unwrap_or(0);
-        let dropped = n("shadows_dropped_queue_full")
-            + n("shadows_dropped_body_too_large")
-            + n("shadow_timeouts")
-            + n("shadow_errors");
+        // Every copy that was not compared, whatever stopped it.
+        let dropped = [
+            "shadows_dropped_queue_full",
+            "shadows_dropped_body_too_large",
+            "shadows_dropped_over_budget",
+            "shadows_dropped_no_secret",
+            "shadow_timeouts",
+            "shadow_errors",
+            "served_failed",
+            "compare_dropped",
+        ]
+        .into_iter()
+        .map(n)
+        .sum::<u64>();
         let _ = writeln!(
             out,
             "{:<26} {:<15} {:<9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",

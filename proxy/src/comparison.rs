@@ -1,6 +1,7 @@
 //! The comparison stage, off the request path: each captured pair is compared under its
 //! route's rules, classified (equal, noise, regression) with declared and learned noise,
-//! counted, and handed to the diff store with a redacted sample.
+//! counted, and handed to the diff store with a redacted sample (for a `sensitive` route,
+//! a sample of shapes and digests only: see [`Redactor::private_body`]).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -95,11 +96,13 @@ impl BackgroundService for Comparer {
 impl Comparer {
     fn handle(&self, pair: ComparedPair, store: Option<&DiffStore>) {
         let started = Instant::now();
+        // The pair's bytes go back to the shadow budget when `_reservation` drops.
         let ComparedPair {
             exchange,
             stats,
             rules,
             probe,
+            reservation: _reservation,
         } = pair;
         let route = exchange.route.as_str();
         let probe_shapes = probe
@@ -124,12 +127,12 @@ impl Comparer {
         let Some(store) = store else { return };
         let sample = (classified.verdict != Verdict::Equal).then(|| Sample {
             request_id: exchange.request_id.clone(),
-            exchange: self.redacted_exchange(&exchange),
+            exchange: self.redacted_exchange(&exchange, rules.sensitive),
             differences: Value::Array(
                 comparison
                     .differences
                     .iter()
-                    .map(|d| self.redacted_difference(d))
+                    .map(|d| self.redacted_difference(d, rules.sensitive))
                     .collect(),
             ),
         });
@@ -143,46 +146,87 @@ impl Comparer {
         });
     }
 
-    fn redacted_response(&self, response: &CapturedResponse) -> Value {
+    fn headers(&self, headers: &[(String, String)], sensitive: bool) -> Vec<Value> {
+        headers
+            .iter()
+            .map(|(n, v)| {
+                let value = if sensitive {
+                    self.redactor.private_header(n, v)
+                } else {
+                    self.redactor.header(n, v)
+                };
+                json!([n, value])
+            })
+            .collect()
+    }
+
+    fn body(&self, bytes: &[u8], sensitive: bool) -> Value {
+        if sensitive {
+            self.redactor.private_body(bytes)
+        } else {
+            self.redactor.body(bytes)
+        }
+    }
+
+    fn redacted_response(&self, response: &CapturedResponse, sensitive: bool) -> Value {
         json!({
             "status": response.status,
-            "headers": response.headers.iter().map(|(n, v)| json!([n, self.redactor.header(n, v)])).collect::<Vec<_>>(),
-            "body": self.redactor.body(&response.decoded_body()),
+            "headers": self.headers(&response.headers, sensitive),
+            "body": self.body(&response.decoded_body(), sensitive),
             "truncated": response.truncated,
         })
     }
 
-    fn redacted_exchange(&self, exchange: &Exchange) -> Value {
+    fn redacted_exchange(&self, exchange: &Exchange, sensitive: bool) -> Value {
         let request = &exchange.request;
+        let uri = if sensitive {
+            self.redactor.private_uri(&request.uri)
+        } else {
+            self.redactor.text(&request.uri)
+        };
         json!({
             "served_by": exchange.served_by,
+            "sensitive": sensitive,
             "request": {
                 "method": request.method,
-                "uri": self.redactor.text(&request.uri),
-                "headers": request.headers.iter().map(|(n, v)| json!([n, self.redactor.header(n, v)])).collect::<Vec<_>>(),
-                "body": self.redactor.body(&request.body),
+                "uri": uri,
+                "headers": self.headers(&request.headers, sensitive),
+                "body": self.body(&request.body, sensitive),
             },
-            "served": self.redacted_response(&exchange.served),
-            "shadow": self.redacted_response(&exchange.shadow),
+            "served": self.redacted_response(&exchange.served, sensitive),
+            "shadow": self.redacted_response(&exchange.shadow, sensitive),
         })
     }
 
-    fn redacted_difference(&self, difference: &Difference) -> Value {
+    fn redacted_difference(&self, difference: &Difference, sensitive: bool) -> Value {
+        use studyflow_diffing::Section;
         let mut value = serde_json::to_value(difference).unwrap_or(Value::Null);
-        let secret_header = difference.section == studyflow_diffing::Section::Header;
         for side in ["left", "right"] {
             if let Some(v) = value.get_mut(side) {
-                *v = match (secret_header, v.as_str()) {
-                    (true, Some(text)) => Value::from(self.redactor.header(&difference.path, text)),
-                    _ => self.redactor.json(v),
+                *v = match (difference.section, v.as_str(), sensitive) {
+                    // A status code says nothing about the user.
+                    (Section::Status, _, _) => v.clone(),
+                    (Section::Header, Some(text), false) => {
+                        Value::from(self.redactor.header(&difference.path, text))
+                    }
+                    (Section::Header, Some(text), true) => {
+                        Value::from(self.redactor.private_header(&difference.path, text))
+                    }
+                    (_, _, true) => self.redactor.private_json(v),
+                    (_, _, false) => self.redactor.json(v),
                 };
             }
         }
-        if let Some(hunks) = value
-            .get_mut("hunks")
-            .and_then(|h| h.as_str().map(|t| self.redactor.text(t)))
-        {
-            value["hunks"] = Value::from(hunks);
+        if let Some(hunks) = value.get_mut("hunks").and_then(|h| {
+            h.as_str().map(|t| {
+                if sensitive {
+                    self.redactor.private_body(t.as_bytes())
+                } else {
+                    Value::from(self.redactor.text(t))
+                }
+            })
+        }) {
+            value["hunks"] = hunks;
         }
         value["shape"] = Value::from(difference.shape());
         value

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::shadow::ShadowLimits;
@@ -40,6 +40,8 @@ pub struct GatewayConfig {
     pub guard: GuardConfig,
     /// What `promote` requires before moving a route forward.
     pub promotion: PromotionConfig,
+    /// The operator console on the admin port.
+    pub console: ConsoleConfig,
     /// Base URL of the legacy side: the Supabase project (Edge Functions, auth, REST…).
     pub legacy_url: String,
     /// Base URL of the new backend.
@@ -60,6 +62,11 @@ pub struct GatewayConfig {
     pub diff_store: DiffStoreConfig,
     /// Extra regular expressions masked in stored samples (credentials are always masked).
     pub redact_patterns: Vec<String>,
+    /// Addresses or networks (`10.0.0.0/8`, `::1`) of load balancers in front of the
+    /// gateway. A request from one of them keeps the `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` it carries (the client's address is appended); from anyone else
+    /// they are replaced by what the gateway sees.
+    pub trusted_proxies: Vec<String>,
     /// Log as JSON lines instead of text.
     pub json_logs: bool,
 }
@@ -166,6 +173,9 @@ pub struct GuardConfig {
     pub min_pairs: u64,
     /// Highest tolerated share of regressions among compared pairs (noise does not count).
     pub max_mismatch_rate: f64,
+    /// A new-side 5xx with no legacy answer to compare with counts only once this many
+    /// distinct callers (JWT `sub`, else `apikey`, else address) had one in the window.
+    pub min_identities: u64,
     /// Per-route thresholds; keys left out take the global value.
     pub routes: BTreeMap<String, GuardRouteConfig>,
 }
@@ -173,6 +183,8 @@ pub struct GuardConfig {
 /// When the guard rolls a route back.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GuardThresholds {
+    /// Distinct callers needed before unconfirmed errors count.
+    pub min_identities: u64,
     /// Sliding window, seconds (at most 600).
     pub window_secs: u64,
     /// New-side requests in the window before its error rate is judged.
@@ -208,6 +220,7 @@ impl Default for GuardConfig {
             max_error_rate: 0.05,
             min_pairs: 20,
             max_mismatch_rate: 0.05,
+            min_identities: 5,
             routes: BTreeMap::new(),
         }
     }
@@ -217,6 +230,7 @@ impl GuardConfig {
     /// The global thresholds.
     pub fn thresholds(&self) -> GuardThresholds {
         GuardThresholds {
+            min_identities: self.min_identities,
             window_secs: self.window_secs,
             min_requests: self.min_requests,
             max_error_rate: self.max_error_rate,
@@ -235,6 +249,7 @@ impl GuardConfig {
             return None;
         }
         Some(GuardThresholds {
+            min_identities: global.min_identities,
             window_secs: own.window_secs.unwrap_or(global.window_secs),
             min_requests: own.min_requests.unwrap_or(global.min_requests),
             max_error_rate: own.max_error_rate.unwrap_or(global.max_error_rate),
@@ -272,17 +287,81 @@ impl Default for PromotionConfig {
     }
 }
 
+/// The operator console (`/ui` on the admin port).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// The address operators open the console at (`https://gateway-admin.example.org`),
+    /// when it sits behind a TLS proxy.
+    pub public_url: Option<String>,
+    /// Mark the session cookie `Secure` (sent over HTTPS only). Default: on when
+    /// `public_url` is an `https` URL.
+    pub secure_cookies: Option<bool>,
+    /// How long a console page waits for the diff store (promotion gates, differing
+    /// paths), all routes' gate checks in parallel; past it the page says the store is
+    /// unavailable.
+    pub store_timeout_ms: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            secure_cookies: None,
+            store_timeout_ms: 300,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The settings the console runs with.
+    pub fn settings(&self) -> crate::console::ConsoleSettings {
+        let https = self
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"));
+        crate::console::ConsoleSettings {
+            secure_cookies: self.secure_cookies.unwrap_or(https),
+            store_timeout: Duration::from_millis(self.store_timeout_ms),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if let Some(public_url) = &self.public_url {
+            let url = url::Url::parse(public_url).ok();
+            if !url.is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                return Err(Error::Config(format!(
+                    "`console.public_url` must be an http(s) URL, got `{public_url}`"
+                )));
+            }
+        }
+        if !(1..=60_000).contains(&self.store_timeout_ms) {
+            return Err(Error::Config(
+                "`console.store_timeout_ms` must be 1 to 60000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Bounds of shadow traffic.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShadowConfig {
     pub max_concurrency: usize,
     pub queue_size: usize,
     pub timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// All bytes held at once for copies and comparisons (request bodies, captured
+    /// answers); a copy that would go over it is dropped and counted.
+    pub max_buffered_bytes: usize,
     pub compare_queue_size: usize,
     /// Capture and compare the two answers (diffing). Off: copies are sent, not compared.
     pub compare: bool,
+    /// Shared with the new backend (its `shadow_secret`): copies to the new side carry it,
+    /// and only then does the backend run them as dry runs. Without it no copy goes to the
+    /// new side, since it would really write.
+    pub secret: Option<SecretString>,
 }
 
 /// The diff store (Postgres).
@@ -326,8 +405,10 @@ impl Default for ShadowConfig {
             queue_size: 1024,
             timeout_ms: 10_000,
             max_body_bytes: 1024 * 1024,
+            max_buffered_bytes: 64 * 1024 * 1024,
             compare_queue_size: 4096,
             compare: true,
+            secret: None,
         }
     }
 }
@@ -339,6 +420,7 @@ impl ShadowConfig {
             queue_size: self.queue_size,
             timeout: Duration::from_millis(self.timeout_ms),
             max_body_bytes: self.max_body_bytes,
+            max_buffered_bytes: self.max_buffered_bytes,
             compare_queue_size: self.compare_queue_size,
             compare: self.compare,
         }
@@ -358,6 +440,7 @@ impl Default for GatewayConfig {
             fleet: FleetConfig::default(),
             guard: GuardConfig::default(),
             promotion: PromotionConfig::default(),
+            console: ConsoleConfig::default(),
             legacy_url: "http://127.0.0.1:54321".into(),
             new_url: "http://127.0.0.1:8002".into(),
             upstreams: BTreeMap::new(),
@@ -368,12 +451,29 @@ impl Default for GatewayConfig {
             shadow: ShadowConfig::default(),
             diff_store: DiffStoreConfig::default(),
             redact_patterns: Vec::new(),
+            trusted_proxies: Vec::new(),
             json_logs: false,
         }
     }
 }
 
 impl GatewayConfig {
+    /// `trusted_proxies`, parsed.
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|text| {
+                text.parse::<ipnet::IpNet>()
+                    .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        Error::Config(format!(
+                            "`trusted_proxies`: `{text}` is not an address or network"
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     /// Layers defaults, the file at `path` (if given) and the environment, then validates.
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let mut figment = Figment::new();
@@ -413,6 +513,10 @@ impl GatewayConfig {
             ("shadow.queue_size", self.shadow.queue_size as u64),
             ("shadow.timeout_ms", self.shadow.timeout_ms),
             (
+                "shadow.max_buffered_bytes",
+                self.shadow.max_buffered_bytes as u64,
+            ),
+            (
                 "shadow.compare_queue_size",
                 self.shadow.compare_queue_size as u64,
             ),
@@ -420,6 +524,15 @@ impl GatewayConfig {
         for (key, value) in positive {
             if value == 0 {
                 return Err(Error::Config(format!("`{key}` must be at least 1")));
+            }
+        }
+        self.trusted_proxies()?;
+        if let Some(secret) = &self.shadow.secret {
+            let text = secret.expose_secret();
+            if text.len() < 16 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Error::Config(
+                    "`shadow.secret` must be at least 16 printable characters".into(),
+                ));
             }
         }
         studyflow_diffing::Redactor::new(&self.redact_patterns)
@@ -441,6 +554,7 @@ impl GatewayConfig {
                 }
             }
         }
+        self.console.validate()?;
         if self.fleet.prefix.trim().is_empty() {
             return Err(Error::Config("`fleet.prefix` must not be empty".into()));
         }
@@ -533,6 +647,32 @@ mod tests {
     }
 
     #[test]
+    fn console_cookies_are_secure_behind_https() {
+        let console = |public_url: Option<&str>, secure_cookies| ConsoleConfig {
+            public_url: public_url.map(str::to_owned),
+            secure_cookies,
+            ..ConsoleConfig::default()
+        };
+        assert!(!console(None, None).settings().secure_cookies);
+        assert!(
+            !console(Some("http://10.0.0.1:8001"), None)
+                .settings()
+                .secure_cookies
+        );
+        assert!(
+            console(Some("https://ops.example.org"), None)
+                .settings()
+                .secure_cookies
+        );
+        assert!(
+            !console(Some("https://ops.example.org"), Some(false))
+                .settings()
+                .secure_cookies
+        );
+        assert!(console(None, Some(true)).settings().secure_cookies);
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let dir = std::env::temp_dir().join(format!("sf-gw-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -557,6 +697,11 @@ mod tests {
             .expect_err("refused")
             .to_string();
         assert!(err.contains("unleash.url"), "{err}");
+        std::fs::write(&path, "console:\n  public_url: gateway.example.org\n").expect("write");
+        let err = GatewayConfig::load(Some(&path))
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("console.public_url"), "{err}");
         std::fs::write(&path, "lisen: 1\n").expect("write");
         assert!(GatewayConfig::load(Some(&path)).is_err());
         let _ = std::fs::remove_dir_all(dir);

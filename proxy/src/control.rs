@@ -11,6 +11,12 @@
 //! written to the store, and so announced to every instance, before they take effect
 //! here. Whenever what is in force changes, the layers and the resolved phases are
 //! written to the snapshot file, which start-up reads for any source that is down.
+//!
+//! A move toward legacy (a rollback, the guard's, or any step back) never waits for the
+//! store: when the store cannot be written, it takes effect on this instance at once, is
+//! kept as *pending*, and is written and announced as soon as the store answers again
+//! (see [`Control::flush_pending`]). A move forward needs the store: it is refused while
+//! the store is down, so an instance never runs ahead of its fleet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,7 +27,7 @@ use arc_swap::ArcSwap;
 use studyflow_flags::fleet::RedisStore;
 use studyflow_flags::unleash::{UnleashAdmin, UnleashSettings, UnleashSource, Written};
 use studyflow_flags::{
-    AuditEntry, FileSource, FlagSource, Layer, Override, OverrideStore, Phase, Resolved,
+    AuditEntry, Change, FileSource, FlagSource, Layer, Override, OverrideStore, Phase, Resolved,
     RoutesFile, Snapshot, StateStore, now_rfc3339, override_layer, resolve,
 };
 
@@ -45,6 +51,10 @@ pub enum ControlError {
     Invalid(String),
     #[error("could not persist the change: {0}")]
     Persist(String),
+    #[error(
+        "the fleet store cannot be written ({0}); moving a route forward is refused until it answers (rollbacks still work)"
+    )]
+    StoreDown(String),
 }
 
 /// Where the flag sources are.
@@ -94,6 +104,9 @@ pub struct Control {
     stats: Mutex<HashMap<String, Arc<RouteStats>>>,
     /// Serialises changes so two operators (or the guard) cannot interleave a rebuild.
     change: tokio::sync::Mutex<()>,
+    /// Moves toward legacy in force here but not yet written to the store (it was
+    /// unreachable), oldest first.
+    pending: Mutex<Vec<Change>>,
     last_reload_error: Mutex<Option<String>>,
     /// Health of each flag source.
     pub health: SourcesHealth,
@@ -205,6 +218,7 @@ impl Control {
             upstreams: settings.upstreams,
             stats: Mutex::new(stats),
             change: tokio::sync::Mutex::new(()),
+            pending: Mutex::new(Vec::new()),
             last_reload_error: Mutex::new(None),
             health,
         };
@@ -362,8 +376,43 @@ impl Control {
         .await
     }
 
+    /// Routes whose last change is in force here but not yet in the fleet store.
+    pub fn pending_routes(&self) -> Vec<String> {
+        let mut routes: Vec<String> = lock(&self.pending)
+            .iter()
+            .map(|(route, _, _)| route.clone())
+            .collect();
+        routes.dedup();
+        routes
+    }
+
+    /// Writes the pending changes to the store (which announces them). Returns whether
+    /// nothing is pending any more.
+    pub async fn flush_pending(&self) -> bool {
+        let _guard = self.change.lock().await;
+        let pending = lock(&self.pending).clone();
+        if pending.is_empty() {
+            return true;
+        }
+        let routes: Vec<String> = pending.iter().map(|(r, _, _)| r.clone()).collect();
+        match self.store.apply(pending).await {
+            Ok(()) => {
+                lock(&self.pending).clear();
+                self.health.ok("overrides");
+                tracing::warn!(?routes, "pending rollbacks written to the fleet store");
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "pending rollbacks still waiting for the fleet store");
+                false
+            }
+        }
+    }
+
     /// Applies changes computed from the current table: persists them in the store
-    /// (which announces them to the fleet), then swaps in the rebuilt table.
+    /// (which announces them to the fleet), then swaps in the rebuilt table. When the
+    /// store cannot be written, changes that only move routes toward legacy take effect
+    /// here at once and wait in `pending`; others are refused.
     async fn change(
         &self,
         who: &str,
@@ -384,6 +433,7 @@ impl Control {
         if planned.is_empty() {
             return Ok(Vec::new());
         }
+        let mut toward_legacy = true;
         let mut changes = Vec::with_capacity(planned.len());
         for (route, phase) in planned {
             let over = phase.map(|phase| Override {
@@ -397,10 +447,8 @@ impl Control {
                 Some(o) => layers.overrides.insert(route.clone(), o.clone()),
                 None => layers.overrides.remove(&route),
             };
-            let from = table
-                .find(&route)
-                .map(|r| r.phase.to_string())
-                .unwrap_or_default();
+            let current = table.find(&route).map(|r| r.phase);
+            let from = current.map(|p| p.to_string()).unwrap_or_default();
             let file_phase = file
                 .routes
                 .iter()
@@ -412,27 +460,49 @@ impl Control {
                 layers.unleash.as_ref(),
                 &override_layer(&layers.overrides),
             )
-            .phase
-            .to_string();
+            .phase;
+            toward_legacy &= current.is_none_or(|from| from.is_toward_legacy(to));
             let entry = AuditEntry {
                 at: at.clone(),
                 who: who.to_owned(),
                 route: route.clone(),
                 action: action.to_owned(),
                 from,
-                to,
+                to: to.to_string(),
                 reason: reason.to_owned(),
             };
             changes.push((route, over, entry));
         }
         let entries: Vec<AuditEntry> = changes.iter().map(|(_, _, e)| e.clone()).collect();
-        self.store
-            .apply(changes)
-            .await
-            .map_err(|e| ControlError::Persist(e.to_string()))?;
-        lock(&self.layers).overrides = layers.overrides;
-        self.rebuild(&file)
-            .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        // Toward legacy: in force here first, whatever the store does.
+        if toward_legacy {
+            lock(&self.layers).overrides = layers.overrides.clone();
+            self.rebuild(&file)
+                .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        }
+        // Earlier pending changes go first, so the store sees them in order.
+        let earlier = lock(&self.pending).clone();
+        let mut batch = earlier.clone();
+        batch.extend(changes.iter().cloned());
+        match self.store.apply(batch).await {
+            Ok(()) => {
+                if !earlier.is_empty() {
+                    lock(&self.pending).clear();
+                }
+            }
+            Err(error) if toward_legacy => {
+                tracing::error!(%error, "fleet store unreachable: the change is in force here and is written when the store answers");
+                self.health
+                    .failed("overrides", &error.to_string(), Serving::LastGood);
+                lock(&self.pending).extend(changes);
+            }
+            Err(error) => return Err(ControlError::StoreDown(error.to_string())),
+        }
+        if !toward_legacy {
+            lock(&self.layers).overrides = layers.overrides;
+            self.rebuild(&file)
+                .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        }
         for entry in &entries {
             tracing::warn!(route = %entry.route, action = %entry.action, from = %entry.from, to = %entry.to, who = %entry.who, reason = %entry.reason, "route phase changed");
         }
@@ -539,6 +609,11 @@ impl Control {
     /// Re-reads the overrides from the store (after an announcement, a reconnect, or on
     /// the resync timer) and swaps in the table when they changed.
     pub async fn refresh_overrides(&self) {
+        // Local rollbacks made while the store was down go first: the store must not take
+        // them back.
+        if !self.flush_pending().await {
+            return;
+        }
         match self.store.load().await {
             Ok(overrides) => {
                 self.health.ok("overrides");

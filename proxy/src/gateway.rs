@@ -1,7 +1,16 @@
 //! The pingora [`ProxyHttp`] implementation. It only dispatches: each phase asks
 //! [`routing`](crate::routing), [`shadow`](crate::shadow) or
 //! [`upstream`](crate::upstream) and records the outcome in [`RequestCtx`].
+//!
+//! Before anything is decided, the request is made the gateway's own: its path is put in
+//! canonical form (a path with no single meaning is refused with a 400), and every
+//! `x-studyflow-*` header is removed, so no client can pick a side, a mode or a route by
+//! spelling. Upstream answers lose their `x-studyflow-*` headers before the gateway adds
+//! its own, and gateway-made errors are JSON with the request id.
 
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,8 +19,8 @@ use bytes::Bytes;
 use pingora::ErrorSource;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
-use studyflow_flags::Side;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use studyflow_flags::{Side, canonical_path};
 
 use crate::control::Control;
 use crate::identity::request_identity;
@@ -26,8 +35,9 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub const SERVED_BY: &str = "x-studyflow-served-by";
 /// Response header naming the matched route.
 pub const ROUTE: &str = "x-studyflow-route";
-
-const BLOCKED_BODY: &str = r#"{"code":"NOT_FOUND","message":"Requested function was not found"}"#;
+/// Every header the gateway and its backends exchange starts with this: clients' and
+/// upstream answers' are removed.
+pub const INTERNAL_PREFIX: &str = "x-studyflow-";
 
 /// The gateway's proxy logic.
 #[derive(Debug)]
@@ -35,6 +45,8 @@ pub struct Gateway {
     control: Arc<Control>,
     shadower: Shadower,
     metrics: Arc<Metrics>,
+    /// Load balancers whose `X-Forwarded-*` headers are kept.
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What the gateway knows about one request as it goes through pingora's phases.
@@ -48,16 +60,124 @@ pub struct RequestCtx {
     fell_back: bool,
     shadow: Option<Box<ShadowPlan>>,
     started: Instant,
+    /// The canonical path, when the request spelled it otherwise (sent upstream instead).
+    canonical: Option<String>,
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` for the upstreams.
+    forwarded: Option<(String, String)>,
 }
 
 impl Gateway {
-    pub fn new(control: Arc<Control>, shadower: Shadower, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        control: Arc<Control>,
+        shadower: Shadower,
+        metrics: Arc<Metrics>,
+        trusted_proxies: Vec<ipnet::IpNet>,
+    ) -> Self {
         Self {
             control,
             shadower,
             metrics,
+            trusted_proxies,
         }
     }
+
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` as the upstreams should see them: what
+    /// a trusted load balancer says, with its address appended; from anyone else, only
+    /// what the gateway sees.
+    fn forwarded(&self, request: &RequestHeader, peer: Option<IpAddr>) -> (String, String) {
+        let trusted = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)));
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let joined = |name: &str| {
+            let values: Vec<&str> = request
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            (!values.is_empty()).then(|| values.join(", "))
+        };
+        match trusted {
+            true => (
+                joined("x-forwarded-for").map_or_else(|| peer.clone(), |f| format!("{f}, {peer}")),
+                header(request, "x-forwarded-proto")
+                    .filter(|p| matches!(*p, "http" | "https"))
+                    .unwrap_or("http")
+                    .to_owned(),
+            ),
+            false => (peer, "http".to_owned()),
+        }
+    }
+}
+
+/// Removes every `x-studyflow-*` header (names are lower case in `http`). Allocates
+/// nothing when there is none.
+fn strip_internal_request_headers(request: &mut RequestHeader) {
+    let internal: Vec<http::HeaderName> = request
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(INTERNAL_PREFIX))
+        .cloned()
+        .collect();
+    for name in internal {
+        request.remove_header(&name);
+    }
+}
+
+fn strip_internal_response_headers(response: &mut ResponseHeader) {
+    let internal: Vec<http::HeaderName> = response
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(INTERNAL_PREFIX))
+        .cloned()
+        .collect();
+    for name in internal {
+        response.remove_header(&name);
+    }
+}
+
+/// A gateway-made answer: JSON `{code, message, request_id}` with `x-request-id`.
+async fn respond_json(
+    session: &mut Session,
+    status: u16,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "code": code,
+        "message": message,
+        "request_id": request_id,
+    })
+    .to_string();
+    let mut response = ResponseHeader::build(status, Some(4))?;
+    response.insert_header("content-type", "application/json")?;
+    response.insert_header("content-length", body.len())?;
+    response.insert_header(REQUEST_ID, request_id)?;
+    response.insert_header("cache-control", "no-store")?;
+    session
+        .write_response_header(Box::new(response), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(body)), true)
+        .await
+}
+
+/// A stable hash of who sent a request (JWT `sub`, else `apikey`, else address), for
+/// counting distinct callers of new-side errors.
+fn caller_hash(session: &Session) -> u64 {
+    let request = session.req_header();
+    let address = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string());
+    let identity = request_identity(
+        header(request, "authorization"),
+        header(request, "apikey"),
+        address.as_deref(),
+    );
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    identity.as_deref().unwrap_or("").hash(&mut hasher);
+    hasher.finish()
 }
 
 impl RequestCtx {
@@ -124,6 +244,8 @@ impl ProxyHttp for Gateway {
             fell_back: false,
             shadow: None,
             started: Instant::now(),
+            canonical: None,
+            forwarded: None,
         }
     }
 
@@ -131,8 +253,31 @@ impl ProxyHttp for Gateway {
         let table = self.control.table();
         let request = session.req_header();
         ctx.request_id = header(request, REQUEST_ID)
-            .filter(|v| !v.is_empty() && v.len() <= 200)
+            .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map_or_else(new_request_id, str::to_owned);
+        // A copy made by this deployment's gateways (a new side that is itself a gateway)
+        // is never copied again.
+        let own_copy = self
+            .shadower
+            .is_own_copy(request.headers.get(SHADOW_HEADER).map(|v| v.as_bytes()));
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.forwarded = Some(self.forwarded(request, peer));
+        match canonical_path(request.uri.path()) {
+            Ok(Cow::Borrowed(_)) => {}
+            Ok(Cow::Owned(path)) => ctx.canonical = Some(path),
+            Err(why) => {
+                ctx.table = Some(table);
+                let message = format!("invalid request path: {why}");
+                respond_json(session, 400, "INVALID_PATH", &message, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        }
+        strip_internal_request_headers(session.req_header_mut());
+        let request = session.req_header();
+        let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
         // The client's address is only needed for a canary request that carries no token.
         let client = || {
             session
@@ -140,7 +285,7 @@ impl ProxyHttp for Gateway {
                 .and_then(|a| a.as_inet())
                 .map(|a| a.ip().to_string().into())
         };
-        let decision = table.decide(request.method.as_str(), request.uri.path(), || {
+        let decision = table.decide(request.method.as_str(), path, || {
             request_identity(
                 header(request, "authorization"),
                 header(request, "apikey"),
@@ -153,16 +298,14 @@ impl ProxyHttp for Gateway {
             Decision::Blocked { route } => {
                 ctx.route = Some(route);
                 ctx.table = Some(table);
-                let mut response = ResponseHeader::build(404, Some(3))?;
-                response.insert_header("content-type", "application/json")?;
-                response.insert_header("content-length", BLOCKED_BODY.len())?;
-                response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
-                session
-                    .write_response_header(Box::new(response), false)
-                    .await?;
-                session
-                    .write_response_body(Some(Bytes::from_static(BLOCKED_BODY.as_bytes())), true)
-                    .await?;
+                respond_json(
+                    session,
+                    404,
+                    "NOT_FOUND",
+                    "Requested function was not found",
+                    &ctx.request_id,
+                )
+                .await?;
                 Ok(true)
             }
             Decision::Serve { route: None, side } => {
@@ -178,13 +321,19 @@ impl ProxyHttp for Gateway {
                 let route = table.route(index);
                 route.stats.served(side);
                 if let Some(target) = route.shadow_target(side)
+                    && !own_copy
                     && !is_upgrade(request)
-                    && !request.headers.contains_key(SHADOW_HEADER)
                     && route.spec.shadow.allows(request.method.as_str(), target)
                     && sampled(route.spec.shadow.sample_percent)
                 {
-                    let plan = ShadowPlan::new(route, request, target, side, &self.shadower.limits);
-                    ctx.shadow = Some(Box::new(plan));
+                    let uri = match request.uri.query() {
+                        Some(query) => format!("{path}?{query}"),
+                        None => path.to_owned(),
+                    };
+                    ctx.shadow = self
+                        .shadower
+                        .plan(route, request, uri, target, side)
+                        .map(Box::new);
                 }
                 ctx.route = Some(index);
                 ctx.side = side;
@@ -250,6 +399,20 @@ impl ProxyHttp for Gateway {
         };
         upstream_request.insert_header("host", authority)?;
         upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some((address, proto)) = &ctx.forwarded {
+            upstream_request.insert_header("x-forwarded-for", address.as_str())?;
+            upstream_request.insert_header("x-forwarded-proto", proto.as_str())?;
+        }
+        if let Some(path) = &ctx.canonical {
+            let uri = match upstream_request.uri.query() {
+                Some(query) => format!("{path}?{query}"),
+                None => path.clone(),
+            };
+            let uri = uri
+                .parse::<http::Uri>()
+                .or_err(ErrorType::InvalidHTTPHeader, "canonical path")?;
+            upstream_request.set_uri(uri);
+        }
         Ok(())
     }
 
@@ -276,8 +439,13 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(plan) = ctx.shadow.as_mut() {
-            plan.served_head(response, self.shadower.limits.max_body_bytes);
+            plan.served_head(
+                response,
+                self.shadower.limits.max_body_bytes,
+                &self.shadower.budget,
+            );
         }
+        strip_internal_response_headers(response);
         if let Some(route) = ctx.route() {
             for (name, value) in &route.spec.response_headers {
                 response.insert_header(name.clone(), value.as_str())?;
@@ -302,19 +470,71 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        if let Some(plan) = ctx.shadow.take() {
-            plan.finish(error.is_none());
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (status, code, message) = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(status), _) => (*status, "ERROR", "the request failed"),
+            (
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+                ErrorSource::Upstream,
+            ) => (
+                504,
+                "UPSTREAM_TIMEOUT",
+                "the upstream did not answer in time",
+            ),
+            (_, ErrorSource::Upstream) => (502, "UPSTREAM_UNAVAILABLE", "the upstream failed"),
+            (
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => (0, "", ""),
+            (_, ErrorSource::Downstream) => (400, "BAD_REQUEST", "the request is malformed"),
+            _ => (500, "INTERNAL", "the gateway failed"),
+        };
+        // Nothing can be said once the answer has started, or to a closed connection.
+        if status > 0 && session.response_written().is_none() {
+            let sent = respond_json(session, status, code, message, &ctx.request_id).await;
+            if let Err(error) = sent {
+                tracing::debug!(%error, request_id = %ctx.request_id, "error answer not sent");
+            }
         }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let mut outcome =
+            (ctx.side == Side::New && ctx.route.is_some()).then(|| new_outcome(status, error));
+        if outcome == Some(NewOutcome::ServerError) && error.is_none() {
+            // A 5xx answer may be the contract's own (the legacy answers some auth failures
+            // with 500): it counts against the new side only if the legacy, given a copy,
+            // answered otherwise, or if enough distinct callers had one.
+            let caller = caller_hash(session);
+            match ctx.shadow.as_ref().is_some_and(|plan| plan.will_compare()) {
+                true => {
+                    outcome = None;
+                    if let Some(plan) = ctx.shadow.take() {
+                        plan.finish(true, Some(caller));
+                    }
+                }
+                false => outcome = Some(NewOutcome::UnconfirmedError(caller)),
+            }
+        }
+        if let Some(plan) = ctx.shadow.take() {
+            plan.finish(error.is_none(), None);
+        }
         if !ctx.route().is_some_and(|r| r.spec.blocked) {
             self.metrics
                 .request(ctx.route_name(), ctx.side, status, ctx.started.elapsed());
         }
-        if ctx.side == Side::New
-            && let Some(route) = ctx.route()
-        {
-            route.stats.new_outcome(new_outcome(status, error));
+        if let (Some(outcome), Some(route)) = (outcome, ctx.route()) {
+            route.stats.new_outcome(outcome);
         }
         let request = session.req_header();
         tracing::info!(

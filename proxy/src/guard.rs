@@ -29,7 +29,9 @@ pub enum Trip {
 
 /// The guard's verdict on one window, or `None` when the route may stay.
 pub fn judge(window: &Evidence, t: &GuardThresholds) -> Option<Trip> {
-    if window.new_requests >= t.min_requests.max(1) && window.error_rate() > t.max_error_rate {
+    if window.new_requests >= t.min_requests.max(1)
+        && window.guard_error_rate(t.min_identities) > t.max_error_rate
+    {
         return Some(Trip::Errors);
     }
     if window.compared >= t.min_pairs.max(1) && window.mismatch_rate() > t.max_mismatch_rate {
@@ -68,8 +70,8 @@ pub async fn evaluate(control: &Arc<Control>, config: &GuardConfig) {
         let reason = match trip {
             Trip::Errors => format!(
                 "new-side error rate {:.1}% ({} of {} requests) over {} s is above {:.1}%",
-                window.error_rate() * 100.0,
-                window.new_errors,
+                window.guard_error_rate(thresholds.min_identities) * 100.0,
+                window.guard_errors(thresholds.min_identities),
                 window.new_requests,
                 thresholds.window_secs,
                 thresholds.max_error_rate * 100.0
@@ -99,6 +101,24 @@ pub async fn evaluate(control: &Arc<Control>, config: &GuardConfig) {
     }
 }
 
+/// The guard as a service of the server: it runs on each instance, on that instance's
+/// traffic, whether or not the fleet store or the admin API are up.
+#[derive(Debug)]
+pub struct GuardService {
+    pub control: Arc<Control>,
+    pub config: GuardConfig,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for GuardService {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        tokio::select! {
+            () = run(Arc::clone(&self.control), self.config.clone()) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 /// Runs the guard until the task is dropped.
 pub async fn run(control: Arc<Control>, config: GuardConfig) {
     if !config.enabled && config.routes.values().all(|r| r.enabled != Some(true)) {
@@ -118,6 +138,7 @@ mod tests {
 
     fn thresholds() -> GuardThresholds {
         GuardThresholds {
+            min_identities: 5,
             window_secs: 30,
             min_requests: 10,
             max_error_rate: 0.2,
@@ -132,6 +153,7 @@ mod tests {
             new_errors,
             compared,
             regressions,
+            ..Evidence::default()
         }
     }
 

@@ -30,7 +30,8 @@ pub const REQUEST_DURATION_SECONDS: &str = "studyflow_gateway_request_duration_s
 /// Time the shadow side took to answer a copy, by route and shadow side.
 pub const SHADOW_DURATION_SECONDS: &str = "studyflow_gateway_shadow_duration_seconds";
 /// Shadow copies by route and outcome: `sent`, `dropped_queue_full`,
-/// `dropped_body_too_large`, `timeout`, `error`, `served_failed`, `compare_dropped`.
+/// `dropped_body_too_large`, `dropped_over_budget`, `dropped_no_secret`, `timeout`, `error`,
+/// `served_failed`, `compare_dropped`.
 pub const SHADOWS_TOTAL: &str = "studyflow_gateway_shadows_total";
 /// Compared answer pairs by route and verdict (`equal`, `noise`, `regression`).
 pub const DIFF_PAIRS_TOTAL: &str = "studyflow_gateway_diff_pairs_total";
@@ -297,6 +298,16 @@ impl Metrics {
                     "compare_dropped",
                     now.compare_dropped,
                     before.compare_dropped,
+                ),
+                (
+                    "dropped_over_budget",
+                    now.shadows_dropped_over_budget,
+                    before.shadows_dropped_over_budget,
+                ),
+                (
+                    "dropped_no_secret",
+                    now.shadows_dropped_no_secret,
+                    before.shadows_dropped_no_secret,
                 ),
             ];
             for (outcome, n, b) in shadow_outcomes {

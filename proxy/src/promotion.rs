@@ -9,6 +9,12 @@
 //! at least `min_pairs` compared pairs, the mismatch rate (regressions per compared pair)
 //! is at most `max_mismatch_rate` and the new side's error rate at most
 //! `max_error_rate`. Moving from legacy to shadow exposes no user and needs no evidence.
+//!
+//! The diff store is asked with a time limit: a store that is down or unreachable costs
+//! a caller that limit at most (the console checks every route's gate in parallel), and
+//! the report says so (`diff_store_unavailable`) while the gate falls back to counters.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -70,6 +76,8 @@ pub struct GateReport {
     pub evidence: Evidence,
     /// Where compared pairs were counted: `diff_store` or `counters`.
     pub pairs_from: &'static str,
+    /// A diff store is configured but did not answer in time (or failed).
+    pub diff_store_unavailable: bool,
     /// Evidence counts from here.
     pub since: Option<DateTime<Utc>>,
     pub window_secs: u64,
@@ -109,33 +117,49 @@ pub fn judge(evidence: &Evidence, config: &PromotionConfig) -> Vec<Check> {
     ]
 }
 
-/// Gathers the evidence of `route` and judges it for a move from its current phase.
-pub async fn gate(route: &Route, diffs: Option<&PgPool>, config: &PromotionConfig) -> GateReport {
-    let window_start =
-        Utc::now() - chrono::TimeDelta::seconds(i64::try_from(config.window_secs).unwrap_or(0));
+/// Gathers the evidence of `route` and judges it for a move from its current phase,
+/// waiting at most `wait` for the diff store.
+pub async fn gate(
+    route: &Route,
+    diffs: Option<&PgPool>,
+    config: &PromotionConfig,
+    wait: Duration,
+) -> GateReport {
+    let now = Utc::now();
+    // A window too long to subtract from now counts from the phase change alone.
+    let window_start = i64::try_from(config.window_secs)
+        .ok()
+        .and_then(chrono::TimeDelta::try_seconds)
+        .and_then(|window| now.checked_sub_signed(window))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let since = route
         .stats
         .phase_since()
         .map_or(window_start, |changed| changed.max(window_start));
     let mut evidence = route.stats.since_phase_change();
     let mut pairs_from = "counters";
+    let mut diff_store_unavailable = false;
     if let Some(pool) = diffs {
-        let counted: Result<(i64, i64), _> = sqlx::query_as(
+        let query = sqlx::query_as::<_, (i64, i64)>(
             "select coalesce(sum(compared), 0)::bigint, coalesce(sum(regression), 0)::bigint \
              from diffs.pair_counts where route = $1 and bucket >= date_trunc('minute', $2::timestamptz)",
         )
         .bind(&route.spec.name)
         .bind(since)
-        .fetch_one(pool)
-        .await;
-        match counted {
-            Ok((compared, regressions)) => {
+        .fetch_one(pool);
+        match tokio::time::timeout(wait, query).await {
+            Ok(Ok((compared, regressions))) => {
                 evidence.compared = u64::try_from(compared).unwrap_or(0);
                 evidence.regressions = u64::try_from(regressions).unwrap_or(0);
                 pairs_from = "diff_store";
             }
-            Err(error) => {
+            Ok(Err(error)) => {
+                diff_store_unavailable = true;
                 tracing::warn!(route = %route.spec.name, %error, "diff store unavailable; the gate uses this instance's counters");
+            }
+            Err(_) => {
+                diff_store_unavailable = true;
+                tracing::warn!(route = %route.spec.name, wait_ms = wait.as_millis() as u64, "diff store did not answer in time; the gate uses this instance's counters");
             }
         }
     }
@@ -146,6 +170,7 @@ pub async fn gate(route: &Route, diffs: Option<&PgPool>, config: &PromotionConfi
         required,
         evidence,
         pairs_from,
+        diff_store_unavailable,
         since: Some(since),
         window_secs: config.window_secs,
         checks,
@@ -202,6 +227,7 @@ mod tests {
             new_errors: 0,
             compared,
             regressions,
+            ..Evidence::default()
         };
         assert!(!judge(&evidence(9, 0), &config).iter().all(|c| c.ok));
         assert!(judge(&evidence(10, 1), &config).iter().all(|c| c.ok));

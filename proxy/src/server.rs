@@ -18,9 +18,11 @@ use crate::comparison::{Comparer, StoreTarget};
 use crate::config::GatewayConfig;
 use crate::control::{Control, ControlSettings, FleetSettings};
 use crate::gateway::Gateway;
+use crate::guard::GuardService;
 use crate::history::{History, Recorder};
 use crate::metrics::Metrics;
 use crate::shadow;
+use crate::sources::FlagSources;
 use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
 
@@ -84,7 +86,7 @@ pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
 /// Runs the gateway until it receives SIGINT/SIGTERM.
 pub fn run(prepared: Prepared) -> Result<()> {
     let Prepared { config, control } = prepared;
-    let admin_addr = config
+    let admin_addr: std::net::SocketAddr = config
         .admin_listen
         .parse()
         .map_err(|_| Error::Config("invalid `admin_listen`".into()))?;
@@ -101,8 +103,21 @@ pub fn run(prepared: Prepared) -> Result<()> {
     let limits = config.shadow.limits();
     let (compare_tx, compare_rx) = mpsc::channel(limits.compare_queue_size);
     let metrics = Arc::new(Metrics::new().map_err(|e| Error::Config(format!("metrics: {e}")))?);
-    let (shadower, shadow_worker) = shadow::channel(limits, compare_tx, Arc::clone(&metrics));
-    let gateway = Gateway::new(Arc::clone(&control), shadower, Arc::clone(&metrics));
+    let secret = config.shadow.secret.as_ref().map(|s| s.expose_secret());
+    if secret.is_none() {
+        tracing::warn!(
+            "`shadow.secret` is not set: no copies go to the new side (they would not be dry runs)"
+        );
+    }
+    let (shadower, shadow_worker) =
+        shadow::channel(limits, secret, compare_tx, Arc::clone(&metrics))?;
+    let trusted = config.trusted_proxies()?;
+    let gateway = Gateway::new(
+        Arc::clone(&control),
+        shadower,
+        Arc::clone(&metrics),
+        trusted,
+    );
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(&config.listen);
     server.add_service(proxy);
@@ -140,24 +155,45 @@ pub fn run(prepared: Prepared) -> Result<()> {
             history: Arc::clone(&history),
         }),
     ));
+    // Every port is bound (or refused) before anything serves.
+    let admin_listener = std::net::TcpListener::bind(admin_addr)
+        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr} cannot be bound: {e}")))?;
+    std::net::TcpListener::bind(&config.listen)
+        .map_err(|e| Error::Config(format!("`listen` {} cannot be bound: {e}", config.listen)))?;
+    server.add_service(GenBackgroundService::new(
+        "flag sources".into(),
+        Arc::new(FlagSources {
+            control: Arc::clone(&control),
+            resync: Duration::from_secs(config.fleet.resync_secs),
+        }),
+    ));
+    server.add_service(GenBackgroundService::new(
+        "rollback guard".into(),
+        Arc::new(GuardService {
+            control: Arc::clone(&control),
+            config: config.guard.clone(),
+        }),
+    ));
+    let admin = AdminService::new(
+        admin_listener,
+        control,
+        config.admin_token.as_ref(),
+        AdminParts {
+            diff_database: config.diff_store.database_url.clone(),
+            store_dropped,
+            metrics: Arc::clone(&metrics),
+            plane: ControlPlane {
+                guard: config.guard.clone(),
+                promotion: config.promotion.clone(),
+                resync: Duration::from_secs(config.fleet.resync_secs),
+            },
+            history: Arc::clone(&history),
+        },
+    )
+    .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr}: {e}")))?;
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
-        Arc::new(AdminService::new(
-            admin_addr,
-            control,
-            config.admin_token.as_ref(),
-            AdminParts {
-                diff_database: config.diff_store.database_url.clone(),
-                store_dropped,
-                metrics: Arc::clone(&metrics),
-                plane: ControlPlane {
-                    guard: config.guard.clone(),
-                    promotion: config.promotion.clone(),
-                    resync: Duration::from_secs(config.fleet.resync_secs),
-                },
-                history: Arc::clone(&history),
-            },
-        )),
+        Arc::new(admin.with_console(config.console.settings())),
     ));
     tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");
     server.run_forever()

@@ -7,7 +7,16 @@
 //! concurrency and a timeout, waits for the served answer's capture, and passes the pair
 //! to the comparison queue. Whatever bound is hit, the copy is dropped and counted; the
 //! client never notices.
+//!
+//! Every byte held for shadowing (copied request bodies, captured answers, pairs waiting
+//! for comparison) is reserved from one [`Budget`] (`shadow.max_buffered_bytes`); a copy
+//! that would go over it is dropped and counted, so a stalled shadow side cannot grow the
+//! gateway's memory beyond the budget.
+//!
+//! A copy sent to the new side carries [`SHADOW_HEADER`] with the secret shared with the
+//! new backend, which then runs it as a dry run; copies to the legacy side never carry it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,12 +30,16 @@ use studyflow_flags::Side;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::metrics::Metrics;
-use crate::stats::{RouteStats, ShadowDrop};
+use crate::stats::{NewOutcome, RouteStats, ShadowDrop};
 use crate::upstream::Upstream;
 
-/// Marks a shadow copy. A request carrying it is never shadowed again (loop guard), and
-/// the new backend runs it as a dry run.
+/// Marks a shadow copy. To the new side its value is the secret shared with the new
+/// backend, which runs such a request as a dry run; to the legacy side it is
+/// [`LEGACY_COPY_MARK`]. Clients' values are removed.
 pub const SHADOW_HEADER: &str = "x-studyflow-shadow";
+
+/// [`SHADOW_HEADER`]'s value on copies to the legacy side, which has no secret to know.
+pub const LEGACY_COPY_MARK: &str = "copy";
 
 /// How long a shadow job waits for the served answer to finish (long streams included).
 const SERVED_WAIT: Duration = Duration::from_secs(600);
@@ -58,19 +71,91 @@ pub struct ShadowLimits {
     pub timeout: Duration,
     /// Largest request or response body captured; a larger request is not shadowed.
     pub max_body_bytes: usize,
+    /// All bytes held for copies and comparisons at once.
+    pub max_buffered_bytes: usize,
     /// Pairs waiting for comparison; beyond it pairs are dropped.
     pub compare_queue_size: usize,
     /// Whether answers are captured and compared at all.
     pub compare: bool,
 }
 
-/// Up to `cap` bytes of a body, kept as the chunks that went by.
+/// The bytes held for shadowing by the whole gateway, against one limit.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            used: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    /// Bytes held right now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+}
+
+/// Bytes reserved from a [`Budget`], given back when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<Budget>,
+    bytes: usize,
+}
+
+impl Reservation {
+    pub fn new(budget: &Arc<Budget>) -> Self {
+        Self {
+            budget: Arc::clone(budget),
+            bytes: 0,
+        }
+    }
+
+    /// Reserves `bytes` more; false (and nothing reserved) when the budget has no room.
+    pub fn grow(&mut self, bytes: usize) -> bool {
+        let ok = self.budget.reserve(bytes);
+        if ok {
+            self.bytes += bytes;
+        }
+        ok
+    }
+
+    /// Takes over what `other` holds.
+    pub fn absorb(&mut self, mut other: Reservation) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Up to `cap` bytes of a body, kept as the chunks that went by, reserved from the
+/// shadow budget when it has one.
 #[derive(Debug)]
 pub struct BodyBuffer {
     chunks: Vec<Bytes>,
     len: usize,
     cap: usize,
     truncated: bool,
+    reservation: Option<Reservation>,
+    over_budget: bool,
 }
 
 impl BodyBuffer {
@@ -80,14 +165,34 @@ impl BodyBuffer {
             len: 0,
             cap,
             truncated: false,
+            reservation: None,
+            over_budget: false,
+        }
+    }
+
+    /// A buffer whose bytes are reserved from `budget`.
+    pub fn with_budget(cap: usize, budget: &Arc<Budget>) -> Self {
+        Self {
+            reservation: Some(Reservation::new(budget)),
+            ..Self::new(cap)
         }
     }
 
     pub fn push(&mut self, chunk: &Bytes) {
-        if self.truncated || chunk.is_empty() {
+        if self.truncated || self.over_budget || chunk.is_empty() {
             return;
         }
         let room = self.cap - self.len;
+        let taken = chunk.len().min(room);
+        if let Some(reservation) = self.reservation.as_mut()
+            && !reservation.grow(taken)
+        {
+            // Nothing more is kept: the budget is spent.
+            self.over_budget = true;
+            self.chunks.clear();
+            self.reservation = None;
+            return;
+        }
         if chunk.len() > room {
             self.chunks.push(chunk.slice(..room));
             self.len = self.cap;
@@ -100,6 +205,16 @@ impl BodyBuffer {
 
     pub fn truncated(&self) -> bool {
         self.truncated
+    }
+
+    /// The budget had no room for part of the body: what is kept is incomplete.
+    pub fn over_budget(&self) -> bool {
+        self.over_budget
+    }
+
+    /// The reservation of the bytes kept (moved out; the bytes stay).
+    pub fn take_reservation(&mut self) -> Option<Reservation> {
+        self.reservation.take()
     }
 
     /// The captured bytes as one buffer (copies only when there were several chunks).
@@ -127,11 +242,11 @@ pub struct ServedCapture {
 }
 
 impl ServedCapture {
-    pub fn new(response: &ResponseHeader, cap: usize) -> Self {
+    pub fn new(response: &ResponseHeader, cap: usize, budget: &Arc<Budget>) -> Self {
         Self {
             status: response.status.as_u16(),
             headers: header_pairs(response.headers.iter()),
-            body: BodyBuffer::new(cap),
+            body: BodyBuffer::with_budget(cap, budget),
         }
     }
 
@@ -139,14 +254,31 @@ impl ServedCapture {
         self.body.push(chunk);
     }
 
-    fn into_response(self) -> CapturedResponse {
-        CapturedResponse {
+    /// The captured answer and the reservation of its bytes; `None` when the budget had
+    /// no room for all of it.
+    fn into_response(mut self) -> Option<(CapturedResponse, Option<Reservation>)> {
+        if self.body.over_budget() {
+            return None;
+        }
+        let reservation = self.body.take_reservation();
+        let response = CapturedResponse {
             status: self.status,
             truncated: self.body.truncated(),
             headers: self.headers,
             body: self.body.into_bytes(),
-        }
+        };
+        Some((response, reservation))
     }
+}
+
+/// The served answer as handed to the shadow job.
+#[derive(Debug)]
+pub struct Served {
+    response: CapturedResponse,
+    reservation: Option<Reservation>,
+    /// Set when the new side served a 5xx: the caller's identity hash. The job settles
+    /// whether it counts against the new side once the legacy's answer is in.
+    guard_caller: Option<u64>,
 }
 
 fn header_pairs<'a>(
@@ -178,53 +310,13 @@ pub struct ShadowPlan {
     headers: Vec<(String, String)>,
     body: BodyBuffer,
     dispatched: bool,
-    served_tx: Option<oneshot::Sender<CapturedResponse>>,
+    /// Whether the served answer is captured for comparison.
+    compare: bool,
+    served_tx: Option<oneshot::Sender<Served>>,
     served: Option<ServedCapture>,
 }
 
 impl ShadowPlan {
-    /// Snapshots the request head for a copy to `target`.
-    pub fn new(
-        route: &crate::routing::Route,
-        request: &RequestHeader,
-        target: Side,
-        served_by: Side,
-        limits: &ShadowLimits,
-    ) -> Self {
-        let headers = header_pairs(
-            request
-                .headers
-                .iter()
-                .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str())),
-        );
-        let rules = Arc::clone(&route.spec.rules);
-        let probe = (rules.may_probe(request.method.as_str())
-            && crate::gateway::sampled(rules.probe_percent))
-        .then(|| Arc::clone(route.upstream(served_by)));
-        Self {
-            route: route.spec.name.clone(),
-            stats: Arc::clone(&route.stats),
-            rules,
-            probe,
-            target: Arc::clone(route.upstream(target)),
-            served_by,
-            timeout: route
-                .spec
-                .timeout_secs
-                .map_or(limits.timeout, Duration::from_secs),
-            method: request.method.as_str().to_owned(),
-            uri: request.uri.path_and_query().map_or_else(
-                || request.uri.path().to_owned(),
-                |pq| pq.as_str().to_owned(),
-            ),
-            headers,
-            body: BodyBuffer::new(limits.max_body_bytes),
-            dispatched: false,
-            served_tx: None,
-            served: None,
-        }
-    }
-
     /// Records a request body chunk; returns true once the whole body went by.
     pub fn request_chunk(&mut self, chunk: Option<&Bytes>, end_of_stream: bool) -> bool {
         if let Some(chunk) = chunk {
@@ -233,10 +325,11 @@ impl ShadowPlan {
         end_of_stream && !self.dispatched
     }
 
-    /// Starts capturing the served answer (only once the copy is on its way).
-    pub fn served_head(&mut self, response: &ResponseHeader, cap: usize) {
-        if self.served_tx.is_some() {
-            self.served = Some(ServedCapture::new(response, cap));
+    /// Starts capturing the served answer. It may come before the request body is
+    /// complete (an early 401, say): it is kept and handed over once the copy is sent.
+    pub fn served_head(&mut self, response: &ResponseHeader, cap: usize, budget: &Arc<Budget>) {
+        if self.compare {
+            self.served = Some(ServedCapture::new(response, cap, budget));
         }
     }
 
@@ -246,11 +339,37 @@ impl ShadowPlan {
         }
     }
 
+    /// Whether a copy is on its way and the served answer will be compared with it.
+    pub fn will_compare(&self) -> bool {
+        self.served_tx.is_some()
+    }
+
     /// Hands the served capture to the waiting shadow job. `ok` is false when the served
-    /// request failed, which the job counts.
-    pub fn finish(mut self, ok: bool) {
-        if let (true, Some(tx), Some(served)) = (ok, self.served_tx.take(), self.served.take()) {
-            let _ = tx.send(served.into_response());
+    /// request failed, which the job counts. `guard_caller` asks the job to settle a
+    /// new-side 5xx against the legacy's answer.
+    pub fn finish(mut self, ok: bool, guard_caller: Option<u64>) {
+        let Some(tx) = self.served_tx.take() else {
+            return;
+        };
+        match self
+            .served
+            .take()
+            .filter(|_| ok)
+            .map(ServedCapture::into_response)
+        {
+            Some(Some((response, reservation))) => {
+                let _ = tx.send(Served {
+                    response,
+                    reservation,
+                    guard_caller,
+                });
+            }
+            Some(None) => {
+                // The answer did not fit in the budget: the pair is dropped, and counted.
+                self.stats.shadow_dropped(ShadowDrop::OverBudget);
+                drop(tx);
+            }
+            None => drop(tx),
         }
     }
 }
@@ -267,8 +386,10 @@ pub struct ShadowJob {
     served_by: Side,
     timeout: Duration,
     request: CapturedRequest,
+    /// The request body's share of the budget, held until the job ends.
+    reservation: Option<Reservation>,
     /// The served answer, when answers are compared.
-    served_rx: Option<oneshot::Receiver<CapturedResponse>>,
+    served_rx: Option<oneshot::Receiver<Served>>,
 }
 
 /// The request path's handle on the shadow queue.
@@ -276,15 +397,81 @@ pub struct ShadowJob {
 pub struct Shadower {
     tx: mpsc::Sender<ShadowJob>,
     pub limits: ShadowLimits,
+    pub budget: Arc<Budget>,
+    /// The dry-run marker's value for copies to the new side.
+    secret: Option<http::HeaderValue>,
 }
 
 impl Shadower {
+    /// Whether `value` of an incoming [`SHADOW_HEADER`] is this gateway's secret: the
+    /// request is a copy made by a gateway of this deployment, which is never copied
+    /// again. Compared in constant time.
+    pub fn is_own_copy(&self, value: Option<&[u8]>) -> bool {
+        match (&self.secret, value) {
+            (Some(secret), Some(value)) => {
+                subtle::ConstantTimeEq::ct_eq(secret.as_bytes(), value).into()
+            }
+            _ => false,
+        }
+    }
+
+    /// Snapshots the request head for a copy to `target` (`uri` is the canonical path
+    /// and query). `None` when the copy cannot be made safely: towards the new side
+    /// without the dry-run secret (counted).
+    pub fn plan(
+        &self,
+        route: &crate::routing::Route,
+        request: &RequestHeader,
+        uri: String,
+        target: Side,
+        served_by: Side,
+    ) -> Option<ShadowPlan> {
+        if target == Side::New && self.secret.is_none() {
+            route.stats.shadow_dropped(ShadowDrop::NoSecret);
+            return None;
+        }
+        let headers = header_pairs(
+            request
+                .headers
+                .iter()
+                .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str())),
+        );
+        let rules = Arc::clone(&route.spec.rules);
+        let probe = (rules.may_probe(request.method.as_str())
+            && crate::gateway::sampled(rules.probe_percent))
+        .then(|| Arc::clone(route.upstream(served_by)));
+        Some(ShadowPlan {
+            route: route.spec.name.clone(),
+            stats: Arc::clone(&route.stats),
+            rules,
+            probe,
+            target: Arc::clone(route.upstream(target)),
+            served_by,
+            timeout: route
+                .spec
+                .timeout_secs
+                .map_or(self.limits.timeout, Duration::from_secs),
+            method: request.method.as_str().to_owned(),
+            uri,
+            headers,
+            body: BodyBuffer::with_budget(self.limits.max_body_bytes, &self.budget),
+            dispatched: false,
+            compare: self.limits.compare,
+            served_tx: None,
+            served: None,
+        })
+    }
+
     /// Queues the copy of `plan`'s request, without waiting. On success the plan waits
     /// for the served answer; otherwise the copy is counted as dropped.
     pub fn dispatch(&self, plan: &mut ShadowPlan, request_id: &str) -> bool {
         plan.dispatched = true;
         if plan.body.truncated() {
             plan.stats.shadow_dropped(ShadowDrop::BodyTooLarge);
+            return false;
+        }
+        if plan.body.over_budget() {
+            plan.stats.shadow_dropped(ShadowDrop::OverBudget);
             return false;
         }
         let (served_tx, served_rx) = match self.limits.compare {
@@ -294,7 +481,8 @@ impl Shadower {
             }
             false => (None, None),
         };
-        let body = std::mem::replace(&mut plan.body, BodyBuffer::new(0)).into_bytes();
+        let mut buffer = std::mem::replace(&mut plan.body, BodyBuffer::new(0));
+        let reservation = buffer.take_reservation();
         let job = ShadowJob {
             route: plan.route.clone(),
             request_id: request_id.to_owned(),
@@ -306,11 +494,12 @@ impl Shadower {
             timeout: plan.timeout,
             request: CapturedRequest {
                 method: plan.method.clone(),
-                uri: plan.uri.clone(),
+                uri: std::mem::take(&mut plan.uri),
                 headers: std::mem::take(&mut plan.headers),
-                body,
+                body: buffer.into_bytes(),
                 truncated: false,
             },
+            reservation,
             served_rx,
         };
         match self.tx.try_send(job) {
@@ -335,25 +524,46 @@ pub struct ComparedPair {
     pub rules: Arc<CompiledRules>,
     /// A second answer of the serving side to the same request (noise probe).
     pub probe: Option<CapturedResponse>,
+    /// The pair's bytes in the shadow budget, given back once it is compared.
+    pub reservation: Option<Reservation>,
 }
 
 /// Creates the request path's [`Shadower`] and the background worker that serves it.
-/// `compare` receives the pairs.
+/// `compare` receives the pairs; `secret` marks copies to the new side as dry runs.
 pub fn channel(
     limits: ShadowLimits,
+    secret: Option<&str>,
     compare: mpsc::Sender<ComparedPair>,
     metrics: Arc<Metrics>,
-) -> (Shadower, ShadowWorker) {
+) -> crate::Result<(Shadower, ShadowWorker)> {
+    let secret = secret
+        .map(|text| {
+            http::HeaderValue::from_str(text)
+                .map(|mut value| {
+                    value.set_sensitive(true);
+                    value
+                })
+                .map_err(|_| crate::Error::Config("`shadow.secret` is not a header value".into()))
+        })
+        .transpose()?;
     let (tx, rx) = mpsc::channel(limits.queue_size.max(1));
-    (
-        Shadower { tx, limits },
+    let budget = Budget::new(limits.max_buffered_bytes);
+    Ok((
+        Shadower {
+            tx,
+            limits,
+            budget: Arc::clone(&budget),
+            secret: secret.clone(),
+        },
         ShadowWorker {
             rx: Mutex::new(Some(rx)),
             limits,
+            budget,
+            secret,
             compare,
             metrics,
         },
-    )
+    ))
 }
 
 /// Sends the queued copies; runs as a pingora background service.
@@ -361,6 +571,19 @@ pub fn channel(
 pub struct ShadowWorker {
     rx: Mutex<Option<mpsc::Receiver<ShadowJob>>>,
     limits: ShadowLimits,
+    budget: Arc<Budget>,
+    secret: Option<http::HeaderValue>,
+    compare: mpsc::Sender<ComparedPair>,
+    metrics: Arc<Metrics>,
+}
+
+/// What a job needs besides itself.
+#[derive(Debug, Clone)]
+struct JobContext {
+    client: reqwest::Client,
+    cap: usize,
+    budget: Arc<Budget>,
+    secret: Option<http::HeaderValue>,
     compare: mpsc::Sender<ComparedPair>,
     metrics: Arc<Metrics>,
 }
@@ -382,6 +605,14 @@ impl BackgroundService for ShadowWorker {
                 return;
             }
         };
+        let context = JobContext {
+            client,
+            cap: self.limits.max_body_bytes,
+            budget: Arc::clone(&self.budget),
+            secret: self.secret.clone(),
+            compare: self.compare.clone(),
+            metrics: Arc::clone(&self.metrics),
+        };
         let slots = Arc::new(Semaphore::new(self.limits.max_concurrency.max(1)));
         loop {
             let job = tokio::select! {
@@ -392,90 +623,117 @@ impl BackgroundService for ShadowWorker {
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                 break;
             };
-            let client = client.clone();
-            let compare = self.compare.clone();
-            let metrics = Arc::clone(&self.metrics);
-            let cap = self.limits.max_body_bytes;
+            let context = context.clone();
             tokio::spawn(async move {
-                run_job(&client, job, cap, &compare, &metrics).await;
+                run_job(&context, job).await;
                 drop(slot);
             });
         }
     }
 }
 
-async fn run_job(
-    client: &reqwest::Client,
-    job: ShadowJob,
-    cap: usize,
-    compare: &mpsc::Sender<ComparedPair>,
-    metrics: &Metrics,
-) {
+async fn run_job(context: &JobContext, job: ShadowJob) {
     let probe = async {
         match &job.probe {
-            Some(upstream) => send_copy(client, &job, upstream, cap).await.ok(),
+            Some(upstream) => send_copy(context, &job, upstream).await.ok(),
             None => None,
         }
     };
     let started = std::time::Instant::now();
     let copy = async {
-        let answer = send_copy(client, &job, &job.target, cap).await;
+        let answer = send_copy(context, &job, &job.target).await;
         if answer.is_ok() {
-            metrics.shadow_answered(&job.route, job.target.side, started.elapsed());
+            context
+                .metrics
+                .shadow_answered(&job.route, job.target.side, started.elapsed());
         }
         answer
     };
     let (shadow, probe) = tokio::join!(copy, probe);
-    let shadow = match shadow {
-        Ok(response) => response,
+    // Diffing off: the copy was the whole job.
+    let compares = job.served_rx.is_some();
+    let served = match job.served_rx {
+        None => None,
+        Some(served_rx) => match tokio::time::timeout(SERVED_WAIT, served_rx).await {
+            Ok(Ok(served)) => Some(served),
+            _ => None,
+        },
+    };
+    // A new-side 5xx waits for the legacy's answer to tell a fault from the contract's own
+    // error answer (the legacy answers some auth failures with 500 too).
+    if let Some(caller) = served.as_ref().and_then(|s| s.guard_caller) {
+        let outcome = match &shadow {
+            Ok((legacy, _)) if legacy.status >= 500 => NewOutcome::SharedError,
+            Ok(_) => NewOutcome::ServerError,
+            Err(_) => NewOutcome::UnconfirmedError(caller),
+        };
+        job.stats.new_outcome(outcome);
+    }
+    let (shadow, shadow_reservation) = match shadow {
+        Ok(answer) => answer,
         Err(why) => {
             job.stats.shadow_dropped(why);
             tracing::debug!(route = %job.route, request_id = %job.request_id, ?why, "shadow copy failed");
             return;
         }
     };
-    // Diffing off: the copy was the whole job.
-    let Some(served_rx) = job.served_rx else {
+    let Some(served) = served else {
+        if compares {
+            job.stats.shadow_dropped(ShadowDrop::ServedFailed);
+        }
         return;
     };
-    let Ok(Ok(served)) = tokio::time::timeout(SERVED_WAIT, served_rx).await else {
-        job.stats.shadow_dropped(ShadowDrop::ServedFailed);
-        return;
-    };
+    let mut reservation = Reservation::new(&context.budget);
+    for held in [job.reservation, served.reservation, shadow_reservation]
+        .into_iter()
+        .flatten()
+    {
+        reservation.absorb(held);
+    }
     let pair = ComparedPair {
         stats: Arc::clone(&job.stats),
         rules: Arc::clone(&job.rules),
-        probe,
+        probe: probe.map(|(response, _)| response),
+        reservation: Some(reservation),
         exchange: Exchange {
             route: job.route,
             request_id: job.request_id,
             served_by: job.served_by.name().to_owned(),
             request: job.request,
-            served,
+            served: served.response,
             shadow,
         },
     };
     if let Err(mpsc::error::TrySendError::Full(pair) | mpsc::error::TrySendError::Closed(pair)) =
-        compare.try_send(pair)
+        context.compare.try_send(pair)
     {
         pair.stats.shadow_dropped(ShadowDrop::CompareQueueFull);
     }
 }
 
 async fn send_copy(
-    client: &reqwest::Client,
+    context: &JobContext,
     job: &ShadowJob,
     upstream: &Upstream,
-    cap: usize,
-) -> Result<CapturedResponse, ShadowDrop> {
+) -> Result<(CapturedResponse, Option<Reservation>), ShadowDrop> {
     let url = format!("{}{}", upstream.base_url(), job.request.uri);
     let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
         .map_err(|_| ShadowDrop::Error)?;
-    let mut request = client
+    let mut request = context
+        .client
         .request(method, url)
         .timeout(job.timeout)
-        .header(SHADOW_HEADER, "1")
         .header(crate::gateway::REQUEST_ID, &job.request_id);
+    // Only the new backend knows the secret; the legacy is only told it gets a copy.
+    request = match upstream.side {
+        Side::New => {
+            let Some(secret) = &context.secret else {
+                return Err(ShadowDrop::NoSecret);
+            };
+            request.header(SHADOW_HEADER, secret.clone())
+        }
+        Side::Legacy => request.header(SHADOW_HEADER, LEGACY_COPY_MARK),
+    };
     for (name, value) in &job.request.headers {
         if !name.eq_ignore_ascii_case(crate::gateway::REQUEST_ID) {
             request = request.header(name, value);
@@ -495,19 +753,26 @@ async fn send_copy(
         .map_err(classify)?;
     let status = response.status().as_u16();
     let headers = header_pairs(response.headers().iter());
-    let mut body = BodyBuffer::new(cap);
+    let mut body = BodyBuffer::with_budget(context.cap, &context.budget);
     while let Some(chunk) = response.chunk().await.map_err(classify)? {
         body.push(&chunk);
+        if body.over_budget() {
+            return Err(ShadowDrop::OverBudget);
+        }
         if body.truncated() {
             break;
         }
     }
-    Ok(CapturedResponse {
-        status,
-        headers,
-        truncated: body.truncated(),
-        body: body.into_bytes(),
-    })
+    let reservation = body.take_reservation();
+    Ok((
+        CapturedResponse {
+            status,
+            headers,
+            truncated: body.truncated(),
+            body: body.into_bytes(),
+        },
+        reservation,
+    ))
 }
 
 #[cfg(test)]

@@ -19,6 +19,22 @@ const FILE_POLL: Duration = Duration::from_secs(2);
 const RESUBSCRIBE_MIN: Duration = Duration::from_millis(200);
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
+/// The flag sources' loops as a service of the server, started whatever else fails.
+#[derive(Debug)]
+pub struct FlagSources {
+    pub control: Arc<Control>,
+    /// How often the fleet's overrides are re-read besides announcements.
+    pub resync: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for FlagSources {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        spawn(&self.control, self.resync, &shutdown);
+        let _ = shutdown.changed().await;
+    }
+}
+
 /// Starts every loop on the current runtime; they stop with the gateway.
 pub fn spawn(control: &Arc<Control>, resync: Duration, shutdown: &ShutdownWatch) {
     spawn_until_shutdown(shutdown, watch_file(Arc::clone(control)));

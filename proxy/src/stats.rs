@@ -7,6 +7,8 @@
 //! change. Recording is a handful of relaxed atomic operations, with no lock and no
 //! allocation.
 
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -28,6 +30,12 @@ pub enum ShadowDrop {
     ServedFailed,
     /// The comparison queue was full.
     CompareQueueFull,
+    /// Holding the copy would have taken the bytes buffered for shadowing over
+    /// `shadow.max_buffered_bytes`.
+    OverBudget,
+    /// The copy would go to the new side, but no `shadow.secret` is configured to mark it
+    /// as a dry run.
+    NoSecret,
 }
 
 /// Counters of one route (or of pass-through traffic).
@@ -44,6 +52,8 @@ pub struct RouteStats {
     shadow_errors: AtomicU64,
     served_failed: AtomicU64,
     compare_dropped: AtomicU64,
+    dropped_over_budget: AtomicU64,
+    dropped_no_secret: AtomicU64,
     pairs_equal: AtomicU64,
     pairs_noise: AtomicU64,
     pairs_regression: AtomicU64,
@@ -51,6 +61,10 @@ pub struct RouteStats {
     compare_micros: AtomicU64,
     /// New-side answers that were errors: 5xx, timeouts, connection failures.
     new_server_errors: AtomicU64,
+    /// New-side 5xx answers the legacy gave too (the contract's own errors): not faults.
+    new_errors_shared: AtomicU64,
+    /// New-side 5xx answers with no legacy answer to compare with.
+    new_errors_unconfirmed: AtomicU64,
     new_timeouts: AtomicU64,
     new_connect_failures: AtomicU64,
     /// Automatic rollbacks of this route by this instance's guard.
@@ -67,8 +81,14 @@ pub struct RouteStats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewOutcome {
     Ok,
-    /// A 5xx answer.
+    /// A 5xx answer where the legacy answered the same request otherwise.
     ServerError,
+    /// A 5xx answer the legacy gave as well: the contract's answer, not a fault.
+    SharedError,
+    /// A 5xx answer with no legacy answer to hold it against, from the caller whose
+    /// identity hashes to this value. Such errors count for the guard only once enough
+    /// distinct callers had them, so one client cannot roll a route back.
+    UnconfirmedError(u64),
     /// Connect or read timeout.
     Timeout,
     /// The connection could not be made (or broke).
@@ -76,9 +96,23 @@ pub enum NewOutcome {
 }
 
 impl NewOutcome {
+    /// Whether the outcome is a fault of the new side for certain.
     pub fn is_error(self) -> bool {
-        self != NewOutcome::Ok
+        matches!(
+            self,
+            NewOutcome::ServerError | NewOutcome::Timeout | NewOutcome::ConnectFailure
+        )
     }
+}
+
+/// One recorded outcome or verdict, as counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Record {
+    requests: u64,
+    errors: u64,
+    unconfirmed: u64,
+    compared: u64,
+    regressions: u64,
 }
 
 /// New-side requests and errors, compared pairs and regressions.
@@ -86,18 +120,31 @@ impl NewOutcome {
 struct Counts {
     requests: AtomicU64,
     errors: AtomicU64,
+    unconfirmed: AtomicU64,
     compared: AtomicU64,
     regressions: AtomicU64,
 }
 
 impl Counts {
-    fn add(&self, requests: u64, errors: u64, compared: u64, regressions: u64) {
-        for (counter, n) in [
-            (&self.requests, requests),
-            (&self.errors, errors),
-            (&self.compared, compared),
-            (&self.regressions, regressions),
-        ] {
+    fn counters(&self) -> [&AtomicU64; 5] {
+        [
+            &self.requests,
+            &self.errors,
+            &self.unconfirmed,
+            &self.compared,
+            &self.regressions,
+        ]
+    }
+
+    fn add(&self, r: Record) {
+        let values = [
+            r.requests,
+            r.errors,
+            r.unconfirmed,
+            r.compared,
+            r.regressions,
+        ];
+        for (counter, n) in self.counters().into_iter().zip(values) {
             if n > 0 {
                 counter.fetch_add(n, Ordering::Relaxed);
             }
@@ -109,18 +156,15 @@ impl Counts {
         Evidence {
             new_requests: read(&self.requests),
             new_errors: read(&self.errors),
+            unconfirmed_errors: read(&self.unconfirmed),
+            unconfirmed_callers: 0,
             compared: read(&self.compared),
             regressions: read(&self.regressions),
         }
     }
 
     fn clear(&self) {
-        for counter in [
-            &self.requests,
-            &self.errors,
-            &self.compared,
-            &self.regressions,
-        ] {
+        for counter in self.counters() {
             counter.store(0, Ordering::Relaxed);
         }
     }
@@ -131,8 +175,13 @@ impl Counts {
 pub struct Evidence {
     /// Requests the new side served.
     pub new_requests: u64,
-    /// Of which errors (5xx, timeouts, connection failures).
+    /// Of which certain faults: timeouts, connection failures, and 5xx answers where the
+    /// legacy answered otherwise.
     pub new_errors: u64,
+    /// Of which 5xx answers that had no legacy answer to compare with.
+    pub unconfirmed_errors: u64,
+    /// Distinct callers among those (counted in the guard's window only).
+    pub unconfirmed_callers: u64,
     /// Answer pairs compared.
     pub compared: u64,
     /// Of which regressions (noise-only differences are not counted).
@@ -140,8 +189,25 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// Every error, unconfirmed ones included: what the promotion gate holds against a
+    /// route before it moves forward.
     pub fn error_rate(&self) -> f64 {
-        rate(self.new_errors, self.new_requests)
+        rate(self.new_errors + self.unconfirmed_errors, self.new_requests)
+    }
+
+    /// The errors the guard acts on: certain faults, plus unconfirmed errors once at least
+    /// `min_callers` distinct callers had them.
+    pub fn guard_errors(&self, min_callers: u64) -> u64 {
+        let unconfirmed = if self.unconfirmed_callers >= min_callers.max(1) {
+            self.unconfirmed_errors
+        } else {
+            0
+        };
+        self.new_errors + unconfirmed
+    }
+
+    pub fn guard_error_rate(&self, min_callers: u64) -> f64 {
+        rate(self.guard_errors(min_callers), self.new_requests)
     }
 
     pub fn mismatch_rate(&self) -> f64 {
@@ -168,13 +234,19 @@ struct Slot {
     counts: Counts,
 }
 
+/// Callers of unconfirmed errors kept per route (the oldest go first).
+const CALLERS_KEPT: usize = 4096;
+
 /// A ring of per-second slots covering the last [`MAX_WINDOW_SECS`] seconds. Allocated
-/// once per route; recording never allocates or locks. At a second boundary, a count
-/// racing with the slot's reset may be lost: negligible next to a window's sample size.
+/// once per route; recording never allocates or locks, except for an unconfirmed error,
+/// whose caller is kept in a short bounded list. At a second boundary, a count racing
+/// with the slot's reset may be lost: negligible next to a window's sample size.
 #[derive(Debug)]
 pub struct Window {
     start: Instant,
     slots: Box<[Slot]>,
+    /// `(second, caller hash)` of unconfirmed errors, oldest first.
+    callers: Mutex<VecDeque<(u64, u64)>>,
 }
 
 impl Default for Window {
@@ -182,8 +254,15 @@ impl Default for Window {
         Self {
             start: Instant::now(),
             slots: (0..=MAX_WINDOW_SECS).map(|_| Slot::default()).collect(),
+            callers: Mutex::new(VecDeque::new()),
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Window {
@@ -206,10 +285,16 @@ impl Window {
         slot
     }
 
-    fn add(&self, requests: u64, errors: u64, compared: u64, regressions: u64) {
-        self.slot(self.now())
-            .counts
-            .add(requests, errors, compared, regressions);
+    fn add(&self, record: Record) {
+        self.slot(self.now()).counts.add(record);
+    }
+
+    fn add_caller(&self, caller: u64) {
+        let mut callers = lock(&self.callers);
+        if callers.len() == CALLERS_KEPT {
+            callers.pop_front();
+        }
+        callers.push_back((self.now(), caller));
     }
 
     /// Totals over the last `secs` seconds (the current one included).
@@ -223,10 +308,18 @@ impl Window {
                 let counts = slot.counts.read();
                 total.new_requests += counts.new_requests;
                 total.new_errors += counts.new_errors;
+                total.unconfirmed_errors += counts.unconfirmed_errors;
                 total.compared += counts.compared;
                 total.regressions += counts.regressions;
             }
         }
+        let callers = lock(&self.callers);
+        total.unconfirmed_callers = callers
+            .iter()
+            .filter(|(second, _)| second + secs > now)
+            .map(|(_, caller)| caller)
+            .collect::<HashSet<_>>()
+            .len() as u64;
         total
     }
 
@@ -236,6 +329,21 @@ impl Window {
             slot.second.store(0, Ordering::Release);
             slot.counts.clear();
         }
+        lock(&self.callers).clear();
+    }
+}
+
+impl StatsSnapshot {
+    /// Copies that were not compared, whatever the reason.
+    pub fn shadows_lost(&self) -> u64 {
+        self.shadows_dropped_queue_full
+            + self.shadows_dropped_body_too_large
+            + self.shadows_dropped_over_budget
+            + self.shadows_dropped_no_secret
+            + self.shadow_timeouts
+            + self.shadow_errors
+            + self.served_failed
+            + self.compare_dropped
     }
 }
 
@@ -252,6 +360,8 @@ pub struct StatsSnapshot {
     pub shadow_errors: u64,
     pub served_failed: u64,
     pub compare_dropped: u64,
+    pub shadows_dropped_over_budget: u64,
+    pub shadows_dropped_no_secret: u64,
     pub pairs_equal: u64,
     /// Pairs whose every difference is noise.
     pub pairs_noise: u64,
@@ -262,6 +372,10 @@ pub struct StatsSnapshot {
     /// Mean time to compare a pair, microseconds.
     pub compare_mean_micros: u64,
     pub new_server_errors: u64,
+    /// 5xx answers the legacy gave too (not counted as faults).
+    pub new_errors_shared: u64,
+    /// 5xx answers with no legacy answer to compare with.
+    pub new_errors_unconfirmed: u64,
     pub new_timeouts: u64,
     pub new_connect_failures: u64,
     pub auto_rollbacks: u64,
@@ -285,15 +399,25 @@ impl RouteStats {
 
     /// Records how the new side answered a request it served (or failed to).
     pub fn new_outcome(&self, outcome: NewOutcome) {
+        let mut record = Record {
+            requests: 1,
+            errors: u64::from(outcome.is_error()),
+            ..Record::default()
+        };
         match outcome {
             NewOutcome::Ok => {}
             NewOutcome::ServerError => bump(&self.new_server_errors),
+            NewOutcome::SharedError => bump(&self.new_errors_shared),
+            NewOutcome::UnconfirmedError(caller) => {
+                bump(&self.new_errors_unconfirmed);
+                record.unconfirmed = 1;
+                self.window.add_caller(caller);
+            }
             NewOutcome::Timeout => bump(&self.new_timeouts),
             NewOutcome::ConnectFailure => bump(&self.new_connect_failures),
         }
-        let errors = u64::from(outcome.is_error());
-        self.window.add(1, errors, 0, 0);
-        self.since_change.add(1, errors, 0, 0);
+        self.window.add(record);
+        self.since_change.add(record);
     }
 
     pub fn auto_rollback(&self) {
@@ -333,6 +457,8 @@ impl RouteStats {
             ShadowDrop::Error => &self.shadow_errors,
             ShadowDrop::ServedFailed => &self.served_failed,
             ShadowDrop::CompareQueueFull => &self.compare_dropped,
+            ShadowDrop::OverBudget => &self.dropped_over_budget,
+            ShadowDrop::NoSecret => &self.dropped_no_secret,
         });
     }
 
@@ -345,9 +471,13 @@ impl RouteStats {
         });
         self.compare_micros
             .fetch_add(compare_micros, Ordering::Relaxed);
-        let regression = u64::from(verdict == Verdict::Regression);
-        self.window.add(0, 0, 1, regression);
-        self.since_change.add(0, 0, 1, regression);
+        let record = Record {
+            compared: 1,
+            regressions: u64::from(verdict == Verdict::Regression),
+            ..Record::default()
+        };
+        self.window.add(record);
+        self.since_change.add(record);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -363,6 +493,8 @@ impl RouteStats {
             shadow_errors: read(&self.shadow_errors),
             served_failed: read(&self.served_failed),
             compare_dropped: read(&self.compare_dropped),
+            shadows_dropped_over_budget: read(&self.dropped_over_budget),
+            shadows_dropped_no_secret: read(&self.dropped_no_secret),
             pairs_equal: read(&self.pairs_equal),
             pairs_noise: read(&self.pairs_noise),
             pairs_regression: read(&self.pairs_regression),
@@ -374,6 +506,8 @@ impl RouteStats {
                 read(&self.compare_micros).checked_div(n).unwrap_or(0)
             },
             new_server_errors: read(&self.new_server_errors),
+            new_errors_shared: read(&self.new_errors_shared),
+            new_errors_unconfirmed: read(&self.new_errors_unconfirmed),
             new_timeouts: read(&self.new_timeouts),
             new_connect_failures: read(&self.new_connect_failures),
             auto_rollbacks: read(&self.auto_rollbacks),
@@ -402,7 +536,8 @@ mod tests {
                 new_requests: 10,
                 new_errors: 2,
                 compared: 2,
-                regressions: 1
+                regressions: 1,
+                ..Evidence::default()
             }
         );
         assert!((window.error_rate() - 0.2).abs() < 1e-9);
@@ -413,5 +548,30 @@ mod tests {
         assert_eq!(stats.since_phase_change(), Evidence::default());
         assert!(stats.phase_since().is_some());
         assert_eq!(stats.snapshot().new_server_errors, 1);
+    }
+
+    #[test]
+    fn unconfirmed_errors_count_for_the_guard_only_from_enough_callers() {
+        let stats = RouteStats::default();
+        for _ in 0..50 {
+            stats.new_outcome(NewOutcome::UnconfirmedError(7));
+        }
+        stats.new_outcome(NewOutcome::SharedError);
+        let window = stats.window.totals(60);
+        assert_eq!(window.new_requests, 51);
+        assert_eq!(window.unconfirmed_errors, 50);
+        assert_eq!(window.unconfirmed_callers, 1);
+        assert_eq!(
+            window.guard_errors(5),
+            0,
+            "one caller cannot trip the guard"
+        );
+        for caller in 1..5 {
+            stats.new_outcome(NewOutcome::UnconfirmedError(caller));
+        }
+        let window = stats.window.totals(60);
+        assert_eq!(window.unconfirmed_callers, 5);
+        assert_eq!(window.guard_errors(5), 54);
+        assert_eq!(stats.snapshot().new_errors_shared, 1);
     }
 }

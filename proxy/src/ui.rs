@@ -1,6 +1,8 @@
 //! Server-rendered HTML pages of the admin port: the diff overview, a route's differing
 //! paths, and a sample side by side with the differences highlighted. No scripts, no
-//! external assets: the pages work with JavaScript off and from an air-gapped network.
+//! inline styles (the console's Content-Security-Policy allows neither), no external
+//! assets: one stylesheet served by the console itself (`/ui/style.css`); the pages work
+//! with JavaScript off and from an air-gapped network.
 
 use std::collections::HashSet;
 
@@ -8,7 +10,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 use studyflow_diffing::report::{Overview, RouteSummary, StoredSample};
 
-const STYLE: &str = r#"
+/// The console's stylesheet, served at `/ui/style.css`.
+pub(crate) const STYLE: &str = r#"
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#fafbfc}
 header{background:#1b1f24;color:#fff;padding:.6rem 1.2rem}header a{color:#fff;margin-right:1rem}
 main{padding:1rem 1.2rem;max-width:1400px}
@@ -22,6 +25,8 @@ mark{background:#ffd8d3;outline:1px solid #cf222e}
 a:focus,button:focus,input:focus,select:focus{outline:3px solid #0969da}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 figure{margin:0;background:#fff;border:1px solid #d0d7de;padding:.5rem}
+form.inline{display:inline;margin-left:1rem}
+svg.key{margin-right:.2rem}
 "#;
 
 pub(crate) fn page(title: &str, body: Markup) -> Markup {
@@ -32,7 +37,7 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · StudyFlow gateway" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/ui/style.css";
             }
             body {
                 header { nav aria-label="Main" { a href="/ui/diffs" { "Diff reports" } } }
@@ -40,6 +45,21 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
             }
         }
     }
+}
+
+/// A console request that cannot be served: the status and what was wrong.
+pub fn error_page(status: http::StatusCode, message: &str) -> Markup {
+    page(
+        status.canonical_reason().unwrap_or("Error"),
+        html! {
+            p role="alert" { (message) }
+            p { a href="/ui" { "Back to the routes" } }
+        },
+    )
+}
+
+fn query_value(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 fn percent(rate: f64) -> String {
@@ -61,7 +81,7 @@ pub fn overview(report: &Overview, since: &str) -> Markup {
                     tbody {
                         @for r in &report.routes {
                             tr {
-                                th scope="row" { a href={ "/ui/diffs/" (r.route) "?since=" (since) } { (r.route) } }
+                                th scope="row" { a href={ "/ui/diffs/" (query_value(&r.route)) "?since=" (query_value(since)) } { (r.route) } }
                                 td.n { (r.compared) } td.n { (r.equal) } td.n { (r.noise) }
                                 td.n class=@if r.regression > 0 { "regression" } { (r.regression) }
                                 td.n { (percent(r.mismatch_rate)) }
@@ -124,6 +144,9 @@ pub fn sample(sample: &StoredSample) -> Markup {
         html! {
             p { "Request " code { (sample.request_id) } ", " (sample.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 ", verdict " strong class=(sample.verdict) { (sample.verdict) } ". Secrets are masked." }
+            @if exchange["sensitive"] == true {
+                p role="note" { strong { "Sensitive route: " } "no value of this exchange was stored. Each value shows its type, a digest (equal digests, equal values) and its length." }
+            }
             h2 { "Differences" }
             table {
                 thead { tr { th scope="col" { "where" } th scope="col" { "path" } th scope="col" { "kind" } th scope="col" { (served_by) " (served)" } th scope="col" { (other) " (shadow)" } th scope="col" { "noise" } } }
@@ -290,9 +313,31 @@ pub struct RouteRow {
     pub source: String,
     pub blocked: bool,
     pub rates: Option<crate::history::Rates>,
-    /// The promotion gate's verdict for the next step: (holds, evidence).
-    pub gate: Option<(bool, String)>,
+    /// The promotion gate's verdict for the next step; `None` for blocked routes.
+    pub gate: Option<GateView>,
 }
+
+/// A promotion gate as the console shows it, with the evidence behind it.
+#[derive(Debug, Clone)]
+pub enum GateView {
+    Ready(String),
+    NotYet(String),
+    /// The diff store did not answer in time: no verdict.
+    StoreUnavailable(String),
+}
+
+/// The differing paths of a route, or why there are none to show.
+#[derive(Debug)]
+pub enum DiffSection {
+    Pairs(RouteSummary),
+    NoPairs,
+    NotConfigured,
+    /// The diff store did not answer in time.
+    Unavailable,
+}
+
+/// What the console says in place of a gate verdict when the diff store is down.
+pub const STORE_UNAVAILABLE: &str = "diff store unavailable";
 
 fn csrf_field(viewer: &crate::console::Viewer) -> Markup {
     html! { @if let Some(token) = &viewer.csrf { input type="hidden" name="csrf" value=(token); } @else { input type="hidden" name="csrf" value=""; } }
@@ -304,7 +349,7 @@ fn nav(viewer: &crate::console::Viewer) -> Markup {
             a href="/ui" { "Routes" } " · " a href="/ui/progress" { "Progress" } " · " a href="/ui/diffs" { "Diff reports" }
             " · signed in as " strong { (viewer.who) }
             @if viewer.csrf.is_some() {
-                form method="post" action="/ui/logout" style="display:inline;margin-left:1rem" { (csrf_field(viewer)) button type="submit" { "Sign out" } }
+                form.inline method="post" action="/ui/logout" { (csrf_field(viewer)) button type="submit" { "Sign out" } }
             }
         }
     }
@@ -346,7 +391,7 @@ pub fn routes_page(
                             th scope="row" { a href={ "/ui/routes/" (row.name) } { (row.name) } br; small { code { (row.path) } } }
                             td { (row.phase) } td { (row.source) }
                             (rate_cells(row.rates.as_ref()))
-                            td { @match &row.gate { Some((true, why)) => { span title=(why) { "ready" } }, Some((false, why)) => { span.noise title=(why) { "not yet" } }, None => { "–" } } }
+                            td { (gate_cell(row.gate.as_ref())) }
                             td {
                                 @if !row.blocked && row.phase != "legacy" {
                                     form method="post" action={ "/ui/routes/" (row.name) "/rollback" } {
@@ -369,6 +414,17 @@ pub fn routes_page(
             }
         },
     )
+}
+
+fn gate_cell(gate: Option<&GateView>) -> Markup {
+    html! {
+        @match gate {
+            Some(GateView::Ready(why)) => { span title=(why) { "ready" } },
+            Some(GateView::NotYet(why)) => { span.noise title=(why) { "not yet" } },
+            Some(GateView::StoreUnavailable(why)) => { span.regression title=(why) { (STORE_UNAVAILABLE) } },
+            None => { "–" },
+        }
+    }
 }
 
 /// One line of a [`chart`]: label, CSS colour, (unix time, value) points.
@@ -410,7 +466,10 @@ pub fn chart(title: &str, series: &[Series<'_>], unit: &str) -> Markup {
                     @if path.len() > 1 { polyline fill="none" stroke=(color) stroke-width="2" points=(path.join(" ")) { title { (label) } } }
                 }
             }
-            p { @for (label, color, _) in series { span style={ "color:" (color) } { "■ " } (label) " " } }
+            p { @for (label, color, _) in series {
+                svg.key width="10" height="10" aria-hidden="true" { rect width="10" height="10" fill=(color) {} }
+                (label) " "
+            } }
         }
     }
 }
@@ -424,7 +483,7 @@ pub fn route_page(
     audit: &[studyflow_flags::AuditEntry],
     page_number: usize,
     pages: usize,
-    diffs: Option<&RouteSummary>,
+    diffs: &DiffSection,
     flash: Option<&str>,
 ) -> Markup {
     let series = |f: &dyn Fn(&crate::history::Rates) -> f64| {
@@ -436,7 +495,12 @@ pub fn route_page(
             (nav(viewer))
             @if let Some(message) = flash { p role="status" { strong { (message) } } }
             p { "Phase " strong { (row.phase) } " (" (row.source) "). " code { (row.path) } }
-            @if let Some((holds, why)) = &row.gate { p { "Promotion gate: " strong { @if *holds { "ready" } @else { "not yet" } } " — " (why) } }
+            @match &row.gate {
+                Some(GateView::Ready(why)) => { p { "Promotion gate: " strong { "ready" } " — " (why) } },
+                Some(GateView::NotYet(why)) => { p { "Promotion gate: " strong { "not yet" } " — " (why) } },
+                Some(GateView::StoreUnavailable(why)) => { p role="status" { "Promotion gate: " strong.regression { (STORE_UNAVAILABLE) } " (no verdict; " (why) ")" } },
+                None => {},
+            }
             @if !row.blocked {
                 h2 { "Change phase" }
                 form method="post" action={ "/ui/routes/" (row.name) "/phase" } {
@@ -466,7 +530,7 @@ pub fn route_page(
             }
             h2 { "Differing paths" }
             @match diffs {
-                Some(summary) if !summary.paths.is_empty() => {
+                DiffSection::Pairs(summary) if !summary.paths.is_empty() => {
                     table {
                         thead { tr { th scope="col" { "path" } th scope="col" { "differing" } th scope="col" { "classification" } th scope="col" { "suggested rule" } th scope="col" { "samples" } } }
                         tbody { @for p in &summary.paths { tr {
@@ -478,8 +542,10 @@ pub fn route_page(
                         } } }
                     }
                 },
-                Some(_) => { p { "No differing paths in the last 24 hours." } },
-                None => { p { "No compared pairs yet (or no diff store configured)." } },
+                DiffSection::Pairs(_) => { p { "No differing paths in the last 24 hours." } },
+                DiffSection::NoPairs => { p { "No compared pairs in the last 24 hours." } },
+                DiffSection::NotConfigured => { p { "No diff store is configured." } },
+                DiffSection::Unavailable => { p role="status" { strong.regression { (STORE_UNAVAILABLE) } ": differing paths cannot be shown now." } },
             }
             h2 { "Phase history" }
             table {

@@ -1,7 +1,8 @@
 //! The diff pipeline end to end: pairs compared under the route's rules, regressions
 //! told from declared and learned noise, redacted samples in the store, and the same
-//! numbers in the JSON report, the CLI's Markdown and the HTML pages. A diff store that
-//! is down never fails a client request.
+//! numbers in the JSON report, the CLI's Markdown and the HTML pages. Reports, samples
+//! and the audit log need the admin token; samples of a `sensitive` route keep shapes
+//! and digests, never values. A diff store that is down never fails a client request.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{
-    Gateway, SAMPLE_JWT, TestUpstream, bearer_for, dead_url, drop_database, fresh_database,
+    Gateway, SAMPLE_JWT, TOKEN, TestUpstream, bearer_for, client, dead_url, drop_database,
+    fresh_database,
 };
 
 const ROUTES: &str = r#"
@@ -25,12 +27,32 @@ routes:
 "#;
 
 async fn report(gateway: &Gateway, query: &str) -> Value {
-    reqwest::get(format!("{}/diffs?{query}", gateway.admin_url))
+    admin_read(gateway, &format!("/diffs?{query}")).await.1
+}
+
+/// A read of the admin API with the token: status and JSON body.
+async fn admin_read(gateway: &Gateway, path: &str) -> (u16, Value) {
+    let response = client()
+        .get(format!("{}{path}", gateway.admin_url))
+        .bearer_auth(TOKEN)
+        .send()
         .await
-        .expect("report")
-        .json()
-        .await
-        .expect("json")
+        .expect("admin answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until the report of `route` counts `pairs` compared pairs; returns it.
+async fn wait_for_pairs(gateway: &Gateway, route: &str, pairs: i64) -> Value {
+    let started = Instant::now();
+    loop {
+        let overview = report(gateway, &format!("since=1h&route={route}")).await;
+        let compared = overview["routes"][0]["compared"].as_i64().unwrap_or(0);
+        if compared >= pairs || started.elapsed() > Duration::from_secs(20) {
+            return overview["routes"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn page(gateway: &Gateway, path: &str) -> String {
@@ -119,12 +141,7 @@ async fn reports_separate_regressions_from_noise_with_redacted_samples() {
 
     // The sample: secrets masked in the request and in both answers.
     let sample_id = value["samples"][0].as_i64().expect("a sample");
-    let sample: Value = reqwest::get(format!("{}/diffs/samples/{sample_id}", gateway.admin_url))
-        .await
-        .expect("sample")
-        .json()
-        .await
-        .expect("json");
+    let (_, sample) = admin_read(&gateway, &format!("/diffs/samples/{sample_id}")).await;
     let text = sample.to_string();
     assert!(
         !text.contains(SAMPLE_JWT) && !text.contains(token.trim_start_matches("Bearer ")),
@@ -214,12 +231,224 @@ async fn a_diff_store_that_is_down_never_fails_a_client_request() {
         20,
         "comparison still counted"
     );
-    let response = reqwest::get(format!("{}/diffs", gateway.admin_url))
+    let (status, _) = admin_read(&gateway, "/diffs").await;
+    assert_eq!(status, 503, "reports say the store is unavailable");
+}
+
+#[tokio::test]
+async fn diff_reports_samples_and_the_audit_log_need_the_admin_token() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let database = fresh_database().await;
+    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, &extra).await;
+    for i in 0..3 {
+        assert_eq!(gateway.get(&format!("/report?n={i}")).await.0, 200);
+    }
+    let route = wait_for_pairs(&gateway, "report", 3).await;
+    let sample_id = route["paths"][0]["samples"][0].as_i64().expect("a sample");
+    let (status, _) = gateway
+        .admin(
+            Method::POST,
+            "/routes/report/rollback",
+            serde_json::json!({"reason": "leaves an audit entry"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let private = [
+        "/diffs?since=1h".to_owned(),
+        "/diffs?since=1h&format=md".to_owned(),
+        format!("/diffs/samples/{sample_id}"),
+        "/audit".to_owned(),
+        "/audit?route=report".to_owned(),
+    ];
+    for path in &private {
+        for token in [None, Some("wrong-token"), Some("")] {
+            let mut request = client().get(format!("{}{path}", gateway.admin_url));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("answer");
+            assert_eq!(response.status(), 401, "{path} with {token:?}");
+            assert!(response.headers().contains_key("www-authenticate"));
+            let body = response.text().await.expect("body");
+            assert!(
+                body.contains("admin token") && !body.contains("report"),
+                "{path}: only the refusal, no data: {body}"
+            );
+        }
+        let (status, _) = admin_read(&gateway, path).await;
+        assert_eq!(status, 200, "{path} with the token");
+    }
+    // The route's state stays readable; its audit entries do not.
+    let open: Value = client()
+        .get(format!("{}/routes/report", gateway.admin_url))
+        .send()
         .await
-        .expect("answer");
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(open["phase"], "legacy");
+    assert!(open.get("audit").is_none(), "{open}");
     assert_eq!(
-        response.status(),
-        503,
-        "reports say the store is unavailable"
+        gateway.route("report").await["audit"][0]["reason"],
+        "leaves an audit entry"
     );
+    for path in ["/health", "/ready", "/metrics", "/routes"] {
+        let response = client()
+            .get(format!("{}{path}", gateway.admin_url))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(response.status(), 200, "{path} stays open");
+    }
+    // The CLI sends its token for reads too.
+    let (ok, markdown) = gateway.cli(&["diffs", "report", "--since", "1h"]).await;
+    assert!(ok && markdown.contains("| report | 3 |"), "{markdown}");
+    let (ok, audit) = gateway.cli(&["audit", "--route", "report"]).await;
+    assert!(ok && audit.contains("leaves an audit entry"), "{audit}");
+
+    drop(gateway);
+    drop_database(&database).await;
+}
+
+const SENSITIVE_ROUTES: &str = r#"
+routes:
+  - name: encryption
+    path: /functions/v1/encryption
+    phase: shadow
+    sensitive: true
+  - name: report
+    path: /report
+    phase: shadow
+"#;
+
+/// A card number the encryption route is asked to encrypt, and a refresh token in a
+/// custom header: neither may reach a stored sample.
+const CARD: &str = "4111111111111111";
+const REFRESH_TOKEN: &str = "rt-7c1e9a52d4b86f30";
+
+#[tokio::test]
+async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let database = fresh_database().await;
+    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let gateway = Gateway::start(SENSITIVE_ROUTES, &legacy.url, &new.url, &extra).await;
+
+    let body = serde_json::json!({"action": "encrypt", "data": CARD}).to_string();
+    let (status, side, _) = gateway
+        .call(
+            Method::POST,
+            &format!("/functions/v1/encryption?card={CARD}"),
+            Some(body.into_bytes()),
+            &[
+                ("content-type", "application/json"),
+                ("x-refresh-token", REFRESH_TOKEN),
+                ("x-card-holder", CARD),
+            ],
+        )
+        .await;
+    assert_eq!((status, side.as_str()), (200, "legacy"));
+    let (status, _, _) = gateway
+        .call(
+            Method::GET,
+            "/report",
+            None,
+            &[("x-refresh-token", REFRESH_TOKEN)],
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let encryption = wait_for_pairs(&gateway, "encryption", 1).await;
+    let sample_id = encryption["paths"][0]["samples"][0]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a sample of the encryption route: {encryption}"));
+    let (status, sample) = admin_read(&gateway, &format!("/diffs/samples/{sample_id}")).await;
+    assert_eq!(status, 200);
+    let text = sample.to_string();
+    assert!(
+        !text.contains(CARD) && !text.contains(REFRESH_TOKEN),
+        "values leaked: {text}"
+    );
+    // The structure is all there: keys, types, lengths, digests.
+    let request = &sample["exchange"]["request"];
+    assert_eq!(sample["exchange"]["sensitive"], true);
+    assert!(
+        request["body"]["action"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("<string sha256:") && a.ends_with(" len=7>")),
+        "{request}"
+    );
+    assert!(
+        request["body"]["data"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("<string sha256:") && d.ends_with(" len=16>")),
+        "{request}"
+    );
+    assert!(
+        request["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("/functions/v1/encryption?card=<text sha256:")),
+        "{request}"
+    );
+    let header = |name: &str| {
+        request["headers"]
+            .as_array()
+            .and_then(|h| h.iter().find(|h| h[0] == name))
+            .map(|h| h[1].clone())
+    };
+    assert_eq!(header("x-refresh-token"), Some("[REDACTED]".into()));
+    assert_eq!(header("content-type"), Some("application/json".into()));
+    assert!(
+        header("x-card-holder")
+            .is_some_and(|v| v.as_str().is_some_and(|v| v.starts_with("<text sha256:")))
+    );
+    let served = &sample["exchange"]["served"]["body"];
+    assert!(
+        served["side"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("<string sha256:")),
+        "answers keep their shape: {served}"
+    );
+    // Nothing in the store itself either: samples and their differences.
+    let stored: Vec<String> = {
+        use sqlx::Connection;
+        let mut connection = sqlx::PgConnection::connect(&database)
+            .await
+            .expect("database");
+        sqlx::query_scalar("select exchange::text || differences::text from diffs.samples")
+            .fetch_all(&mut connection)
+            .await
+            .expect("samples")
+    };
+    assert!(stored.len() >= 2, "both routes have samples");
+    for row in &stored {
+        assert!(
+            !row.contains(CARD) && !row.contains(REFRESH_TOKEN),
+            "stored: {row}"
+        );
+    }
+    // A route that is not sensitive keeps its values, but never a secret-looking header.
+    let report = wait_for_pairs(&gateway, "report", 1).await;
+    let report_sample = report["paths"][0]["samples"][0].as_i64().expect("a sample");
+    let (_, report_sample) = admin_read(&gateway, &format!("/diffs/samples/{report_sample}")).await;
+    assert_eq!(report_sample["exchange"]["served"]["body"]["value"], 1);
+    assert!(!report_sample.to_string().contains(REFRESH_TOKEN));
+    // The console page says what was kept.
+    let page = client()
+        .get(format!("{}/ui/samples/{sample_id}", gateway.admin_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Sensitive route") && !page.contains(CARD));
+
+    drop(gateway);
+    drop_database(&database).await;
 }

@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
+/// The dry-run secret every test gateway shares with its new side.
+pub const SHADOW_SECRET: &str = "test-shadow-secret-0123456789";
 
 /// A request an upstream received.
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ impl TestUpstream {
             .route("/status/{code}", any(status))
             .route("/report", any(report))
             .route("/noisy", any(noisy))
+            .route("/early", any(early))
+            .route("/internal-headers", any(internal_headers))
             .fallback(echo)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -108,6 +112,41 @@ async fn fail_on_demand(
             .into_response();
     }
     next.run(request).await
+}
+
+/// A 401 sent without reading the request body (a missing header, say), as a function
+/// that checks headers first would.
+async fn early(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": "Missing authorization header"})),
+    )
+        .into_response()
+}
+
+/// An answer carrying headers in the gateway's own namespace, which must not reach
+/// clients as if the gateway had set them.
+async fn internal_headers(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    (
+        [
+            ("x-studyflow-served-by", "forged"),
+            ("x-studyflow-internal-token", "upstream-secret"),
+        ],
+        axum::Json(json!({"side": state.side})),
+    )
+        .into_response()
 }
 
 /// The same answer on both sides but for a random id and the time (noise to declare).
@@ -320,6 +359,7 @@ impl Gateway {
             .arg("--config")
             .arg(self.dir.join("gateway.yaml"))
             .env("RUST_LOG", "info")
+            .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", SHADOW_SECRET)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -445,10 +485,11 @@ impl Gateway {
         )
     }
 
-    /// The admin view of one route.
+    /// The admin view of one route (with the token: its audit entries too).
     pub async fn route(&self, name: &str) -> Value {
         client()
             .get(format!("{}/routes/{name}", self.admin_url))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .expect("admin answers")
@@ -469,6 +510,25 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The gateway's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Resident memory of the gateway process, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!(
+            "/proc/{}/status",
+            self.pid().expect("gateway runs")
+        ))
+        .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
     }
 
     /// Stops the gateway process (SIGTERM) and waits for it.
@@ -508,6 +568,73 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A TCP relay that the test owns, in front of a real server (the local Postgres), that
+/// fails like a network partition rather than like a stopped server (see [`Relay`]): it
+/// forwards every connection until [`PartitionRelay::cut`], then lets no byte through on
+/// any connection, open or new, while holding them open, so clients wait for their own
+/// timeouts. The server itself is never touched.
+#[derive(Debug)]
+pub struct PartitionRelay {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl PartitionRelay {
+    /// Starts a relay on a free port of 127.0.0.1 to `target` (`host:port`).
+    pub async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, watch) = tokio::sync::watch::channel(false);
+        let target = target.to_owned();
+        tokio::spawn(async move {
+            let mut stopped = watch.clone();
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    // The relay was dropped.
+                    Err(_) = stopped.changed() => return,
+                };
+                let Ok((client, _)) = accepted else { return };
+                tokio::spawn(partitioned(client, target.clone(), watch.clone()));
+            }
+        });
+        Self { port, cut }
+    }
+
+    /// Cuts (`true`) or restores (`false`) the link. Connections open while cut stay
+    /// dead.
+    pub fn cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+async fn partitioned(
+    mut client: tokio::net::TcpStream,
+    target: String,
+    mut cut: tokio::sync::watch::Receiver<bool>,
+) {
+    if !*cut.borrow() {
+        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+            return;
+        };
+        let was_cut = tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+            _ = cut.wait_for(|cut| *cut) => true,
+        };
+        if !was_cut {
+            return;
+        }
+        // Hold both ends, silent, until the relay is dropped.
+        let _ = cut.wait_for(|_| false).await;
+        drop(server);
+    } else {
+        let _ = cut.wait_for(|_| false).await;
+    }
+    drop(client);
 }
 
 /// A client that does not pool connections across tests.
@@ -707,5 +834,96 @@ impl Drop for RedisNamespace {
                 .arg(format!("{}:audit", self.prefix))
                 .query(&mut conn);
         }
+    }
+}
+
+/// A TCP relay the test owns between a client and a real server (Redis, Postgres), that
+/// can be cut (every connection closed, new ones refused) and restored on the same port,
+/// so a dependency can fail without stopping the machine's shared server.
+#[derive(Debug)]
+pub struct Relay {
+    pub addr: std::net::SocketAddr,
+    target: String,
+    up: Arc<AtomicBool>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Relay {
+    /// A relay to `target` (`host:port`) on a free local port.
+    pub async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind relay");
+        let addr = listener.local_addr().expect("addr");
+        let mut relay = Self {
+            addr,
+            target: target.to_owned(),
+            up: Arc::new(AtomicBool::new(true)),
+            stop: None,
+        };
+        relay.serve(listener);
+        relay
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut stop = stop_rx.clone();
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stop.changed() => return,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let target = target.clone();
+                let mut stop = stop_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = stop.changed() => {}
+                    }
+                });
+            }
+        });
+        self.stop = Some(stop_tx);
+    }
+
+    /// Closes every relayed connection and refuses new ones.
+    pub fn cut(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        self.up.store(false, Ordering::Relaxed);
+    }
+
+    /// Accepts and relays again, on the same port.
+    pub async fn restore(&mut self) {
+        let started = Instant::now();
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(listener) => break listener,
+                Err(error) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "rebind: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        self.serve(listener);
+        self.up.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
     }
 }

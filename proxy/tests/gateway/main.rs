@@ -8,6 +8,7 @@ mod diffs;
 mod fleet;
 mod guard;
 mod harness;
+mod hostile;
 mod passthrough;
 mod phases;
 mod promotion;
