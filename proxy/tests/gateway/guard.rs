@@ -36,12 +36,21 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(gateway.route("flaky").await["phase"], "canary");
 
-    // The new backend starts failing: within the window the route is back on shadow.
+    // The new backend starts failing for every student: within the window the route is
+    // back on shadow.
     new.fail(true);
     let mut failed = 0;
     let mut phase = String::new();
-    for _ in 0..100 {
-        let (status, _) = traffic(&gateway, "/functions/v1/flaky", 1).await[0].clone();
+    for i in 0..100 {
+        let token = bearer_for(&format!("failing-student-{i}"));
+        let (status, _, _) = gateway
+            .call(
+                Method::GET,
+                "/functions/v1/flaky",
+                None,
+                &[("authorization", &token)],
+            )
+            .await;
         failed += usize::from(status == 500);
         phase = gateway.route("flaky").await["phase"]
             .as_str()

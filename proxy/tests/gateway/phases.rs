@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 
-use crate::harness::{Gateway, TestUpstream, eventually};
+use crate::harness::{Gateway, SHADOW_SECRET, TestUpstream, eventually};
 
 const ROUTES: &str = r#"
 routes:
@@ -168,9 +168,22 @@ async fn writes_are_never_copied_to_legacy_by_default() {
 }
 
 #[tokio::test]
-async fn a_request_already_marked_as_shadow_is_not_copied_again() {
+async fn a_copy_made_by_the_gateway_is_not_copied_again_and_a_forged_marker_changes_nothing() {
     let (_legacy, new, gateway) = setup().await;
+    // A copy coming back (the new side is itself a gateway of this deployment).
     let (status, side, _) = gateway
+        .call(
+            Method::GET,
+            "/functions/v1/watch",
+            None,
+            &[("x-studyflow-shadow", SHADOW_SECRET)],
+        )
+        .await;
+    assert_eq!((status, side.as_str()), (200, "legacy"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(new.seen().is_empty());
+    // A client's marker is removed: the request is an ordinary one, copied as usual.
+    let (status, _, _) = gateway
         .call(
             Method::GET,
             "/functions/v1/watch",
@@ -178,7 +191,6 @@ async fn a_request_already_marked_as_shadow_is_not_copied_again() {
             &[("x-studyflow-shadow", "1")],
         )
         .await;
-    assert_eq!((status, side.as_str()), (200, "legacy"));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(new.seen().is_empty());
+    assert_eq!(status, 200);
+    assert!(eventually(|| new.shadows().len() == 1).await);
 }
