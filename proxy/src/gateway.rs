@@ -38,6 +38,9 @@ pub const ROUTE: &str = "x-studyflow-route";
 /// Every header the gateway and its backends exchange starts with this: clients' and
 /// upstream answers' are removed.
 pub const INTERNAL_PREFIX: &str = "x-studyflow-";
+/// Largest request head (names and values of every header) forwarded; larger ones are
+/// answered 431 by the gateway.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The gateway's proxy logic.
 #[derive(Debug)]
@@ -265,6 +268,17 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.forwarded = Some(self.forwarded(request, peer));
+        let head_bytes: usize = request
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len())
+            .sum();
+        if head_bytes > MAX_HEADER_BYTES {
+            ctx.table = Some(table);
+            let message = format!("request headers exceed {MAX_HEADER_BYTES} bytes");
+            respond_json(session, 431, "HEADERS_TOO_LARGE", &message, &ctx.request_id).await?;
+            return Ok(true);
+        }
         match canonical_path(request.uri.path()) {
             Ok(Cow::Borrowed(_)) => {}
             Ok(Cow::Owned(path)) => ctx.canonical = Some(path),

@@ -406,3 +406,174 @@ async fn a_stalled_shadow_side_cannot_grow_the_gateway_past_its_budget() {
     assert!(grown < budget_mib + 24, "grew {grown} MiB: {counters}");
     assert!(eventually(|| legacy.seen().len() == 200).await);
 }
+
+/// Writes `bytes` on a fresh connection and reads whatever comes back within a second.
+async fn raw_bytes(gateway: &Gateway, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) =
+        tokio::net::TcpStream::connect(gateway.url.trim_start_matches("http://")).await
+    else {
+        return String::new();
+    };
+    let _ = stream.write_all(bytes).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A request for the blocked route, hidden where a parser that disagrees with the
+/// gateway's would see a second request.
+const HIDDEN: &str = "GET /functions/v1/test-keys HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[tokio::test]
+async fn no_request_is_smuggled_past_the_gateway_and_legitimate_traffic_is_served() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
+    let head = "POST /functions/v1/echo HTTP/1.1\r\nHost: x\r\n";
+    let hidden_len = HIDDEN.len();
+    let chunk = format!("{:x}\r\n{HIDDEN}\r\n0\r\n\r\n", HIDDEN.len());
+    let attacks: Vec<(&str, String)> = vec![
+        (
+            "CL then TE",
+            format!(
+                "{head}Content-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{HIDDEN}",
+                5 + hidden_len
+            ),
+        ),
+        (
+            "TE then CL",
+            format!("{head}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n{chunk}"),
+        ),
+        (
+            "duplicate CL",
+            format!("{head}Content-Length: 0\r\nContent-Length: {hidden_len}\r\n\r\n{HIDDEN}"),
+        ),
+        (
+            "negative CL",
+            format!("{head}Content-Length: -1\r\n\r\n{HIDDEN}"),
+        ),
+        (
+            "hex CL",
+            format!("{head}Content-Length: 0x{hidden_len:x}\r\n\r\n{HIDDEN}"),
+        ),
+        (
+            "CL with sign",
+            format!("{head}Content-Length: +0\r\n\r\n{HIDDEN}"),
+        ),
+        (
+            "TE xchunked",
+            format!("{head}Transfer-Encoding: xchunked\r\nContent-Length: 0\r\n\r\n{chunk}"),
+        ),
+        (
+            "TE space before colon",
+            format!("{head}Transfer-Encoding : chunked\r\nContent-Length: 0\r\n\r\n{chunk}"),
+        ),
+        (
+            "TE tab",
+            format!("{head}Transfer-Encoding:\tchunked\r\nContent-Length: 0\r\n\r\n{chunk}"),
+        ),
+        (
+            "TE list",
+            format!(
+                "{head}Transfer-Encoding: chunked, identity\r\nContent-Length: 0\r\n\r\n{chunk}"
+            ),
+        ),
+        (
+            "TE twice",
+            format!(
+                "{head}Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\nContent-Length: 0\r\n\r\n{chunk}"
+            ),
+        ),
+        (
+            "bare LF",
+            format!("POST /functions/v1/echo HTTP/1.1\nHost: x\nContent-Length: 0\n\n{HIDDEN}"),
+        ),
+        (
+            "obs-fold CL",
+            format!("{head}Content-Length: 0\r\n {hidden_len}\r\n\r\n{HIDDEN}"),
+        ),
+        (
+            "obs-fold TE",
+            format!(
+                "{head}Content-Length: 0\r\nX: y\r\n Transfer-Encoding: chunked\r\n\r\n{chunk}"
+            ),
+        ),
+        (
+            "oversized header",
+            format!("{head}X-Big: {}\r\n\r\n", "a".repeat(200 * 1024)),
+        ),
+        (
+            "NUL in header",
+            format!("{head}X-Bad: a\0b\r\nContent-Length: 0\r\n\r\n"),
+        ),
+    ];
+
+    // Legitimate students keep being served while the attacks and a slow-loris run.
+    let load = {
+        let url = format!("{}/functions/v1/echo", gateway.url);
+        tokio::spawn(async move {
+            let client = client();
+            let mut served = 0;
+            for _ in 0..200 {
+                let ok = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                served += usize::from(ok);
+            }
+            served
+        })
+    };
+    let slow = {
+        let addr = gateway.url.trim_start_matches("http://").to_owned();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut sockets = Vec::new();
+            for _ in 0..50 {
+                if let Ok(socket) = tokio::net::TcpStream::connect(&addr).await {
+                    sockets.push(socket);
+                }
+            }
+            for byte in b"GET /functions/v1/echo HTTP/1.1\r\nX-Slow: " {
+                for socket in &mut sockets {
+                    let _ = socket.write_all(&[*byte]).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut answers = Vec::new();
+    for (name, attack) in &attacks {
+        let answer = raw_bytes(&gateway, attack.as_bytes()).await;
+        answers.push(format!(
+            "{name}: {}",
+            answer.lines().next().unwrap_or("(closed)")
+        ));
+    }
+    // Invalid UTF-8 in the path and in a header value.
+    for bytes in [
+        &b"GET /functions/v1/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"GET /functions/v1/echo HTTP/1.1\r\nHost: x\r\nX-Name: \xc3\x28\r\n\r\n"[..],
+    ] {
+        let answer = raw_bytes(&gateway, bytes).await;
+        answers.push(answer.lines().next().unwrap_or("(closed)").to_owned());
+    }
+    let oversized = answers
+        .iter()
+        .find(|a| a.starts_with("oversized header"))
+        .expect("answer");
+    assert!(oversized.contains(" 431 "), "{oversized}");
+    let served = load.await.expect("load");
+    slow.abort();
+    println!("{}", answers.join("\n"));
+    for seen in legacy.seen().into_iter().chain(new.seen()) {
+        assert!(
+            !seen.uri.contains("test-keys"),
+            "a request for a blocked route was smuggled to an upstream: {seen:?}\n{}",
+            answers.join("\n")
+        );
+    }
+    assert_eq!(served, 200, "every legitimate request was served");
+}
