@@ -283,8 +283,13 @@ async fn flush(
 }
 
 async fn cleanup(pool: &PgPool, retention: Duration) -> Result<(), sqlx::Error> {
-    let cutoff =
-        Utc::now() - chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::days(14));
+    // A retention too long to subtract from now keeps everything.
+    let Some(cutoff) = chrono::TimeDelta::from_std(retention)
+        .ok()
+        .and_then(|retention| Utc::now().checked_sub_signed(retention))
+    else {
+        return Ok(());
+    };
     for table in ["pair_counts", "shape_counts"] {
         sqlx::query(&format!("delete from diffs.{table} where bucket < $1"))
             .bind(cutoff)
