@@ -7,7 +7,7 @@
 //! its phase says.
 
 use proptest::prelude::*;
-use studyflow_flags::{DEFAULT_ROUTES_FILE, RoutesFile, canonical_path};
+use studyflow_flags::{DEFAULT_ROUTES_FILE, PathMatcher, RoutesFile, canonical_path};
 
 /// One way of writing a single segment.
 #[derive(Debug, Clone)]
@@ -117,6 +117,25 @@ proptest! {
     #[test]
     fn any_text_is_answered_without_panicking(raw in any::<String>()) {
         let _ = canonical_path(&raw);
+    }
+
+    #[test]
+    fn matchers_take_any_path_and_cover_whole_segments(
+        pattern in "/[a-z:*]{1,6}(/[a-z:*]{1,6}){0,3}",
+        path in "/[a-z]{0,6}(/[a-z]{0,6}){0,4}",
+        tail in "[a-z]{1,6}",
+    ) {
+        let Some(matcher) = PathMatcher::parse(&pattern) else { return Ok(()) };
+        let _ = matcher.matches(&path);
+        let function = matcher.clone().with_subpaths();
+        if let PathMatcher::Exact(exact) = &matcher {
+            // A function covers what is below it, never a longer name beside it.
+            let below = format!("{exact}/{tail}");
+            let beside = format!("{exact}{tail}");
+            prop_assert!(function.matches(exact));
+            prop_assert!(function.matches(&below));
+            prop_assert!(!function.matches(&beside));
+        }
     }
 }
 
