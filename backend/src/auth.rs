@@ -5,8 +5,8 @@
 //!   ES256/RS256 with a `kid` found in the project's JWKS (see [`crate::jwks`]); `none`
 //!   and every other algorithm are refused, and a key is only ever used with its own
 //!   algorithm family (no HS256-with-a-public-key confusion);
-//! - `exp` is in the future (with a small leeway), `aud` is `authenticated`, `role` is
-//!   `authenticated`, and `sub` is a uuid;
+//! - `exp` is in the future and `nbf`, when present, is not (both with the configured
+//!   leeway), `aud` is `authenticated`, `role` is `authenticated`, and `sub` is a uuid;
 //! - the user exists in `auth.users`, as Supabase Auth requires.
 //!
 //! Why a token failed is logged at debug level; functions answer every failure with
@@ -120,14 +120,23 @@ impl Authenticator {
         }
     }
 
+    /// The time checks every token gets: `exp`, and `nbf` when the token has one, each
+    /// with the configured leeway.
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation
+    }
+
     /// Verifies a Realtime token (a user's access token or the project's anon or
     /// service-role key): signature and `exp` as for [`Self::verify`], no audience (API
     /// keys have none), and a role Supabase issues. Returns who it names and until when.
     pub async fn realtime_identity(&self, token: &str) -> Result<TokenIdentity, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         let key = self.key_for(&header).await?;
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway;
+        let mut validation = self.validation(header.alg);
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         let claims = decode::<IdentityClaims>(token, &key, &validation)?.claims;
@@ -154,8 +163,7 @@ impl Authenticator {
     pub async fn verify(&self, token: &str) -> Result<uuid::Uuid, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         let key = self.key_for(&header).await?;
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway;
+        let mut validation = self.validation(header.alg);
         validation.set_audience(&[AUTHENTICATED]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         let claims = decode::<Claims>(token, &key, &validation)?.claims;
@@ -285,5 +293,29 @@ mod tests {
             b64.encode(claims(60).to_string())
         );
         assert!(matches!(auth.verify(&es).await, Err(AuthError::NoKey(_))));
+    }
+
+    #[tokio::test]
+    async fn not_before_is_honoured_with_the_leeway() {
+        // The configured leeway is 5 s (the default).
+        let auth = authenticator();
+        let with_nbf = |nbf_in: i64| {
+            let mut claims = claims(3600);
+            claims["nbf"] = json!(now() + nbf_in);
+            token(claims, SECRET)
+        };
+        assert!(auth.verify(&with_nbf(-60)).await.is_ok(), "already valid");
+        assert!(auth.verify(&with_nbf(2)).await.is_ok(), "within the leeway");
+        assert!(matches!(
+            auth.verify(&with_nbf(120)).await,
+            Err(AuthError::Invalid(_))
+        ));
+        let mut realtime = claims(3600);
+        realtime["nbf"] = json!(now() + 120);
+        assert!(
+            auth.realtime_identity(&token(realtime, SECRET))
+                .await
+                .is_err()
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Access-token verification through a function (`encryption`, whose bad-token answer
 //! is a clean 401): HS256 with the project secret; ES256 and RS256 through a JWKS served
 //! by the test (cached, refetched once on an unknown kid, kept through an outage);
-//! expired tokens, wrong audience, wrong key, `alg: none` and algorithm confusion.
+//! expired and not-yet-valid (`nbf`) tokens, wrong audience or role, wrong key, unknown
+//! kid, `alg: none` and algorithm confusion both ways: each refused with the same answer.
 
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +64,17 @@ MQP0vPrnUHTOITyf2T4rXFDJ0kFXny8MgUJUBxtK1HHL7hl8x0eaTaOrOnWv9yc5
 5gQ3/S/VE55eQO6iOyjqB+D3
 -----END PRIVATE KEY-----
 ";
+/// The public half of [`RSA_KEY`], as an attacker would find it.
+const RSA_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvSyECW9jGcMa1Pf88C2m
+VtCIcoz7NC5E46qa4aqQkinZukp9sBzNEe5/nCyoJU4qbOQ09uKd7vYhQ7QteH5m
+VSuqCh2gqYzIeD7xktLFJK1bL7wqCtzg8dIaFCcCVCfhw9Th3ODuYC4v4mU397yW
+PJxcbxinBpt3tThZp5zXKgD1/Xm3yXIfyeY1HMhnxd00w5aDHtTN5Kf1ZLWQzrwy
+5rNEmoGISLMp/zRfqhvhzsIEO+l437kdfzBclb0pJ8JkgFqAuH7sNv4K1fk+dwtt
+zOXRTSH+k4HlLShdhQm5ZL0K5ReWxJ42xKmR3E4KlqNN1OZPh7wGej0J7/ZD7lBq
+qQIDAQAB
+-----END PUBLIC KEY-----
+";
 const RSA_N: &str = "vSyECW9jGcMa1Pf88C2mVtCIcoz7NC5E46qa4aqQkinZukp9sBzNEe5_nCyoJU4qbOQ09uKd7vYhQ7QteH5mVSuqCh2gqYzIeD7xktLFJK1bL7wqCtzg8dIaFCcCVCfhw9Th3ODuYC4v4mU397yWPJxcbxinBpt3tThZp5zXKgD1_Xm3yXIfyeY1HMhnxd00w5aDHtTN5Kf1ZLWQzrwy5rNEmoGISLMp_zRfqhvhzsIEO-l437kdfzBclb0pJ8JkgFqAuH7sNv4K1fk-dwttzOXRTSH-k4HlLShdhQm5ZL0K5ReWxJ42xKmR3E4KlqNN1OZPh7wGej0J7_ZD7lBqqQ";
 
 fn ec_jwk(kid: &str, x: &str, y: &str) -> Value {
@@ -114,6 +126,22 @@ fn hs256(claims: &Value, secret: &str) -> String {
         claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
+}
+
+fn rs256(kid: &str, claims: &Value) -> String {
+    sign(
+        Algorithm::RS256,
+        Some(kid),
+        claims,
+        &EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()).expect("pem"),
+    )
+}
+
+/// Claims that become valid `nbf_in` seconds from now.
+fn not_before(nbf_in: i64) -> Value {
+    let mut claims = claims(3600);
+    claims["nbf"] = json!(chrono::Utc::now().timestamp() + nbf_in);
+    claims
 }
 
 fn es256(kid: &str, pem: &str, claims: &Value) -> String {
@@ -198,12 +226,54 @@ async fn hs256_tokens_and_their_failures() {
         )
         .await;
     assert_eq!(answer.status, 401);
-    // ES256 tokens need a JWKS, which this backend has not.
+    // ES256 and RS256 tokens need a JWKS, which this backend has not: a validly signed
+    // asymmetric token does not get in through the HS256 secret.
     assert_eq!(
         status_with(&app, &es256("k1", EC_KEY_1, &claims(3600))).await,
         401
     );
+    assert_eq!(status_with(&app, &rs256("r1", &claims(3600))).await, 401);
     app.finish().await;
+}
+
+#[tokio::test]
+async fn tokens_not_yet_valid_are_refused() {
+    let shared: Shared = Arc::new(Mutex::new(Jwks {
+        keys: vec![ec_jwk("k1", EC_KEY_1_X, EC_KEY_1_Y), rsa_jwk("r1")],
+        ..Jwks::default()
+    }));
+    let router = axum::Router::new()
+        .route("/auth/v1/.well-known/jwks.json", get(jwks))
+        .with_state(shared.clone());
+    let (jwks_url, jwks_task) = serve(router).await;
+    let app = TestApp::start_with("auth_nbf", |c| {
+        c.supabase_jwks_url = Some(format!("{jwks_url}/auth/v1/.well-known/jwks.json"));
+    })
+    .await;
+    // `nbf` beyond now + the leeway (5 s): the invalid-token answer, whatever signed it.
+    assert_eq!(
+        status_with(&app, &hs256(&not_before(120), JWT_SECRET)).await,
+        401
+    );
+    assert_eq!(
+        status_with(&app, &es256("k1", EC_KEY_1, &not_before(120))).await,
+        401
+    );
+    assert_eq!(
+        status_with(&app, &rs256("r1", &not_before(3000))).await,
+        401
+    );
+    // Already valid, or within the leeway: accepted.
+    assert_eq!(
+        status_with(&app, &hs256(&not_before(-60), JWT_SECRET)).await,
+        200
+    );
+    assert_eq!(
+        status_with(&app, &es256("k1", EC_KEY_1, &not_before(2))).await,
+        200
+    );
+    app.finish().await;
+    jwks_task.abort();
 }
 
 #[tokio::test]
@@ -258,6 +328,10 @@ async fn es256_and_rs256_through_a_cached_jwks() {
         status_with(&app, &es256("k1", EC_KEY_2, &claims(3600))).await,
         401
     );
+    let mut anon = claims(3600);
+    anon["role"] = json!("anon");
+    assert_eq!(status_with(&app, &es256("k1", EC_KEY_1, &anon)).await, 401);
+    assert_eq!(status_with(&app, &rs256("r1", &anon)).await, 401);
 
     // Algorithm confusion: an HS256 token "signed" with the public key, and an ES256
     // header naming the RSA key.
@@ -271,10 +345,22 @@ async fn es256_and_rs256_through_a_cached_jwks() {
     )
     .expect("signs");
     assert_eq!(status_with(&app, &token).await, 401);
+    // … and HS256 "signed" with the RSA public key, as published, under its kid.
+    let mut confused = Header::new(Algorithm::HS256);
+    confused.kid = Some("r1".into());
+    let token = encode(
+        &confused,
+        &claims(3600),
+        &EncodingKey::from_secret(RSA_PUBLIC_PEM.as_bytes()),
+    )
+    .expect("signs");
+    assert_eq!(status_with(&app, &token).await, 401);
     assert_eq!(
         status_with(&app, &es256("r1", EC_KEY_1, &claims(3600))).await,
         401
     );
+    // An RS256 header naming the EC key.
+    assert_eq!(status_with(&app, &rs256("k1", &claims(3600))).await, 401);
 
     // Key rotation: an unknown kid triggers one refetch that finds the new key.
     let before = fetches();
