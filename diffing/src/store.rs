@@ -1,12 +1,17 @@
 //! The diff store: counts per route and path shape over minute buckets, and a bounded
 //! number of recent redacted samples, in Postgres (schema `diffs`).
 //!
+//! Everything of the store, its migration history (`diffs._sqlx_migrations`) included,
+//! lives in that schema, so the store can share a database with the backend (whose
+//! history is `public._sqlx_migrations`) and either can start or migrate first.
+//!
 //! [`DiffStore::record`] never waits: records go to a bounded queue and a writer task
 //! aggregates them and writes them in batches. When the queue is full or Postgres is slow
 //! or down, records are dropped and counted ([`DiffStore::dropped`]); the gateway keeps
 //! serving.
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,6 +20,8 @@ use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::mpsc;
 
 use crate::noise::{ShapeHit, Verdict};
@@ -82,10 +89,7 @@ impl DiffStore {
         settings: StoreSettings,
         dropped: Arc<AtomicU64>,
     ) -> Result<Self, StoreError> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(2))
-            .connect_lazy(database_url)?;
+        let pool = pool(database_url)?;
         if let Err(error) = migrate(&pool).await {
             tracing::warn!(%error, "diff store migrations not applied yet; will retry on the next flush");
         }
@@ -112,12 +116,101 @@ impl DiffStore {
     }
 }
 
-/// Applies the store's migrations; migrations of other components in the same database
-/// (the application's, when they share one) are left alone.
-pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+/// The schema of the store's tables and of its migration history.
+pub const SCHEMA: &str = "diffs";
+
+/// The store's migrations (`diffing/migrations`), embedded. Applied migrations this
+/// build does not know (a newer build migrated the store) are tolerated.
+fn migrator() -> Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
-    migrator.run(pool).await?;
+    migrator
+}
+
+/// A pool on the diff store's database that connects on first use, its sessions'
+/// `search_path` set to [`SCHEMA`] (the store's queries name the schema anyway).
+pub fn pool(database_url: &str) -> Result<PgPool, StoreError> {
+    let options = PgConnectOptions::from_str(database_url)?
+        .application_name("studyflow-diff-store")
+        .options([("search_path", SCHEMA)]);
+    Ok(PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options))
+}
+
+/// Applies the store's migrations, with their history in `diffs._sqlx_migrations`, on
+/// any pool of the database: the migrating session's `search_path` is [`SCHEMA`] alone,
+/// so sqlx's unqualified `_sqlx_migrations` is the store's own and the migrations of
+/// other components in the same database (the backend's) are neither seen nor touched.
+/// A store migrated by a newer build (more migrations than this one knows) still opens.
+///
+/// Earlier builds kept the store's history in `public._sqlx_migrations`, where a backend
+/// sharing the database then found a migration it did not know and refused to start;
+/// once migrated, the store's rows are removed from there (only rows whose version and
+/// checksum are exactly the store's own).
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    // A session of its own (closed afterwards, so it takes nothing back to `pool`).
+    let options = (*pool.connect_options())
+        .clone()
+        .options([("search_path", SCHEMA)]);
+    let session = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(pool.options().get_acquire_timeout())
+        .connect_with(options)
+        .await?;
+    let result = migrate_in(&session).await;
+    session.close().await;
+    result
+}
+
+async fn migrate_in(session: &PgPool) -> Result<(), StoreError> {
+    create_schema(session).await?;
+    migrator().run(session).await?;
+    forget_shared_history(session).await?;
+    Ok(())
+}
+
+/// `create schema if not exists`, which two sessions running it at once can still make
+/// fail (a unique violation in the catalogue): the loser finds the schema on retrying.
+async fn create_schema(session: &PgPool) -> Result<(), sqlx::Error> {
+    let statement = format!("create schema if not exists {SCHEMA}");
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match sqlx::query(&statement).execute(session).await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::Database(e))
+                if attempt < 3 && matches!(e.code().as_deref(), Some("23505" | "42P06")) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Removes the store's own rows from `public._sqlx_migrations` (written there by earlier
+/// builds), leaving every other component's rows alone.
+async fn forget_shared_history(session: &PgPool) -> Result<(), sqlx::Error> {
+    let shared: Option<String> =
+        sqlx::query_scalar("select to_regclass('public._sqlx_migrations')::text")
+            .fetch_one(session)
+            .await?;
+    if shared.is_none() {
+        return Ok(());
+    }
+    for migration in migrator().iter() {
+        let removed =
+            sqlx::query("delete from public._sqlx_migrations where version = $1 and checksum = $2")
+                .bind(migration.version)
+                .bind(migration.checksum.as_ref())
+                .execute(session)
+                .await?;
+        if removed.rows_affected() > 0 {
+            tracing::info!(
+                version = migration.version,
+                "diff store migration history moved from public._sqlx_migrations to {SCHEMA}._sqlx_migrations"
+            );
+        }
+    }
     Ok(())
 }
 

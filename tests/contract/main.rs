@@ -2,7 +2,8 @@
 //! migrated Postgres database, the real Redis and the fake AI providers, covering every
 //! status and message of `legacy-contract.md`; plus access-token verification, shadow dry
 //! runs and the operational endpoints; the AI provider layer (wire formats, fallback,
-//! retries, breakers), the streaming tutor, the key vault and security events.
+//! retries, breakers), the streaming tutor, the key vault and security events; the
+//! backend and the diff store sharing one database.
 
 mod ai_providers;
 mod ai_proxy;
@@ -18,5 +19,6 @@ mod encryption;
 mod operational;
 mod security_events;
 mod security_monitor;
+mod shared_database;
 mod support;
 mod vault;
