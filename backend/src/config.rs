@@ -14,11 +14,16 @@ use figment::providers::{Env, Format, Yaml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::client_address::TrustedProxies;
 use crate::providers::chain::{AiUse, ChainEntry};
 use crate::{Error, Result};
 
 /// The origins the *allow-list* CORS variant accepts when `ALLOWED_ORIGINS` is unset.
 pub const DEFAULT_ALLOWED_ORIGINS: &str = "http://localhost:5173,http://localhost:5174,http://localhost:3000,https://study-flow-ai.vercel.app,https://study-flow-ai-git-main.vercel.app,https://study-flow-ai-production.vercel.app";
+
+/// The proxies trusted to name the client when `TRUSTED_PROXIES` is unset: a gateway on
+/// the same host.
+pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.1/32,::1/128";
 
 /// The functions the backend serves: the legacy ones by their legacy names, then the new
 /// routes that have no legacy twin (`ai-tutor-stream`).
@@ -127,6 +132,9 @@ pub struct BackendConfig {
     pub db_statement_timeout_ms: u64,
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Comma-separated addresses and CIDR ranges of the proxies (the gateway) whose
+    /// `X-Forwarded-For` names the client (see [`crate::client_address`]); empty: none.
+    pub trusted_proxies: String,
     pub json_logs: bool,
 
     /// Realtime: a connection that sends nothing (not even a heartbeat) for this long is
@@ -210,6 +218,7 @@ impl Default for BackendConfig {
             db_idle_timeout_secs: 600,
             db_statement_timeout_ms: 30_000,
             max_body_bytes: 1024 * 1024,
+            trusted_proxies: DEFAULT_TRUSTED_PROXIES.into(),
             json_logs: false,
             realtime_heartbeat_timeout_secs: 60,
             realtime_max_message_bytes: 64 * 1024,
@@ -272,6 +281,7 @@ const ENV_KEYS: &[&str] = &[
     "db_idle_timeout_secs",
     "db_statement_timeout_ms",
     "max_body_bytes",
+    "trusted_proxies",
     "json_logs",
     "realtime_heartbeat_timeout_secs",
     "realtime_max_message_bytes",
@@ -425,6 +435,8 @@ impl BackendConfig {
         }
         self.shadow_overrides()
             .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
+        self.trusted_proxy_list()
+            .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
         for ai_use in AiUse::ALL {
             self.chain(ai_use)
                 .map_err(|why| Error::Config(format!("{}: {why}", ai_use.config_key())))?;
@@ -489,6 +501,11 @@ impl BackendConfig {
             ));
         }
         Ok(chain)
+    }
+
+    /// The parsed `trusted_proxies`.
+    pub fn trusted_proxy_list(&self) -> std::result::Result<TrustedProxies, String> {
+        TrustedProxies::parse(&self.trusted_proxies)
     }
 
     /// The tables of `realtime_tables`, trimmed, empty items dropped.
@@ -620,6 +637,23 @@ mod tests {
     fn secrets_do_not_print() {
         let config = with(&[("supabase_jwt_secret", "hunter2-secret")]).expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked() {
+        let config = with(&[]).expect("defaults");
+        let trusted = config.trusted_proxy_list().expect("default list");
+        assert!(trusted.contains("127.0.0.1".parse().expect("ip")));
+        assert!(trusted.contains("::1".parse().expect("ip")));
+        let error = with(&[("trusted_proxies", "10.0.0.0/8,gateway")]).expect_err("rejected");
+        assert!(error.to_string().contains("TRUSTED_PROXIES"), "{error}");
+        let nobody = with(&[("trusted_proxies", "")]).expect("valid");
+        assert!(
+            !nobody
+                .trusted_proxy_list()
+                .expect("empty list")
+                .contains("127.0.0.1".parse().expect("ip"))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod auth;
+pub mod client_address;
 pub mod config;
 pub mod cors;
 pub mod db;
@@ -120,7 +121,8 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
 }
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then closes realtime sockets
-/// with a close frame and lets in-flight requests finish.
+/// with a close frame and lets in-flight requests finish. Each request knows the address
+/// it came from (`ConnectInfo<SocketAddr>`, see [`client_address`]).
 ///
 /// Connections are `TCP_NODELAY`: a streamed answer writes small pieces (one event per
 /// token) after the headers, and Nagle's algorithm would hold each back until the client
@@ -142,7 +144,8 @@ pub async fn serve(
         shutdown.await;
         hub.close_all(std::time::Duration::from_secs(3)).await;
     };
-    let served = axum::serve(listener, app(state))
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     for task in background {

@@ -97,6 +97,7 @@ fn log_configuration(config: &BackendConfig) {
         chain_tutor_stream = %config.ai_chain_tutor_stream,
         chain_tutor = %config.ai_chain_tutor,
         shadow_provider_calls = ?config.shadow_provider_calls,
+        trusted_proxies = %config.trusted_proxies,
         "configuration loaded"
     );
 }

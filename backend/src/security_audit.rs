@@ -10,6 +10,7 @@
 //! the database pool. The vault CLI waits for its rows ([`SecurityAudit::write`]).
 //! Shadow dry runs record nothing. Details never hold a secret: at most a fingerprint.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -93,19 +94,14 @@ impl SecurityEvent {
         self
     }
 
-    /// The client's address (`x-forwarded-for`, else `x-real-ip`, as security-monitor
-    /// reads it) and user agent.
-    pub fn client(mut self, headers: &axum::http::HeaderMap) -> Self {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        self.ip_address = text("x-forwarded-for")
-            .and_then(|v| v.split(',').next().map(|ip| ip.trim().to_owned()))
-            .or_else(|| text("x-real-ip"));
-        self.user_agent = text("user-agent");
+    /// The client's address (as [`crate::client_address`] establishes it, never read
+    /// from a header the client could forge) and the request's user agent.
+    pub fn client(mut self, address: Option<IpAddr>, headers: &axum::http::HeaderMap) -> Self {
+        self.ip_address = address.map(|a| a.to_string());
+        self.user_agent = headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         self
     }
 }
@@ -191,16 +187,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_client_is_read_as_security_monitor_reads_it() {
+    fn the_client_is_the_given_address_not_a_header() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("203.0.113.7, 10.0.0.1"),
-        );
+        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
         headers.insert("x-real-ip", HeaderValue::from_static("10.0.0.2"));
         headers.insert("user-agent", HeaderValue::from_static("test"));
-        let event = SecurityEvent::new(EventType::AuthFailed, json!({})).client(&headers);
-        assert_eq!(event.ip_address.as_deref(), Some("203.0.113.7"));
+        let address = "198.51.100.3".parse().ok();
+        let event = SecurityEvent::new(EventType::AuthFailed, json!({})).client(address, &headers);
+        assert_eq!(event.ip_address.as_deref(), Some("198.51.100.3"));
+        let event = SecurityEvent::new(EventType::AuthFailed, json!({})).client(None, &headers);
+        assert_eq!(event.ip_address, None);
         assert_eq!(event.user_agent.as_deref(), Some("test"));
         assert_eq!(EventType::VaultKeyRejected.severity(), "high");
     }

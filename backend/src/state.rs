@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::auth::Authenticator;
+use crate::client_address::TrustedProxies;
 use crate::config::{BackendConfig, ShadowProviderMode};
 use crate::cors::AllowedOrigins;
 use crate::functions::encryption::Cipher;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub realtime: crate::realtime::Hub,
     /// The encryption key, derived on first use (PBKDF2 is deliberately slow).
     pub cipher: Arc<tokio::sync::OnceCell<Option<Arc<Cipher>>>>,
+    /// The proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
     shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
 }
 
@@ -63,6 +66,9 @@ impl AppState {
             .build()?;
         let auth = Authenticator::new(&config, http);
         let shadow_modes = config.shadow_overrides().map_err(Error::Config)?;
+        let trusted_proxies = config
+            .trusted_proxy_list()
+            .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
         Ok(Self {
             rate_limiter: AiRateLimiter::new(redis.clone()),
             realtime: crate::realtime::Hub::new(&config, redis.clone()),
@@ -76,6 +82,7 @@ impl AppState {
             audit,
             auth,
             cipher: Arc::default(),
+            trusted_proxies: Arc::new(trusted_proxies),
             shadow_modes: Arc::new(shadow_modes),
             config: Arc::new(config),
         })

@@ -2,8 +2,8 @@
 //! migrated Postgres database, the real Redis and the fake AI providers, covering every
 //! status and message of `legacy-contract.md`; plus access-token verification, shadow dry
 //! runs and the operational endpoints; the AI provider layer (wire formats, fallback,
-//! retries, breakers), the streaming tutor, the key vault and security events; the
-//! backend and the diff store sharing one database.
+//! retries, breakers), the streaming tutor, the key vault, security events and the
+//! client address they record; the backend and the diff store sharing one database.
 
 mod ai_providers;
 mod ai_proxy;
@@ -14,6 +14,7 @@ mod ai_tutor_professional;
 mod ai_tutor_stream;
 mod auth;
 mod auth_validation;
+mod client_address;
 mod dry_run;
 mod encryption;
 mod operational;

@@ -45,14 +45,16 @@ pub struct TestApp {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Serves `router` on 127.0.0.1:0 in the background.
+/// Serves `router` on 127.0.0.1:0 in the background, with each request's peer address
+/// (`ConnectInfo`), as `studyflow_backend::serve` does.
 pub async fn serve(router: axum::Router) -> (String, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let _ = axum::serve(listener, service).await;
     });
     (url, task)
 }

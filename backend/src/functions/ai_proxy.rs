@@ -144,7 +144,7 @@ async fn proxy(
                 json!({"function": NAME, "limit_per_minute": rate_limit::LIMIT}),
             )
             .user(user.id)
-            .client(&invocation.headers);
+            .client(invocation.client_address(state), &invocation.headers);
             state.audit.record(event);
         }
         return Err(failure);

@@ -2,8 +2,8 @@
 //! sub-path, with any method, as Supabase's edge runtime routes them).
 //!
 //! Every handler takes an [`Invocation`]: method, headers, the body bytes (bounded by
-//! `MAX_BODY_BYTES`, a larger body is refused with a JSON 413) and whether the request is
-//! a shadow dry run (`x-studyflow-shadow: 1`).
+//! `MAX_BODY_BYTES`, a larger body is refused with a JSON 413), whether the request is
+//! a shadow dry run (`x-studyflow-shadow: 1`) and the TCP peer it came from.
 
 pub mod ai_proxy;
 pub mod ai_proxy_secure;
@@ -17,9 +17,11 @@ pub mod model_json;
 pub mod proxy_providers;
 pub mod security_monitor;
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderMap, Method};
 use axum::routing::{MethodRouter, any};
 
@@ -70,6 +72,9 @@ pub struct Invocation {
     pub body: Bytes,
     /// A shadow copy: database work is rolled back, nothing else lasts.
     pub dry_run: bool,
+    /// The TCP peer (the gateway, or the client itself); `None` when the server was not
+    /// started with connection info.
+    pub peer: Option<IpAddr>,
 }
 
 impl Invocation {
@@ -101,8 +106,16 @@ impl Invocation {
             EventType::AuthFailed,
             serde_json::json!({"function": function, "reason": reason}),
         )
-        .client(&self.headers);
+        .client(self.client_address(state), &self.headers);
         state.audit.record(event);
+    }
+
+    /// The client's address as the backend records it: `X-Forwarded-For` when the peer
+    /// is a trusted proxy, else the peer (see [`crate::client_address`]).
+    pub fn client_address(&self, state: &AppState) -> Option<IpAddr> {
+        state
+            .trusted_proxies
+            .client_address(self.peer, &self.headers)
     }
 
     /// `req.headers.get(name)` where the legacy tests it for truthiness (`""` is absent).
@@ -120,6 +133,10 @@ impl FromRequest<AppState> for Invocation {
         let dry_run = headers
             .get(SHADOW_HEADER)
             .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip());
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
@@ -136,6 +153,7 @@ impl FromRequest<AppState> for Invocation {
             headers,
             body,
             dry_run,
+            peer,
         })
     }
 }
