@@ -25,6 +25,9 @@ pub const DEFAULT_ALLOWED_ORIGINS: &str = "http://localhost:5173,http://localhos
 /// the same host.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.1/32,::1/128";
 
+/// The shortest accepted `SHADOW_SECRET`.
+pub const MIN_SHADOW_SECRET_CHARS: usize = 16;
+
 /// The functions the backend serves: the legacy ones by their legacy names, then the new
 /// routes that have no legacy twin (`ai-tutor-stream`).
 pub const FUNCTIONS: [&str; 9] = [
@@ -119,7 +122,11 @@ pub struct BackendConfig {
     /// How often a running backend re-reads the vault.
     pub vault_refresh_secs: u64,
 
-    /// Provider calls of shadowed requests (`x-studyflow-shadow: 1`): `live` or `skip`.
+    /// The secret the gateway sends as `x-studyflow-shadow` on its shadow copies; only a
+    /// request carrying it runs as a dry run (see [`crate::shadow`]). Unset: the marker is
+    /// never honoured. At least 16 characters.
+    pub shadow_secret: Option<SecretString>,
+    /// Provider calls of shadowed requests (dry runs): `live` or `skip`.
     pub shadow_provider_calls: ShadowProviderMode,
     /// Per-function exceptions, `ai-proxy=live,ai-tutor-professional=skip`.
     pub shadow_provider_overrides: String,
@@ -210,6 +217,7 @@ impl Default for BackendConfig {
             vault_master_key: None,
             vault_key_version: 1,
             vault_refresh_secs: 60,
+            shadow_secret: None,
             shadow_provider_calls: ShadowProviderMode::Skip,
             shadow_provider_overrides: String::new(),
             db_max_connections: 10,
@@ -273,6 +281,7 @@ const ENV_KEYS: &[&str] = &[
     "vault_master_key",
     "vault_key_version",
     "vault_refresh_secs",
+    "shadow_secret",
     "shadow_provider_calls",
     "shadow_provider_overrides",
     "db_max_connections",
@@ -345,6 +354,7 @@ impl BackendConfig {
             &mut self.claude_api_key,
             &mut self.gemini_api_key,
             &mut self.vault_master_key,
+            &mut self.shadow_secret,
         ] {
             secret(value);
         }
@@ -435,6 +445,15 @@ impl BackendConfig {
         }
         self.shadow_overrides()
             .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
+        if let Some(secret) = &self.shadow_secret {
+            use secrecy::ExposeSecret;
+            if secret.expose_secret().chars().count() < MIN_SHADOW_SECRET_CHARS {
+                return bad(
+                    "SHADOW_SECRET",
+                    format!("must be at least {MIN_SHADOW_SECRET_CHARS} characters"),
+                );
+            }
+        }
         self.trusted_proxy_list()
             .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
         for ai_use in AiUse::ALL {
@@ -635,16 +654,31 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let config = with(&[("supabase_jwt_secret", "hunter2-secret")]).expect("valid");
+        let config = with(&[
+            ("supabase_jwt_secret", "hunter2-secret"),
+            ("shadow_secret", "hunter3-shadow-secret"),
+        ])
+        .expect("valid");
         assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!format!("{config:?}").contains("hunter3"));
     }
 
     #[test]
-    fn trusted_proxies_are_checked() {
+    fn shadow_secret_and_trusted_proxies_are_checked() {
         let config = with(&[]).expect("defaults");
+        assert!(config.shadow_secret.is_none());
         let trusted = config.trusted_proxy_list().expect("default list");
         assert!(trusted.contains("127.0.0.1".parse().expect("ip")));
         assert!(trusted.contains("::1".parse().expect("ip")));
+        assert!(
+            with(&[("shadow_secret", "")])
+                .expect("valid")
+                .shadow_secret
+                .is_none()
+        );
+        let error = with(&[("shadow_secret", "short-hunter4")]).expect_err("rejected");
+        assert!(error.to_string().contains("SHADOW_SECRET"), "{error}");
+        assert!(!error.to_string().contains("hunter4"), "{error}");
         let error = with(&[("trusted_proxies", "10.0.0.0/8,gateway")]).expect_err("rejected");
         assert!(error.to_string().contains("TRUSTED_PROXIES"), "{error}");
         let nobody = with(&[("trusted_proxies", "")]).expect("valid");

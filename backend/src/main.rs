@@ -96,10 +96,16 @@ fn log_configuration(config: &BackendConfig) {
         vault_key_version = config.vault_key_version,
         chain_tutor_stream = %config.ai_chain_tutor_stream,
         chain_tutor = %config.ai_chain_tutor,
+        shadow_secret = set(config.shadow_secret.is_some()),
         shadow_provider_calls = ?config.shadow_provider_calls,
         trusted_proxies = %config.trusted_proxies,
         "configuration loaded"
     );
+    if config.shadow_secret.is_none() {
+        tracing::warn!(
+            "SHADOW_SECRET is not set: the gateway's dry-run marker (x-studyflow-shadow) is ignored and shadow copies are served for real"
+        );
+    }
 }
 
 fn init_logging(json: bool, to_stderr: bool) {

@@ -442,10 +442,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .extensions()
         .get::<MatchedPath>()
         .map_or("other", |path| function_label(path.as_str()));
-    if request
-        .headers()
-        .contains_key(crate::functions::SHADOW_HEADER)
-    {
+    if state.shadow.is_dry_run(request.headers()) {
         state.metrics.shadow_request(function);
     }
     let started = std::time::Instant::now();

@@ -18,6 +18,7 @@ use crate::providers::{CallContext, ProviderClient};
 use crate::rate_limit::AiRateLimiter;
 use crate::redis_client::RedisClient;
 use crate::security_audit::SecurityAudit;
+use crate::shadow::ShadowMarker;
 use crate::store::RequestDb;
 use crate::vault::{MasterKey, Refresher, Vault};
 use crate::{Error, Result, db};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub realtime: crate::realtime::Hub,
     /// The encryption key, derived on first use (PBKDF2 is deliberately slow).
     pub cipher: Arc<tokio::sync::OnceCell<Option<Arc<Cipher>>>>,
+    /// Tells the gateway's shadow copies (dry runs) from other requests.
+    pub shadow: ShadowMarker,
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
@@ -82,6 +85,7 @@ impl AppState {
             audit,
             auth,
             cipher: Arc::default(),
+            shadow: ShadowMarker::new(config.shadow_secret.clone()),
             trusted_proxies: Arc::new(trusted_proxies),
             shadow_modes: Arc::new(shadow_modes),
             config: Arc::new(config),

@@ -1,11 +1,12 @@
-//! Shadow dry runs (`x-studyflow-shadow: 1`): the same answers, but every table and
-//! Redis key is left as it was; provider calls are skipped (placeholder) or live as
-//! configured per function.
+//! Shadow dry runs (`x-studyflow-shadow: <SHADOW_SECRET>`): the same answers, but every
+//! table and Redis key is left as it was; provider calls are skipped (placeholder) or live
+//! as configured per function. The marker with any other value, or with no secret
+//! configured, is ignored: the request is served and recorded for real.
 
 use serde_json::{Value, json};
 use studyflow_backend::providers::PLACEHOLDER_TEXT;
 
-use crate::support::TestApp;
+use crate::support::{SHADOW_SECRET, TestApp};
 
 /// Every public table's rows, as JSON text, in a stable order.
 async fn tables(app: &TestApp) -> Vec<(String, Vec<String>)> {
@@ -78,20 +79,127 @@ fn writes(app: &TestApp) -> Vec<(&'static str, Headers, Value, u16)> {
     ]
 }
 
-fn shadow(mut headers: Headers) -> Headers {
-    headers.push(("x-studyflow-shadow", "1".into()));
-    headers
-}
-
-#[tokio::test]
-async fn a_shadowed_write_leaves_every_table_and_redis_key_unchanged() {
-    let app = TestApp::start("dryrun").await;
-    // A session so the anomaly check has history to compare with.
+/// A study session, so the anomaly check has history to compare with.
+async fn add_session(app: &TestApp) {
     sqlx::query("insert into study_sessions (user_id, title, duration) values ($1::uuid, 's', 10)")
         .bind(studyflow_e2e::stack::DEMO_USER_ID)
         .execute(&app.db)
         .await
         .expect("session");
+}
+
+fn shadow(headers: Headers) -> Headers {
+    marked(headers, SHADOW_SECRET)
+}
+
+fn marked(mut headers: Headers, marker: &str) -> Headers {
+    headers.push(("x-studyflow-shadow", marker.into()));
+    headers
+}
+
+/// What a served request leaves behind, counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Footprint {
+    usage_logs: i64,
+    /// The sum of `rate_limits.requests_count` (the minute's row counts requests).
+    rate_limit_requests: i64,
+    notifications: i64,
+    /// security-monitor's own rows.
+    suspicious: i64,
+    auth_failed: i64,
+    /// Members of the user's Redis rate-limit window.
+    window: usize,
+    shadow_requests: u64,
+}
+
+async fn footprint(app: &TestApp) -> Footprint {
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(&app.db)
+            .await
+            .expect("count")
+    };
+    let shadow_requests = app
+        .metric(
+            studyflow_backend::metrics::SHADOW_REQUESTS_TOTAL,
+            &[("function", "ai-proxy")],
+        )
+        .await as u64;
+    Footprint {
+        usage_logs: count("select count(*) from public.api_usage_logs").await,
+        rate_limit_requests: count(
+            "select coalesce(sum(requests_count), 0)::bigint from public.rate_limits",
+        )
+        .await,
+        notifications: count("select count(*) from public.notifications").await,
+        suspicious: count(
+            "select count(*) from public.security_audit_log where event_type <> 'auth_failed'",
+        )
+        .await,
+        auth_failed: count(
+            "select count(*) from public.security_audit_log where event_type = 'auth_failed'",
+        )
+        .await,
+        window: app
+            .redis_snapshot()
+            .await
+            .iter()
+            .map(|(_, m)| m.len())
+            .sum(),
+        shadow_requests,
+    }
+}
+
+/// Sends the contract's writes and a forged-token request, each with `marker` as the
+/// shadow header, and asserts that all of them were served for real: usage logged, rate
+/// limit counted (database and Redis), security-monitor's rows and the failed
+/// authentication recorded, and no shadow request counted.
+async fn assert_served_for_real(app: &TestApp, marker: &str) {
+    let before = footprint(app).await;
+    for (function, headers, body, status) in writes(app) {
+        let answer = app
+            .post(function, &marked(headers, marker), body.clone())
+            .await;
+        assert_eq!(answer.status, status, "{function} {body}: {}", answer.text);
+    }
+    let forged = marked(
+        vec![("authorization", "Bearer forged.token.x".into())],
+        marker,
+    );
+    let answer = app
+        .post(
+            "ai-proxy",
+            &forged,
+            json!({"provider": "openai", "action": "completion", "prompt": "x"}),
+        )
+        .await;
+    assert_eq!(
+        answer.body["error"], "Invalid or expired token",
+        "{}",
+        answer.text
+    );
+    let wanted = usize::try_from(before.auth_failed + 1).unwrap_or(usize::MAX);
+    app.audit_rows("auth_failed", wanted).await;
+    let after = footprint(app).await;
+    assert_eq!(
+        after,
+        Footprint {
+            usage_logs: before.usage_logs + 1,
+            rate_limit_requests: before.rate_limit_requests + 1,
+            notifications: before.notifications + 1,
+            suspicious: before.suspicious + 4,
+            auth_failed: before.auth_failed + 1,
+            window: before.window + 1,
+            shadow_requests: before.shadow_requests,
+        },
+        "with x-studyflow-shadow: {marker:?} the requests must be served for real"
+    );
+}
+
+#[tokio::test]
+async fn a_shadowed_write_leaves_every_table_and_redis_key_unchanged() {
+    let app = TestApp::start("dryrun").await;
+    add_session(&app).await;
     let tables_before = tables(&app).await;
     let redis_before = app.redis_snapshot().await;
 
@@ -131,6 +239,49 @@ async fn a_shadowed_write_leaves_every_table_and_redis_key_unchanged() {
         "event, csp, anomaly, event"
     );
     assert_eq!(app.redis_snapshot().await.len(), 1, "the rate-limit window");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn the_marker_without_the_shared_secret_is_served_for_real() {
+    let app = TestApp::start("dryrun_forged").await;
+    add_session(&app).await;
+    for marker in [
+        "1",
+        "true",
+        "",
+        "wrong-secret-of-the-same-sort-of-length",
+        // (Surrounding blanks are no part of a header value: HTTP strips them.)
+        &format!("{SHADOW_SECRET}x"),
+        &format!("x{SHADOW_SECRET}"),
+        &SHADOW_SECRET[..SHADOW_SECRET.len() - 1],
+    ] {
+        assert_served_for_real(&app, marker).await;
+    }
+    // The secret itself still marks a dry run: nothing more is written.
+    let before = footprint(&app).await;
+    for (function, headers, body, status) in writes(&app) {
+        let answer = app.post(function, &shadow(headers), body.clone()).await;
+        assert_eq!(answer.status, status, "{function} {body}: {}", answer.text);
+    }
+    let after = footprint(&app).await;
+    assert_eq!(
+        after,
+        Footprint {
+            shadow_requests: before.shadow_requests + 1,
+            ..before
+        }
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn without_a_configured_secret_the_marker_is_never_honoured() {
+    let app = TestApp::start_with("dryrun_nosecret", |c| c.shadow_secret = None).await;
+    add_session(&app).await;
+    for marker in ["1", SHADOW_SECRET, ""] {
+        assert_served_for_real(&app, marker).await;
+    }
     app.finish().await;
 }
 

@@ -1,9 +1,10 @@
 //! Contract tests of the backend: each function served in-process against a fresh
 //! migrated Postgres database, the real Redis and the fake AI providers, covering every
 //! status and message of `legacy-contract.md`; plus access-token verification, shadow dry
-//! runs and the operational endpoints; the AI provider layer (wire formats, fallback,
-//! retries, breakers), the streaming tutor, the key vault, security events and the
-//! client address they record; the backend and the diff store sharing one database.
+//! runs (only with the shared secret) and the operational endpoints; the AI provider layer
+//! (wire formats, fallback, retries, breakers), the streaming tutor, the key vault,
+//! security events and the client address they record; the backend and the diff store
+//! sharing one database.
 
 mod ai_providers;
 mod ai_proxy;

@@ -67,11 +67,14 @@ async fn failed_authentication_is_recorded() {
         .await;
     assert_eq!(counted, 5.0);
 
-    // A shadow copy's failure is not an event.
-    let shadow = [("x-studyflow-shadow", "1".to_owned())];
-    app.post("ai-proxy", &shadow, body).await;
+    // A shadow copy's failure is not an event; a forged marker's failure is.
+    let shadow = [TestApp::shadow_marker()];
+    app.post("ai-proxy", &shadow, body.clone()).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.audit_rows("auth_failed", 6).await.len(), 5);
+    let forged = [("x-studyflow-shadow", "1".to_owned())];
+    app.post("ai-proxy", &forged, body).await;
+    assert_eq!(app.audit_rows("auth_failed", 6).await.len(), 6);
     app.finish().await;
 }
 

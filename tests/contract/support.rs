@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 pub const JWT_SECRET: &str = "contract-test-secret-with-at-least-32-characters";
 pub const ENCRYPTION_KEY: &str = "contract-encryption-key";
 pub const ENCRYPTION_SALT: &str = "contract-salt";
+/// The secret the gateway would send as `x-studyflow-shadow` on its shadow copies.
+pub const SHADOW_SECRET: &str = "contract-shadow-secret-shared-with-the-gateway";
 
 /// An answer: status, headers and the body (JSON when it parses, else a string).
 #[derive(Debug)]
@@ -77,6 +79,7 @@ pub fn base_config(providers_url: &str, database_url: &str, redis_prefix: &str) 
         anthropic_base_url: Some(providers_url.into()),
         gemini_api_key: Some("fake-gemini-key".into()),
         gemini_base_url: Some(providers_url.into()),
+        shadow_secret: Some(SHADOW_SECRET.into()),
         db_max_connections: 5,
         ..BackendConfig::default()
     }
@@ -126,6 +129,11 @@ impl TestApp {
 
     pub fn auth(&self) -> Vec<(&'static str, String)> {
         vec![("authorization", format!("Bearer {}", self.token()))]
+    }
+
+    /// The marker of the gateway's shadow copies, with the shared secret.
+    pub fn shadow_marker() -> (&'static str, String) {
+        ("x-studyflow-shadow", SHADOW_SECRET.into())
     }
 
     /// Sends a request to `/functions/v1/<function>` (or any path starting with `/`).

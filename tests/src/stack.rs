@@ -236,6 +236,9 @@ pub struct Stack {
     pub legacy_url: String,
     pub providers_url: String,
     pub jwt_secret: String,
+    /// The secret the gateway sends as `x-studyflow-shadow` on its shadow copies and the
+    /// backend requires for a dry run; new for every stack.
+    pub shadow_secret: String,
     processes: Vec<Process>,
 }
 
@@ -257,6 +260,7 @@ impl Stack {
             legacy_url: url(ports.legacy),
             providers_url: url(ports.providers),
             jwt_secret: DEV_JWT_SECRET.into(),
+            shadow_secret: generate_secret(),
             database_url,
             diffs_url,
             options,
@@ -306,6 +310,7 @@ impl Stack {
             .envs(self.function_env())
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .env("REDIS_URL", &self.options.redis_url)
+            .env("SHADOW_SECRET", &self.shadow_secret)
             .envs(self.options.backend_env.clone());
         Ok(command)
     }
@@ -368,6 +373,7 @@ impl Stack {
             .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
             .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url)
             .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
+            .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", &self.shadow_secret)
             .env(
                 "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",
                 &self.diffs_url,
@@ -447,6 +453,16 @@ impl Stack {
             terminate(process).await;
         }
     }
+}
+
+/// A random secret (244 bits from two v4 UUIDs), with a prefix that keeps it text for
+/// every configuration layer.
+fn generate_secret() -> String {
+    format!(
+        "shadow-{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// SIGTERM, then SIGKILL if the process is still there after the grace period.

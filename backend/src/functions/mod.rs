@@ -3,7 +3,8 @@
 //!
 //! Every handler takes an [`Invocation`]: method, headers, the body bytes (bounded by
 //! `MAX_BODY_BYTES`, a larger body is refused with a JSON 413), whether the request is
-//! a shadow dry run (`x-studyflow-shadow: 1`) and the TCP peer it came from.
+//! the gateway's shadow copy, a dry run (`x-studyflow-shadow` with the shared secret, see
+//! [`crate::shadow`]), and the TCP peer it came from.
 
 pub mod ai_proxy;
 pub mod ai_proxy_secure;
@@ -29,8 +30,7 @@ use crate::auth::AuthError;
 use crate::security_audit::{EventType, SecurityEvent};
 use crate::{ApiError, AppState};
 
-/// Header the gateway puts on shadow copies; the backend then runs a dry run.
-pub const SHADOW_HEADER: &str = "x-studyflow-shadow";
+pub use crate::shadow::SHADOW_HEADER;
 
 pub fn router() -> Router<AppState> {
     Router::new().nest(
@@ -130,9 +130,7 @@ impl FromRequest<AppState> for Invocation {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let method = request.method().clone();
         let headers = request.headers().clone();
-        let dry_run = headers
-            .get(SHADOW_HEADER)
-            .is_some_and(|v| v.as_bytes() == b"1" || v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let dry_run = state.shadow.is_dry_run(&headers);
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
