@@ -75,7 +75,7 @@ for target in direct baseline current; do
   rps=$(cut -d' ' -f1 "$work/$target.txt" | median)
   p99=$(cut -d' ' -f2 "$work/$target.txt" | median)
   added=$(awk -v a="$p99" -v b="$direct_p99" 'BEGIN {printf "%+.3f", a-b}')
-  all=$(cut -d' ' -f1 "$work/$target.txt" | awk '{printf "%s%.0f", NR>1?", ":"", $1}')
+  all=$(cut -d' ' -f1 "$work/$target.txt" | awk '{printf "%s%.0f", (NR > 1 ? ", " : ""), $1}')
   [ "$target" = direct ] && added="—"
   printf '| %s | %.0f | %.3f | %s | %s |\n' "$target" "$rps" "$p99" "$added" "$all"
 done

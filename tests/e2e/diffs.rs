@@ -12,7 +12,10 @@ use studyflow_e2e::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
 use crate::harness::routes_file_with_phases;
 
 async fn overview(stack: &Stack) -> Value {
-    reqwest::get(format!("{}/diffs?since=1h", stack.admin_url))
+    reqwest::Client::new()
+        .get(format!("{}/diffs?since=1h", stack.admin_url))
+        .bearer_auth(DEV_ADMIN_TOKEN)
+        .send()
         .await
         .expect("report")
         .json()
@@ -119,7 +122,10 @@ async fn reports_show_a_deliberate_regression_and_the_contracts_noise() {
 
     // The sample of the regression: the differing field, and no credential anywhere.
     let sample_id = message["samples"][0].as_i64().expect("a sample");
-    let sample: Value = reqwest::get(format!("{}/diffs/samples/{sample_id}", stack.admin_url))
+    let sample: Value = reqwest::Client::new()
+        .get(format!("{}/diffs/samples/{sample_id}", stack.admin_url))
+        .bearer_auth(DEV_ADMIN_TOKEN)
+        .send()
         .await
         .expect("sample")
         .json()
