@@ -112,30 +112,14 @@ impl Gateway {
     }
 }
 
-/// Removes every `x-studyflow-*` header (names are lower case in `http`). Allocates
-/// nothing when there is none.
-fn strip_internal_request_headers(request: &mut RequestHeader) {
-    let internal: Vec<http::HeaderName> = request
-        .headers
+/// The `x-studyflow-*` headers among `headers` (names are lower case in `http`), to be
+/// removed. Allocates nothing when there is none, the common case.
+fn internal_headers(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
+    headers
         .keys()
         .filter(|name| name.as_str().starts_with(INTERNAL_PREFIX))
         .cloned()
-        .collect();
-    for name in internal {
-        request.remove_header(&name);
-    }
-}
-
-fn strip_internal_response_headers(response: &mut ResponseHeader) {
-    let internal: Vec<http::HeaderName> = response
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(INTERNAL_PREFIX))
-        .cloned()
-        .collect();
-    for name in internal {
-        response.remove_header(&name);
-    }
+        .collect()
 }
 
 /// A gateway-made answer: JSON `{code, message, request_id}` with `x-request-id`.
@@ -289,7 +273,10 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
-        strip_internal_request_headers(session.req_header_mut());
+        let request = session.req_header_mut();
+        for name in internal_headers(&request.headers) {
+            request.remove_header(&name);
+        }
         let request = session.req_header();
         let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
         // The client's address is only needed for a canary request that carries no token.
@@ -459,7 +446,9 @@ impl ProxyHttp for Gateway {
                 &self.shadower.budget,
             );
         }
-        strip_internal_response_headers(response);
+        for name in internal_headers(&response.headers) {
+            response.remove_header(&name);
+        }
         if let Some(route) = ctx.route() {
             for (name, value) in &route.spec.response_headers {
                 response.insert_header(name.clone(), value.as_str())?;
