@@ -28,6 +28,8 @@ pub struct Seen {
     pub shadow: bool,
     pub body_len: usize,
     pub request_id: Option<String>,
+    /// `X-Forwarded-For` as the upstream received it.
+    pub forwarded_for: Option<String>,
 }
 
 /// A purpose-built upstream: answers `{"side", "method", "uri", "shadow", "body_len"}`,
@@ -173,6 +175,10 @@ fn record(state: &UpstreamState, method: &Method, uri: &Uri, headers: &HeaderMap
         body_len,
         request_id: headers
             .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        forwarded_for: headers
+            .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     });

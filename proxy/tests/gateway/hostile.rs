@@ -165,6 +165,58 @@ async fn internal_headers_from_clients_and_upstreams_never_pass() {
     assert_eq!(status, 200);
     assert_eq!(headers["x-studyflow-served-by"], "legacy");
     assert!(!headers.contains_key("x-studyflow-internal-token"));
+
+    // The upstream learns the client's address from the gateway: a client's own
+    // `X-Forwarded-For` is replaced (no proxy in front of this gateway is trusted).
+    legacy.clear();
+    send(
+        &gateway,
+        Method::GET,
+        "/functions/v1/echo",
+        &[("x-forwarded-for", "203.0.113.9")],
+    )
+    .await;
+    let seen = legacy.seen();
+    assert_eq!(
+        seen[0].forwarded_for.as_deref(),
+        Some("127.0.0.1"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_port_that_cannot_be_bound_stops_start_up_naming_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = std::env::temp_dir().join(format!("sf-gw-port-{port}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:{port}\n"),
+    )
+    .expect("config");
+    let output = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
+            .arg("--config")
+            .arg(&config)
+            .output(),
+    )
+    .await
+    .expect("the gateway stops by itself")
+    .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("admin_listen") && text.contains(&port.to_string()),
+        "{text}"
+    );
 }
 
 const GUARD: &str = "guard:\n  interval_ms: 100\n  window_secs: 5\n  min_requests: 10\n  max_error_rate: 0.2\n  min_pairs: 1000\n  max_mismatch_rate: 1.0\n";
@@ -301,8 +353,20 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
         .await;
     assert_eq!(status, 503, "{body}");
 
-    // The new backend dies under load: the guard rolls back locally, Redis or not.
+    // The new backend dies under load: the guard rolls back locally, Redis or not. Until
+    // then, the gateway's own answer says what happened and names the request.
     new_relay.cut();
+    let (status, _, body) = one
+        .call(
+            Method::POST,
+            "/functions/v1/tutor",
+            Some(b"{}".to_vec()),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{body}");
+    assert!(body["request_id"].is_string(), "{body}");
     let started = Instant::now();
     let mut phase = Value::Null;
     while started.elapsed() < Duration::from_secs(10) {
