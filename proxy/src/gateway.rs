@@ -66,7 +66,7 @@ pub struct RequestCtx {
     /// The canonical path, when the request spelled it otherwise (sent upstream instead).
     canonical: Option<String>,
     /// `X-Forwarded-For` and `X-Forwarded-Proto` for the upstreams.
-    forwarded: Option<(String, String)>,
+    forwarded: Option<(String, &'static str)>,
 }
 
 impl Gateway {
@@ -87,7 +87,7 @@ impl Gateway {
     /// `X-Forwarded-For` and `X-Forwarded-Proto` as the upstreams should see them: what
     /// a trusted load balancer says, with its address appended; from anyone else, only
     /// what the gateway sees.
-    fn forwarded(&self, request: &RequestHeader, peer: Option<IpAddr>) -> (String, String) {
+    fn forwarded(&self, request: &RequestHeader, peer: Option<IpAddr>) -> (String, &'static str) {
         let trusted = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)));
         let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let joined = |name: &str| {
@@ -102,12 +102,12 @@ impl Gateway {
         match trusted {
             true => (
                 joined("x-forwarded-for").map_or_else(|| peer.clone(), |f| format!("{f}, {peer}")),
-                header(request, "x-forwarded-proto")
-                    .filter(|p| matches!(*p, "http" | "https"))
-                    .unwrap_or("http")
-                    .to_owned(),
+                match header(request, "x-forwarded-proto") {
+                    Some("https") => "https",
+                    _ => "http",
+                },
             ),
-            false => (peer, "http".to_owned()),
+            false => (peer, "http"),
         }
     }
 }
@@ -280,12 +280,7 @@ impl ProxyHttp for Gateway {
         let request = session.req_header();
         let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
         // The client's address is only needed for a canary request that carries no token.
-        let client = || {
-            session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string().into())
-        };
+        let client = || peer.map(|ip| ip.to_string().into());
         let decision = table.decide(request.method.as_str(), path, || {
             request_identity(
                 header(request, "authorization"),
@@ -402,7 +397,7 @@ impl ProxyHttp for Gateway {
         upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
         if let Some((address, proto)) = &ctx.forwarded {
             upstream_request.insert_header("x-forwarded-for", address.as_str())?;
-            upstream_request.insert_header("x-forwarded-proto", proto.as_str())?;
+            upstream_request.insert_header("x-forwarded-proto", *proto)?;
         }
         if let Some(path) = &ctx.canonical {
             let uri = match upstream_request.uri.query() {
