@@ -17,6 +17,7 @@
 //! body (a duration reaching past what a date can hold, a limit out of range, an id that
 //! is no id, a route name no route could have) gets a JSON 400 `{"error": …}`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -272,6 +273,7 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<String, AdminErr
 }
 
 fn route_json(control: &Control, plane: &ControlPlane, route: &Route) -> Value {
+    let counters = route.stats.snapshot();
     let percent = route.phase.percent();
     let guard = plane.guard.for_route(&route.spec.name).map(|t| {
         json!({
@@ -294,7 +296,9 @@ fn route_json(control: &Control, plane: &ControlPlane, route: &Route) -> Value {
         "since_phase_change": route.stats.since_phase_change(),
         "blocked": route.spec.blocked,
         "shadow": route.spec.shadow,
-        "counters": route.stats.snapshot(),
+        "counters": counters,
+        "shadows_lost": counters.shadows_lost(),
+        "losses": counters.losses().into_iter().collect::<BTreeMap<_, _>>(),
     })
 }
 
@@ -464,6 +468,10 @@ async fn promote_route(
 /// How long `promote` waits for the diff store before judging on this instance's
 /// counters (the console waits `console.store_timeout_ms`).
 const PROMOTION_STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// How long the admin API's reports wait for the diff store (the console's pages wait
+/// `console.store_timeout_ms`).
+const REPORT_STORE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -755,27 +763,46 @@ fn store_error(error: studyflow_diffing::store::StoreError) -> AdminError {
     )
 }
 
+/// Runs a diff store query for at most `wait`: a store that does not answer costs one
+/// wait and a 503, not the pool's own timeout.
+async fn within<T>(
+    wait: Duration,
+    query: impl Future<Output = Result<T, studyflow_diffing::store::StoreError>>,
+) -> Result<T, AdminError> {
+    match tokio::time::timeout(wait, query).await {
+        Ok(answer) => answer.map_err(store_error),
+        Err(_) => Err(AdminError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the diff store did not answer within {} ms",
+                wait.as_millis()
+            ),
+        )),
+    }
+}
+
+/// The report of `input`, waiting at most `wait` for the diff store.
 pub(crate) async fn load_overview(
     state: &AdminState,
     input: &ReportInput,
+    wait: Duration,
 ) -> Result<report::Overview, AdminError> {
-    report::overview(
-        diff_pool(state)?,
-        input.since,
-        input.route.as_deref(),
-        input.top,
+    let pool = diff_pool(state)?;
+    within(
+        wait,
+        report::overview(pool, input.since, input.route.as_deref(), input.top),
     )
     .await
-    .map_err(store_error)
 }
 
+/// Sample `id`, waiting at most `wait` for the diff store.
 pub(crate) async fn load_sample(
     state: &AdminState,
     id: i64,
+    wait: Duration,
 ) -> Result<report::StoredSample, AdminError> {
-    report::sample(diff_pool(state)?, id)
-        .await
-        .map_err(store_error)?
+    within(wait, report::sample(diff_pool(state)?, id))
+        .await?
         .ok_or_else(|| AdminError(StatusCode::NOT_FOUND, format!("no sample #{id}")))
 }
 
@@ -786,7 +813,7 @@ async fn diff_report(
 ) -> Result<Response, AdminError> {
     check_token(&state, &headers)?;
     let input = ReportInput::parse(&query).map_err(AdminError::bad_input)?;
-    let overview = load_overview(&state, &input).await?;
+    let overview = load_overview(&state, &input, REPORT_STORE_WAIT).await?;
     Ok(if input.markdown {
         (
             [(http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
@@ -805,7 +832,7 @@ async fn diff_sample(
 ) -> Result<Json<report::StoredSample>, AdminError> {
     check_token(&state, &headers)?;
     let id = sample_id(&id).map_err(AdminError::bad_input)?;
-    load_sample(&state, id).await.map(Json)
+    load_sample(&state, id, REPORT_STORE_WAIT).await.map(Json)
 }
 
 #[async_trait]

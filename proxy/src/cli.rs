@@ -408,19 +408,7 @@ fn routes_table(value: &Value) -> String {
         let c = &route["counters"];
         let n = |key: &str| c[key].as_u64().unwrap_or(0);
         // Every copy that was not compared, whatever stopped it.
-        let dropped = [
-            "shadows_dropped_queue_full",
-            "shadows_dropped_body_too_large",
-            "shadows_dropped_over_budget",
-            "shadows_dropped_no_secret",
-            "shadow_timeouts",
-            "shadow_errors",
-            "served_failed",
-            "compare_dropped",
-        ]
-        .into_iter()
-        .map(n)
-        .sum::<u64>();
+        let dropped = route["shadows_lost"].as_u64().unwrap_or(0);
         let _ = writeln!(
             out,
             "{:<26} {:<15} {:<9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",

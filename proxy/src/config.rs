@@ -174,8 +174,12 @@ pub struct GuardConfig {
     /// Highest tolerated share of regressions among compared pairs (noise does not count).
     pub max_mismatch_rate: f64,
     /// A new-side 5xx with no legacy answer to compare with counts only once this many
-    /// distinct callers (JWT `sub`, else `apikey`, else address) had one in the window.
+    /// distinct callers had one in the window: the `sub` of a token signed with
+    /// `jwt_secret`, else an `apikey` signed with it, else the client's address.
     pub min_identities: u64,
+    /// The project's JWT secret (HS256), to verify who a caller is; without it every
+    /// caller counts as its address.
+    pub jwt_secret: Option<SecretString>,
     /// Per-route thresholds; keys left out take the global value.
     pub routes: BTreeMap<String, GuardRouteConfig>,
 }
@@ -221,6 +225,7 @@ impl Default for GuardConfig {
             min_pairs: 20,
             max_mismatch_rate: 0.05,
             min_identities: 5,
+            jwt_secret: None,
             routes: BTreeMap::new(),
         }
     }

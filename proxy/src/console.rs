@@ -649,6 +649,7 @@ async fn row(state: &AdminState, route: &crate::routing::Route) -> RouteRow {
         blocked: route.spec.blocked,
         rates: state.history.latest(&route.spec.name),
         gate,
+        counters: route.stats.snapshot(),
     }
 }
 
@@ -860,7 +861,7 @@ pub(crate) async fn diffs_overview(
     Checked(Query(query)): Checked<Query<ReportQuery>>,
 ) -> Result<Markup, ErrorPage> {
     let input = ReportInput::parse(&query).map_err(ErrorPage::bad_input)?;
-    let overview = crate::admin::load_overview(&state, &input).await?;
+    let overview = crate::admin::load_overview(&state, &input, state.console.store_timeout).await?;
     Ok(ui::overview(&overview, &input.since_text))
 }
 
@@ -872,7 +873,7 @@ pub(crate) async fn diffs_route(
 ) -> Result<Markup, ErrorPage> {
     query.route = Some(route);
     let input = ReportInput::parse(&query).map_err(ErrorPage::bad_input)?;
-    let overview = crate::admin::load_overview(&state, &input).await?;
+    let overview = crate::admin::load_overview(&state, &input, state.console.store_timeout).await?;
     let summary = overview
         .routes
         .iter()
@@ -892,6 +893,6 @@ pub(crate) async fn sample_page(
     Checked(Path(id)): Checked<Path<String>>,
 ) -> Result<Markup, ErrorPage> {
     let id = crate::admin::sample_id(&id).map_err(ErrorPage::bad_input)?;
-    let sample = crate::admin::load_sample(&state, id).await?;
+    let sample = crate::admin::load_sample(&state, id, state.console.store_timeout).await?;
     Ok(ui::sample(&sample))
 }

@@ -23,7 +23,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use studyflow_flags::{Side, canonical_path};
 
 use crate::control::Control;
-use crate::identity::request_identity;
+use crate::identity::{Clients, request_identity};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, Route, RouteTable};
 use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower};
@@ -48,8 +48,8 @@ pub struct Gateway {
     control: Arc<Control>,
     shadower: Shadower,
     metrics: Arc<Metrics>,
-    /// Load balancers whose `X-Forwarded-*` headers are kept.
-    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Client addresses behind trusted load balancers, and verified callers.
+    clients: Clients,
 }
 
 /// What the gateway knows about one request as it goes through pingora's phases.
@@ -65,8 +65,8 @@ pub struct RequestCtx {
     started: Instant,
     /// The canonical path, when the request spelled it otherwise (sent upstream instead).
     canonical: Option<String>,
-    /// `X-Forwarded-For` and `X-Forwarded-Proto` for the upstreams.
-    forwarded: Option<(String, &'static str)>,
+    /// The client's address (behind trusted load balancers, the one they name).
+    client: Option<IpAddr>,
 }
 
 impl Gateway {
@@ -74,40 +74,13 @@ impl Gateway {
         control: Arc<Control>,
         shadower: Shadower,
         metrics: Arc<Metrics>,
-        trusted_proxies: Vec<ipnet::IpNet>,
+        clients: Clients,
     ) -> Self {
         Self {
             control,
             shadower,
             metrics,
-            trusted_proxies,
-        }
-    }
-
-    /// `X-Forwarded-For` and `X-Forwarded-Proto` as the upstreams should see them: what
-    /// a trusted load balancer says, with its address appended; from anyone else, only
-    /// what the gateway sees.
-    fn forwarded(&self, request: &RequestHeader, peer: Option<IpAddr>) -> (String, &'static str) {
-        let trusted = peer.is_some_and(|ip| self.trusted_proxies.iter().any(|n| n.contains(&ip)));
-        let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        let joined = |name: &str| {
-            let values: Vec<&str> = request
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            (!values.is_empty()).then(|| values.join(", "))
-        };
-        match trusted {
-            true => (
-                joined("x-forwarded-for").map_or_else(|| peer.clone(), |f| format!("{f}, {peer}")),
-                match header(request, "x-forwarded-proto") {
-                    Some("https") => "https",
-                    _ => "http",
-                },
-            ),
-            false => (peer, "http"),
+            clients,
         }
     }
 }
@@ -120,6 +93,19 @@ fn internal_headers(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
         .filter(|name| name.as_str().starts_with(INTERNAL_PREFIX))
         .cloned()
         .collect()
+}
+
+/// A request head in one pass: its size (names and values) and its internal headers.
+fn inspect_head(headers: &http::HeaderMap) -> (usize, Vec<http::HeaderName>) {
+    let mut bytes = 0;
+    let mut internal = Vec::new();
+    for (name, value) in headers {
+        bytes += name.as_str().len() + value.len();
+        if name.as_str().starts_with(INTERNAL_PREFIX) && internal.last() != Some(name) {
+            internal.push(name.clone());
+        }
+    }
+    (bytes, internal)
 }
 
 /// A gateway-made answer: JSON `{code, message, request_id}` with `x-request-id`.
@@ -149,21 +135,12 @@ async fn respond_json(
         .await
 }
 
-/// A stable hash of who sent a request (JWT `sub`, else `apikey`, else address), for
-/// counting distinct callers of new-side errors.
-fn caller_hash(session: &Session) -> u64 {
-    let request = session.req_header();
-    let address = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string());
-    let identity = request_identity(
-        header(request, "authorization"),
-        header(request, "apikey"),
-        address.as_deref(),
-    );
+/// A stable hash of who sent a request, for counting distinct callers of new-side
+/// errors (see [`Clients::guard_caller`]).
+fn caller_hash(clients: &Clients, session: &Session, address: Option<IpAddr>) -> u64 {
+    let caller = clients.guard_caller(&session.req_header().headers, address);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    identity.as_deref().unwrap_or("").hash(&mut hasher);
+    caller.hash(&mut hasher);
     hasher.finish()
 }
 
@@ -232,7 +209,7 @@ impl ProxyHttp for Gateway {
             shadow: None,
             started: Instant::now(),
             canonical: None,
-            forwarded: None,
+            client: None,
         }
     }
 
@@ -247,16 +224,7 @@ impl ProxyHttp for Gateway {
         let own_copy = self
             .shadower
             .is_own_copy(request.headers.get(SHADOW_HEADER).map(|v| v.as_bytes()));
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        ctx.forwarded = Some(self.forwarded(request, peer));
-        let head_bytes: usize = request
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len())
-            .sum();
+        let (head_bytes, internal) = inspect_head(&request.headers);
         if head_bytes > MAX_HEADER_BYTES {
             ctx.table = Some(table);
             let message = format!("request headers exceed {MAX_HEADER_BYTES} bytes");
@@ -273,14 +241,19 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         let request = session.req_header_mut();
-        for name in internal_headers(&request.headers) {
+        for name in internal {
             request.remove_header(&name);
         }
+        ctx.client = self.clients.address(&request.headers, peer);
         let request = session.req_header();
         let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
         // The client's address is only needed for a canary request that carries no token.
-        let client = || peer.map(|ip| ip.to_string().into());
+        let client = || ctx.client.map(|ip| ip.to_string().into());
         let decision = table.decide(request.method.as_str(), path, || {
             request_identity(
                 header(request, "authorization"),
@@ -382,7 +355,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -395,10 +368,13 @@ impl ProxyHttp for Gateway {
         };
         upstream_request.insert_header("host", authority)?;
         upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
-        if let Some((address, proto)) = &ctx.forwarded {
-            upstream_request.insert_header("x-forwarded-for", address.as_str())?;
-            upstream_request.insert_header("x-forwarded-proto", *proto)?;
-        }
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let (chain, proto) = self.clients.forwarded(&session.req_header().headers, peer);
+        upstream_request.insert_header("x-forwarded-for", chain)?;
+        upstream_request.insert_header("x-forwarded-proto", proto)?;
         if let Some(path) = &ctx.canonical {
             let uri = match upstream_request.uri.query() {
                 Some(query) => format!("{path}?{query}"),
@@ -513,7 +489,7 @@ impl ProxyHttp for Gateway {
             // A 5xx answer may be the contract's own (the legacy answers some auth failures
             // with 500): it counts against the new side only if the legacy, given a copy,
             // answered otherwise, or if enough distinct callers had one.
-            let caller = caller_hash(session);
+            let caller = caller_hash(&self.clients, session, ctx.client);
             match ctx.shadow.as_ref().is_some_and(|plan| plan.will_compare()) {
                 true => {
                     outcome = None;

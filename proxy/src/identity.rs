@@ -1,13 +1,153 @@
-//! Who is asking, for the sticky canary bucket.
+//! Who is asking: the sticky canary bucket, the client's address, and the callers the
+//! rollback guard counts.
 //!
 //! The bucket is Unleash's `normalizedNumber`: murmur3 (x86, 32-bit, seed 0) of
 //! `"<group>:<user>"`, modulo 100, plus 1. Using the same function as the Unleash SDKs
-//! means a percentage set in Unleash splits users exactly as the gateway does.
+//! means a percentage set in Unleash splits users exactly as the gateway does. A client
+//! choosing its own bucket with a forged token gains nothing, so the bucket reads tokens
+//! unverified; the guard's count of distinct callers does not (see [`Clients`]).
 
 use std::io::Cursor;
+use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+/// How the gateway tells clients apart where it matters: the address behind trusted
+/// load balancers, and identities that cannot be forged.
+pub struct Clients {
+    trusted_proxies: Vec<ipnet::IpNet>,
+    verifier: Option<TokenVerifier>,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Clients")
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("verifies_tokens", &self.verifier.is_some())
+            .finish()
+    }
+}
+
+impl Clients {
+    /// `trusted_proxies` may set `X-Forwarded-For`; tokens signed with `jwt_secret` (the
+    /// project's, HS256) identify their `sub`.
+    pub fn new(trusted_proxies: Vec<ipnet::IpNet>, jwt_secret: Option<&[u8]>) -> Self {
+        Self {
+            trusted_proxies,
+            verifier: jwt_secret.map(TokenVerifier::hs256),
+        }
+    }
+
+    fn trusted(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client's address: the connection's peer, or, when the peer is a trusted
+    /// proxy, the last address in `X-Forwarded-For` that is not itself trusted.
+    pub fn address(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted(peer) {
+            return Some(peer);
+        }
+        let forwarded: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        forwarded
+            .iter()
+            .rev()
+            .map_while(|entry| entry.trim().parse::<IpAddr>().ok())
+            .find(|ip| !self.trusted(*ip))
+            .or(Some(peer))
+    }
+
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` as the upstreams should see them: what
+    /// a trusted load balancer says, with its address appended; from anyone else, only
+    /// what the gateway sees.
+    pub fn forwarded(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> (String, &'static str) {
+        let trusted = peer.is_some_and(|ip| self.trusted(ip));
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        if !trusted {
+            return (peer, "http");
+        }
+        let values: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let chain = match values.is_empty() {
+            true => peer,
+            false => format!("{}, {peer}", values.join(", ")),
+        };
+        let proto = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+            Some(b"https") => "https",
+            _ => "http",
+        };
+        (chain, proto)
+    }
+
+    /// Who a new-side error is charged to when the guard counts distinct callers: the
+    /// `sub` of a bearer token that verifies, else an `apikey` that verifies, else the
+    /// client's address. A token that does not verify (or any token, when no JWT secret
+    /// is configured) counts as its sender's address, so forged subjects from one
+    /// machine count once.
+    pub fn guard_caller(&self, headers: &HeaderMap, address: Option<IpAddr>) -> String {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(verifier) = &self.verifier {
+            let bearer = text("authorization").and_then(|v| v.strip_prefix("Bearer "));
+            if let Some(sub) = bearer.and_then(|t| verifier.verify(t)).and_then(|c| c.sub) {
+                return format!("sub:{sub}");
+            }
+            if let Some(key) = text("apikey").filter(|k| verifier.verify(k).is_some()) {
+                return format!("apikey:{key}");
+            }
+        }
+        address.map_or_else(
+            || "address:unknown".to_owned(),
+            |ip| format!("address:{ip}"),
+        )
+    }
+}
+
+/// Checks tokens signed with the project's JWT secret: signature, `exp` and `nbf`.
+struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+#[derive(serde::Deserialize)]
+struct VerifiedClaims {
+    sub: Option<String>,
+}
+
+impl TokenVerifier {
+    fn hs256(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Supabase's audiences vary by key (`authenticated`, none for the anon key).
+        validation.validate_aud = false;
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        Self {
+            key: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    fn verify(&self, token: &str) -> Option<VerifiedClaims> {
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        jsonwebtoken::decode::<VerifiedClaims>(token, &self.key, &self.validation)
+            .ok()
+            .map(|data| data.claims)
+            .filter(|claims| claims.sub.as_ref().is_none_or(|s| !s.is_empty()))
+    }
+}
 
 /// The identity a request is bucketed by: the JWT `sub` of a bearer token when it carries
 /// one, else the `apikey` header, else the client address.
@@ -56,6 +196,90 @@ pub fn bucket(group: &str, user: &str) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
+
+    fn signed(claims: serde_json::Value, secret: &[u8]) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret),
+        )
+        .expect("sign")
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn the_guard_counts_only_subjects_it_can_verify() {
+        let clients = Clients::new(Vec::new(), Some(SECRET));
+        let address = Some("10.0.0.7".parse().expect("ip"));
+        let exp = chrono::Utc::now().timestamp() + 600;
+        let good = format!(
+            "Bearer {}",
+            signed(serde_json::json!({"sub": "u1", "exp": exp}), SECRET)
+        );
+        let forged = format!(
+            "Bearer {}",
+            signed(
+                serde_json::json!({"sub": "u2", "exp": exp}),
+                b"another-secret-of-32-bytes-or-more"
+            )
+        );
+        let expired = format!(
+            "Bearer {}",
+            signed(serde_json::json!({"sub": "u3", "exp": 1000}), SECRET)
+        );
+        let caller =
+            |auth: &str| clients.guard_caller(&headers(&[("authorization", auth)]), address);
+        assert_eq!(caller(&good), "sub:u1");
+        assert_eq!(caller(&forged), "address:10.0.0.7");
+        assert_eq!(caller(&expired), "address:10.0.0.7");
+        assert_eq!(
+            caller("Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
+            "address:10.0.0.7"
+        );
+        let anon = signed(serde_json::json!({"role": "anon", "exp": exp}), SECRET);
+        assert_eq!(
+            clients.guard_caller(&headers(&[("apikey", &anon)]), address),
+            format!("apikey:{anon}")
+        );
+        // Without the secret nothing is verified: every caller is its address.
+        let blind = Clients::new(Vec::new(), None);
+        assert_eq!(
+            blind.guard_caller(&headers(&[("authorization", &good)]), address),
+            "address:10.0.0.7"
+        );
+    }
+
+    #[test]
+    fn the_address_comes_from_forwarded_for_only_behind_a_trusted_proxy() {
+        let clients = Clients::new(vec!["10.0.0.0/8".parse().expect("net")], None);
+        let forwarded = headers(&[("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.2")]);
+        let lb = Some("10.0.0.1".parse().expect("ip"));
+        let stranger = Some("5.5.5.5".parse().expect("ip"));
+        assert_eq!(
+            clients.address(&forwarded, lb),
+            Some("1.2.3.4".parse().expect("ip"))
+        );
+        assert_eq!(clients.address(&forwarded, stranger), stranger);
+        let junk = headers(&[("x-forwarded-for", "nonsense")]);
+        assert_eq!(clients.address(&junk, lb), lb);
+        assert_eq!(
+            clients.forwarded(&forwarded, stranger),
+            ("5.5.5.5".to_owned(), "http")
+        );
+        assert_eq!(
+            clients.forwarded(&forwarded, lb).0,
+            "6.6.6.6, 1.2.3.4, 10.0.0.2, 10.0.0.1"
+        );
+    }
 
     #[test]
     fn bearer_subject_wins_over_apikey_and_address() {

@@ -279,38 +279,14 @@ impl Metrics {
                     counter.with_label_values(labels).inc_by(now - before);
                 }
             };
-            let shadow_outcomes = [
-                ("sent", now.shadows_sent, before.shadows_sent),
-                (
-                    "dropped_queue_full",
-                    now.shadows_dropped_queue_full,
-                    before.shadows_dropped_queue_full,
-                ),
-                (
-                    "dropped_body_too_large",
-                    now.shadows_dropped_body_too_large,
-                    before.shadows_dropped_body_too_large,
-                ),
-                ("timeout", now.shadow_timeouts, before.shadow_timeouts),
-                ("error", now.shadow_errors, before.shadow_errors),
-                ("served_failed", now.served_failed, before.served_failed),
-                (
-                    "compare_dropped",
-                    now.compare_dropped,
-                    before.compare_dropped,
-                ),
-                (
-                    "dropped_over_budget",
-                    now.shadows_dropped_over_budget,
-                    before.shadows_dropped_over_budget,
-                ),
-                (
-                    "dropped_no_secret",
-                    now.shadows_dropped_no_secret,
-                    before.shadows_dropped_no_secret,
-                ),
-            ];
-            for (outcome, n, b) in shadow_outcomes {
+            add(
+                &self.shadows,
+                &[route, "sent"],
+                now.shadows_sent,
+                before.shadows_sent,
+            );
+            let shadow_losses = now.losses().into_iter().zip(before.losses());
+            for ((outcome, n), (_, b)) in shadow_losses {
                 add(&self.shadows, &[route, outcome], n, b);
             }
             let verdicts = [

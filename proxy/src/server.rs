@@ -20,6 +20,7 @@ use crate::control::{Control, ControlSettings, FleetSettings};
 use crate::gateway::Gateway;
 use crate::guard::GuardService;
 use crate::history::{History, Recorder};
+use crate::identity::Clients;
 use crate::metrics::Metrics;
 use crate::shadow;
 use crate::sources::FlagSources;
@@ -111,12 +112,19 @@ pub fn run(prepared: Prepared) -> Result<()> {
     }
     let (shadower, shadow_worker) =
         shadow::channel(limits, secret, compare_tx, Arc::clone(&metrics))?;
-    let trusted = config.trusted_proxies()?;
+    let clients = Clients::new(
+        config.trusted_proxies()?,
+        config
+            .guard
+            .jwt_secret
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes()),
+    );
     let gateway = Gateway::new(
         Arc::clone(&control),
         shadower,
         Arc::clone(&metrics),
-        trusted,
+        clients,
     );
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     proxy.add_tcp(&config.listen);

@@ -334,16 +334,28 @@ impl Window {
 }
 
 impl StatsSnapshot {
+    /// Every way a copy can fail to become a compared pair, with its count: the names are
+    /// the `outcome` label of [`crate::metrics::SHADOWS_TOTAL`] and the keys of the admin
+    /// API's `losses`.
+    pub fn losses(&self) -> [(&'static str, u64); 8] {
+        [
+            ("dropped_queue_full", self.shadows_dropped_queue_full),
+            (
+                "dropped_body_too_large",
+                self.shadows_dropped_body_too_large,
+            ),
+            ("dropped_over_budget", self.shadows_dropped_over_budget),
+            ("dropped_no_secret", self.shadows_dropped_no_secret),
+            ("timeout", self.shadow_timeouts),
+            ("error", self.shadow_errors),
+            ("served_failed", self.served_failed),
+            ("compare_dropped", self.compare_dropped),
+        ]
+    }
+
     /// Copies that were not compared, whatever the reason.
     pub fn shadows_lost(&self) -> u64 {
-        self.shadows_dropped_queue_full
-            + self.shadows_dropped_body_too_large
-            + self.shadows_dropped_over_budget
-            + self.shadows_dropped_no_secret
-            + self.shadow_timeouts
-            + self.shadow_errors
-            + self.served_failed
-            + self.compare_dropped
+        self.losses().iter().map(|(_, n)| n).sum()
     }
 }
 

@@ -315,6 +315,8 @@ pub struct RouteRow {
     pub rates: Option<crate::history::Rates>,
     /// The promotion gate's verdict for the next step; `None` for blocked routes.
     pub gate: Option<GateView>,
+    /// This instance's counters since it started.
+    pub counters: crate::stats::StatsSnapshot,
 }
 
 /// A promotion gate as the console shows it, with the evidence behind it.
@@ -383,7 +385,7 @@ pub fn routes_page(
                 thead { tr {
                     th scope="col" { "route" } th scope="col" { "phase" } th scope="col" { "source" }
                     th scope="col" { "req/s" } th scope="col" { "served by new" } th scope="col" { "new-side errors" }
-                    th scope="col" { "mismatch (regressions)" } th scope="col" { "promotion gate" } th scope="col" { "roll back" }
+                    th scope="col" { "mismatch (regressions)" } th scope="col" { "copies lost" } th scope="col" { "promotion gate" } th scope="col" { "roll back" }
                 } }
                 tbody {
                     @for row in rows {
@@ -391,6 +393,7 @@ pub fn routes_page(
                             th scope="row" { a href={ "/ui/routes/" (row.name) } { (row.name) } br; small { code { (row.path) } } }
                             td { (row.phase) } td { (row.source) }
                             (rate_cells(row.rates.as_ref()))
+                            td.n { a href={ "/ui/routes/" (row.name) "#copies" } { (row.counters.shadows_lost()) } }
                             td { (gate_cell(row.gate.as_ref())) }
                             td {
                                 @if !row.blocked && row.phase != "legacy" {
@@ -414,6 +417,24 @@ pub fn routes_page(
             }
         },
     )
+}
+
+/// What became of the copies: sent, compared, and every cause of loss.
+fn copies_table(counters: &crate::stats::StatsSnapshot) -> Markup {
+    let compared = counters.pairs_equal + counters.pairs_different;
+    html! {
+        table {
+            caption { "Copies sent to the other side since this instance started, and what became of them" }
+            thead { tr { th scope="col" { "outcome" } th scope="col" { "copies" } } }
+            tbody {
+                tr { th scope="row" { "sent" } td.n { (counters.shadows_sent) } }
+                tr { th scope="row" { "compared" } td.n { (compared) } }
+                @for (cause, n) in counters.losses() {
+                    tr { th scope="row" { "lost: " (cause.replace('_', " ")) } td.n class=@if n > 0 { "regression" } { (n) } }
+                }
+            }
+        }
+    }
 }
 
 fn gate_cell(gate: Option<&GateView>) -> Markup {
@@ -521,6 +542,8 @@ pub fn route_page(
                     }
                 }
             }
+            h2 id="copies" { "Shadow copies on this instance" }
+            (copies_table(&row.counters))
             h2 { "Last hours" }
             div.sides {
                 (chart("Traffic split: share served by new", &[("new", "#0969da", series(&|r| r.share_new))], "share"))

@@ -590,9 +590,9 @@ async fn the_console_answers_within_a_second_while_the_diff_store_is_cut_off() {
     let legacy = TestUpstream::start("legacy").await;
     let new = TestUpstream::start("new").await;
     let database = crate::harness::fresh_database().await;
-    let relay = crate::harness::PartitionRelay::start("127.0.0.1:5432").await;
+    let relay = crate::harness::Relay::start("127.0.0.1:5432").await;
     let (_, name) = database.rsplit_once('/').expect("database name");
-    let through_relay = format!("postgres://postgres@127.0.0.1:{}/{name}", relay.port);
+    let through_relay = format!("postgres://postgres@127.0.0.1:{}/{name}", relay.port());
     let mut routes = String::from("routes:\n");
     for n in 0..10 {
         routes.push_str(&format!("  - {{name: r{n}, path: /r{n}, phase: shadow}}\n"));
@@ -645,7 +645,7 @@ async fn the_console_answers_within_a_second_while_the_diff_store_is_cut_off() {
         "{html}"
     );
 
-    relay.cut(true);
+    relay.partition();
     for attempt in 0..3 {
         let (status, elapsed, html) = routes_page().await;
         assert_eq!(status, 200, "attempt {attempt}");
@@ -671,6 +671,34 @@ async fn the_console_answers_within_a_second_while_the_diff_store_is_cut_off() {
         started.elapsed()
     );
     assert!(detail.contains("diff store unavailable"), "{detail}");
+    // What became of every copy is on the route page, whatever the store does.
+    assert!(
+        detail.contains("Shadow copies on this instance") && detail.contains("lost: served failed"),
+        "{detail}"
+    );
+    // The diff report pages give up after the console's wait, saying why.
+    for page in [
+        "/ui/diffs?since=1h",
+        "/ui/diffs/r3?since=1h",
+        "/ui/samples/1",
+    ] {
+        let started = std::time::Instant::now();
+        let answer = slow_client
+            .get(format!("{}{page}", gateway.admin_url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("diff page");
+        let status = answer.status().as_u16();
+        let html = answer.text().await.expect("html");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{page} took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(status, 503, "{page}: {html}");
+        assert!(html.contains("did not answer within"), "{page}: {html}");
+    }
     // Clients are served as before.
     let started = std::time::Instant::now();
     for n in 0..20 {
@@ -684,7 +712,7 @@ async fn the_console_answers_within_a_second_while_the_diff_store_is_cut_off() {
     );
 
     // Restored, the gates have their verdicts back.
-    relay.cut(false);
+    relay.restore().await;
     let started = std::time::Instant::now();
     loop {
         let (status, _, html) = routes_page().await;

@@ -366,6 +366,7 @@ impl Gateway {
             .arg(self.dir.join("gateway.yaml"))
             .env("RUST_LOG", "info")
             .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", SHADOW_SECRET)
+            .env("STUDYFLOW_GATEWAY__GUARD__JWT_SECRET", JWT_SECRET)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -576,73 +577,6 @@ impl Drop for Gateway {
     }
 }
 
-/// A TCP relay that the test owns, in front of a real server (the local Postgres), that
-/// fails like a network partition rather than like a stopped server (see [`Relay`]): it
-/// forwards every connection until [`PartitionRelay::cut`], then lets no byte through on
-/// any connection, open or new, while holding them open, so clients wait for their own
-/// timeouts. The server itself is never touched.
-#[derive(Debug)]
-pub struct PartitionRelay {
-    pub port: u16,
-    cut: tokio::sync::watch::Sender<bool>,
-}
-
-impl PartitionRelay {
-    /// Starts a relay on a free port of 127.0.0.1 to `target` (`host:port`).
-    pub async fn start(target: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let (cut, watch) = tokio::sync::watch::channel(false);
-        let target = target.to_owned();
-        tokio::spawn(async move {
-            let mut stopped = watch.clone();
-            loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    // The relay was dropped.
-                    Err(_) = stopped.changed() => return,
-                };
-                let Ok((client, _)) = accepted else { return };
-                tokio::spawn(partitioned(client, target.clone(), watch.clone()));
-            }
-        });
-        Self { port, cut }
-    }
-
-    /// Cuts (`true`) or restores (`false`) the link. Connections open while cut stay
-    /// dead.
-    pub fn cut(&self, cut: bool) {
-        self.cut.send_replace(cut);
-    }
-}
-
-async fn partitioned(
-    mut client: tokio::net::TcpStream,
-    target: String,
-    mut cut: tokio::sync::watch::Receiver<bool>,
-) {
-    if !*cut.borrow() {
-        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-            return;
-        };
-        let was_cut = tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
-            _ = cut.wait_for(|cut| *cut) => true,
-        };
-        if !was_cut {
-            return;
-        }
-        // Hold both ends, silent, until the relay is dropped.
-        let _ = cut.wait_for(|_| false).await;
-        drop(server);
-    } else {
-        let _ = cut.wait_for(|_| false).await;
-    }
-    drop(client);
-}
-
 /// A client that does not pool connections across tests.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -663,8 +597,27 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-/// A bearer token carrying `sub` (unsigned: the gateway only reads the claim).
+/// The JWT secret the test gateways verify callers with (`guard.jwt_secret`).
+pub const JWT_SECRET: &str = "studyflow-test-jwt-secret-of-32-bytes!";
+
+/// A bearer token for `sub`, signed with [`JWT_SECRET`] and valid for an hour.
 pub fn bearer_for(sub: &str) -> String {
+    let claims = serde_json::json!({
+        "sub": sub,
+        "role": "authenticated",
+        "exp": chrono::Utc::now().timestamp() + 3600,
+    });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("sign");
+    format!("Bearer {token}")
+}
+
+/// A bearer token claiming `sub` with a made-up signature, as an attacker would send.
+pub fn forged_bearer_for(sub: &str) -> String {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
@@ -843,15 +796,26 @@ impl Drop for RedisNamespace {
     }
 }
 
-/// A TCP relay the test owns between a client and a real server (Redis, Postgres), that
-/// can be cut (every connection closed, new ones refused) and restored on the same port,
-/// so a dependency can fail without stopping the machine's shared server.
+/// How a [`Relay`] treats its link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Every byte passes.
+    Up,
+    /// Like a stopped server: relayed connections are closed and new ones refused.
+    Refused,
+    /// Like a network partition: no byte passes on any connection, open or new, and
+    /// none is closed, so clients wait for their own timeouts.
+    Partitioned,
+}
+
+/// A TCP relay the test owns between a client and a real server (the new backend,
+/// Redis, Postgres), whose link the test can cut without touching the server: refused
+/// ([`Relay::cut`]) or partitioned ([`Relay::partition`]), then restored on the same
+/// port ([`Relay::restore`]).
 #[derive(Debug)]
 pub struct Relay {
     pub addr: std::net::SocketAddr,
-    target: String,
-    up: Arc<AtomicBool>,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
+    link: tokio::sync::watch::Sender<Link>,
 }
 
 impl Relay {
@@ -861,75 +825,92 @@ impl Relay {
             .await
             .expect("bind relay");
         let addr = listener.local_addr().expect("addr");
-        let mut relay = Self {
-            addr,
-            target: target.to_owned(),
-            up: Arc::new(AtomicBool::new(true)),
-            stop: None,
-        };
-        relay.serve(listener);
-        relay
+        let (link, watch) = tokio::sync::watch::channel(Link::Up);
+        tokio::spawn(relay_listener(listener, target.to_owned(), watch));
+        Self { addr, link }
     }
 
-    fn serve(&mut self, listener: tokio::net::TcpListener) {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let target = self.target.clone();
-        tokio::spawn(async move {
-            loop {
-                let mut stop = stop_rx.clone();
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
-                    _ = stop.changed() => return,
-                };
-                let Ok((mut inbound, _)) = accepted else {
-                    continue;
-                };
-                let target = target.clone();
-                let mut stop = stop_rx.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = stop.changed() => {}
-                    }
-                });
-            }
-        });
-        self.stop = Some(stop_tx);
+    /// The relay's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
     }
 
-    /// Closes every relayed connection and refuses new ones.
-    pub fn cut(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
-        }
-        self.up.store(false, Ordering::Relaxed);
+    /// Closes every relayed connection and refuses new ones, like a stopped server.
+    pub fn cut(&self) {
+        self.link.send_replace(Link::Refused);
     }
 
-    /// Accepts and relays again, on the same port.
-    pub async fn restore(&mut self) {
+    /// Lets no byte through, on open connections or new ones, closing none: like a
+    /// network partition.
+    pub fn partition(&self) {
+        self.link.send_replace(Link::Partitioned);
+    }
+
+    /// Relays again, on the same port. Connections open while cut stay dead.
+    pub async fn restore(&self) {
+        self.link.send_replace(Link::Up);
+        // Once the listener is bound again, connections are accepted.
         let started = Instant::now();
-        let listener = loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(listener) => break listener,
-                Err(error) => {
-                    assert!(
-                        started.elapsed() < Duration::from_secs(10),
-                        "rebind: {error}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        self.serve(listener);
-        self.up.store(true, Ordering::Relaxed);
+        while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "relay rebind");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.cut();
+/// Accepts connections while the link is up or partitioned; unbinds while it is refused
+/// and binds the same address again when it is restored. Ends when the relay is dropped.
+async fn relay_listener(
+    mut listener: tokio::net::TcpListener,
+    target: String,
+    mut link: tokio::sync::watch::Receiver<Link>,
+) {
+    let addr = listener.local_addr().expect("addr");
+    loop {
+        let state = *link.borrow_and_update();
+        if state == Link::Refused {
+            drop(listener);
+            if link.wait_for(|l| *l != Link::Refused).await.is_err() {
+                return;
+            }
+            listener = loop {
+                match tokio::net::TcpListener::bind(addr).await {
+                    Ok(listener) => break listener,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            };
+            continue;
+        }
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((inbound, _)) = accepted {
+                    tokio::spawn(relayed(inbound, target.clone(), link.clone()));
+                }
+            }
+            changed = link.changed() => if changed.is_err() { return },
+        }
     }
+}
+
+/// One relayed connection: bytes pass until the link goes down; once partitioned both
+/// ends are held open, silent, until refused or the relay is dropped.
+async fn relayed(
+    mut inbound: tokio::net::TcpStream,
+    target: String,
+    mut link: tokio::sync::watch::Receiver<Link>,
+) {
+    let mut outbound = None;
+    if *link.borrow_and_update() == Link::Up {
+        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut inbound, &mut server) => return,
+            _ = link.wait_for(|l| *l != Link::Up) => {}
+        }
+        outbound = Some(server);
+    }
+    // Partitioned (or refused): hold both ends until refused or dropped.
+    let _ = link.wait_for(|l| *l == Link::Refused).await;
+    drop(outbound);
 }

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{
     Gateway, RedisNamespace, Relay, SHADOW_SECRET, TestUpstream, bearer_for, client, eventually,
+    forged_bearer_for,
 };
 
 const ROUTES: &str = "routes:\n  - {name: test-keys, path: /functions/v1/test-keys, blocked: true}\n  - {name: ai-proxy, path: /functions/v1/ai-proxy, phase: primary, response_headers: {x-frame-options: DENY}}\n  - {name: echo, path: /functions/v1/echo, phase: legacy}\n";
@@ -239,7 +240,10 @@ async fn errors_the_legacy_gives_too_never_roll_a_route_back() {
         let (status, side, _) = gateway.call(method, "/status/500", None, &[]).await;
         assert_eq!((status, side.as_str()), (500, "new"));
     }
-    let forged: Vec<String> = (0..3).map(|i| bearer_for(&format!("forged-{i}"))).collect();
+    // Forged tokens claiming 20 different students, all from one machine: one caller.
+    let forged: Vec<String> = (0..20)
+        .map(|i| forged_bearer_for(&format!("forged-{i}")))
+        .collect();
     for i in 0..60 {
         let token = &forged[i % forged.len()];
         gateway
@@ -298,13 +302,13 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
     let legacy = TestUpstream::start("legacy").await;
     let new = TestUpstream::start("new").await;
     // The new backend behind a relay, so the test can kill it.
-    let mut new_relay = Relay::start(new.url.trim_start_matches("http://")).await;
+    let new_relay = Relay::start(new.url.trim_start_matches("http://")).await;
     let new_url = format!("http://{}", new_relay.addr);
     let redis = RedisNamespace::new();
     let target = RedisNamespace::url()
         .trim_start_matches("redis://")
         .to_owned();
-    let mut relay = Relay::start(&target).await;
+    let relay = Relay::start(&target).await;
     let fleet = format!(
         "fleet:\n  redis_url: redis://{}\n  prefix: \"{}\"\n  resync_secs: 1\n  timeout_ms: 300\n",
         relay.addr, redis.prefix
