@@ -374,6 +374,7 @@ impl Stack {
             .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url)
             .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
             .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", &self.shadow_secret)
+            .env("STUDYFLOW_GATEWAY__GUARD__JWT_SECRET", &self.jwt_secret)
             .env(
                 "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",
                 &self.diffs_url,
