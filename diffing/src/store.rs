@@ -52,6 +52,9 @@ pub struct StoreSettings {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub route: String,
+    /// The phase the request was served under (`shadow`, `canary 25%`, …).
+    pub phase: String,
+    /// When the request was served (not when it was compared).
     pub at: DateTime<Utc>,
     pub verdict: Verdict,
     pub shapes: Vec<ShapeHit>,
@@ -272,19 +275,34 @@ async fn flush(
     samples_per_shape: i64,
 ) -> Result<(), sqlx::Error> {
     let mut pairs: HashMap<(String, DateTime<Utc>), PairDelta> = HashMap::new();
+    let mut phase_pairs: HashMap<(String, String, DateTime<Utc>), PairDelta> = HashMap::new();
     let mut shapes: HashMap<(String, String, DateTime<Utc>), ShapeDelta> = HashMap::new();
     let mut samples = Vec::new();
-    for record in batch {
+    for mut record in batch {
         let bucket = record
             .at
             .duration_trunc(chrono::TimeDelta::minutes(1))
             .unwrap_or(record.at);
-        let pair = pairs.entry((record.route.clone(), bucket)).or_default();
-        pair.compared += 1;
-        match record.verdict {
-            Verdict::Equal => pair.equal += 1,
-            Verdict::Noise => pair.noise += 1,
-            Verdict::Regression => pair.regression += 1,
+        let second = record
+            .at
+            .duration_trunc(chrono::TimeDelta::seconds(1))
+            .unwrap_or(record.at);
+        for pair in [
+            pairs.entry((record.route.clone(), bucket)).or_default(),
+            phase_pairs
+                .entry((
+                    record.route.clone(),
+                    std::mem::take(&mut record.phase),
+                    second,
+                ))
+                .or_default(),
+        ] {
+            pair.compared += 1;
+            match record.verdict {
+                Verdict::Equal => pair.equal += 1,
+                Verdict::Noise => pair.noise += 1,
+                Verdict::Regression => pair.regression += 1,
+            }
         }
         for hit in &record.shapes {
             let delta = shapes
@@ -324,6 +342,20 @@ async fn flush(
         .bind(d.compared)
         .bind(d.equal)
         .bind(d.noise)
+        .bind(d.regression)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for ((route, phase, second), d) in phase_pairs {
+        sqlx::query(
+            "insert into diffs.phase_pair_counts (route, phase, second, compared, regression) values ($1, $2, $3, $4, $5)
+             on conflict (route, phase, second) do update set compared = phase_pair_counts.compared + excluded.compared,
+               regression = phase_pair_counts.regression + excluded.regression",
+        )
+        .bind(route)
+        .bind(phase)
+        .bind(second)
+        .bind(d.compared)
         .bind(d.regression)
         .execute(&mut *tx)
         .await?;
@@ -383,8 +415,12 @@ async fn cleanup(pool: &PgPool, retention: Duration) -> Result<(), sqlx::Error> 
     else {
         return Ok(());
     };
-    for table in ["pair_counts", "shape_counts"] {
-        sqlx::query(&format!("delete from diffs.{table} where bucket < $1"))
+    for (table, column) in [
+        ("pair_counts", "bucket"),
+        ("shape_counts", "bucket"),
+        ("phase_pair_counts", "second"),
+    ] {
+        sqlx::query(&format!("delete from diffs.{table} where {column} < $1"))
             .bind(cutoff)
             .execute(pool)
             .await?;

@@ -45,6 +45,12 @@ impl Phase {
     /// Reads a phase from its name and, for `canary` only, a percentage (0–100). The error
     /// says what is wrong in words an operator can act on.
     pub fn from_parts(name: &str, percent: Option<u8>) -> Result<Phase, String> {
+        const NAMES: [&str; 5] = ["legacy", "shadow", "canary", "primary", "decommissioned"];
+        if !NAMES.contains(&name) {
+            return Err(format!(
+                "unknown phase `{name}` (legacy, shadow, canary, primary, decommissioned)"
+            ));
+        }
         match (name, percent) {
             ("canary", Some(percent)) if percent <= 100 => Ok(Phase::Canary(percent)),
             ("canary", Some(percent)) => Err(format!("percent {percent} is over 100")),

@@ -36,6 +36,10 @@ pub struct RouteSpec {
     /// Upstream names (from the gateway's `upstreams`) for each side; `None` is the
     /// default `legacy`/`new` upstream.
     pub legacy_upstream: Option<String>,
+    /// Whether the legacy has this function at all. A route written `legacy: none` is new
+    /// (the Supabase project would answer 404): it is always decommissioned, receives no
+    /// copies, and rollbacks and the guard leave it alone.
+    pub legacy_twin: bool,
     pub new_upstream: Option<String>,
     /// Seconds an upstream may take to answer this route (connect and read).
     pub timeout_secs: Option<u64>,
@@ -259,6 +263,15 @@ impl RouteSpec {
         if raw.timeout_secs == Some(0) {
             return Err(Error::route(&name, "timeout_secs must be at least 1"));
         }
+        let legacy_twin = raw.legacy.as_deref() != Some(NO_LEGACY);
+        if !legacy_twin && phase != Phase::Decommissioned {
+            return Err(Error::route(
+                &name,
+                format!(
+                    "`legacy: none` (no legacy twin) needs `phase: decommissioned`, not `{phase}`"
+                ),
+            ));
+        }
         Ok(Self {
             name,
             path,
@@ -267,7 +280,8 @@ impl RouteSpec {
             blocked: raw.blocked,
             sensitive: raw.sensitive,
             response_headers,
-            legacy_upstream: raw.legacy,
+            legacy_upstream: raw.legacy.filter(|_| legacy_twin),
+            legacy_twin,
             new_upstream: raw.new,
             timeout_secs: raw.timeout_secs,
             shadow: raw.shadow,
@@ -276,12 +290,54 @@ impl RouteSpec {
         })
     }
 
+    /// Whether a request with `method` is copied towards `target`: reads always, writes
+    /// as `shadow.writes` says, and writes to legacy also when the route is declared
+    /// idempotent (`diff.idempotent`: a second call changes nothing), so a route in
+    /// primary keeps collecting evidence on every method.
+    pub fn copies(&self, method: &str, target: Side) -> bool {
+        self.shadow.allows(method, target)
+            || (self.diff.idempotent
+                && target == Side::Legacy
+                && self.shadow.sample_percent > 0
+                && self.shadow.writes != WritePolicy::Never)
+    }
+
+    /// Which methods get copies in `phase`, in words, for operators.
+    pub fn copies_in(&self, phase: Phase) -> String {
+        let to_new = match self.copies("POST", Side::New) {
+            true => "every method served by legacy is copied to new (writes as dry runs)",
+            false => "reads served by legacy are copied to new, writes are not",
+        };
+        let to_legacy = match (self.copies("POST", Side::Legacy), self.diff.idempotent) {
+            (true, true) => {
+                "every method served by new is copied to legacy (the route is idempotent)"
+            }
+            (true, false) => {
+                "every method served by new is copied to legacy (shadow.writes: mirror)"
+            }
+            (false, _) => {
+                "reads served by new are copied to legacy, writes are not (not idempotent: the legacy would write twice)"
+            }
+        };
+        match phase {
+            _ if !self.legacy_twin => "no copies: the legacy has no such function".into(),
+            Phase::Legacy | Phase::Decommissioned => "no copies in this phase".into(),
+            _ if self.shadow.sample_percent == 0 => "no copies (shadow.sample_percent is 0)".into(),
+            Phase::Shadow => to_new.into(),
+            Phase::Canary(_) => format!("{to_new}; {to_legacy}"),
+            Phase::Primary => to_legacy.into(),
+        }
+    }
+
     /// Whether this route covers the request.
     pub fn covers(&self, method: &str, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.iter().any(|m| m == method))
             && self.path.matches(path)
     }
 }
+
+/// The `legacy` value of a route the legacy does not have.
+pub const NO_LEGACY: &str = "none";
 
 fn parse_phase(route: &str, phase: &str, percent: Option<u8>) -> Result<Phase> {
     Phase::from_parts(phase, percent).map_err(|reason| Error::route(route, reason))

@@ -46,7 +46,7 @@ use crate::console::{self, ConsoleAuth, ConsoleSettings, Sessions};
 use crate::control::{Control, ControlError};
 use crate::history::History;
 use crate::metrics::Metrics;
-use crate::promotion;
+use crate::promotion::{self, PhaseRefused, PhaseRequest};
 use crate::routing::Route;
 
 /// The control plane's settings the admin service runs with.
@@ -231,6 +231,7 @@ impl From<ControlError> for AdminError {
         let status = match &error {
             ControlError::UnknownRoute(_) => StatusCode::NOT_FOUND,
             ControlError::MissingReason | ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::NoLegacyTwin(_) => StatusCode::CONFLICT,
             ControlError::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ControlError::StoreDown(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -295,6 +296,8 @@ fn route_json(control: &Control, plane: &ControlPlane, route: &Route) -> Value {
         "guard": guard,
         "since_phase_change": route.stats.since_phase_change(),
         "blocked": route.spec.blocked,
+        "legacy_twin": route.spec.legacy_twin,
+        "copies": route.spec.copies_in(route.phase),
         "shadow": route.spec.shadow,
         "counters": counters,
         "shadows_lost": counters.shadows_lost(),
@@ -419,50 +422,63 @@ async fn promote_route(
         &state.plane.promotion.canary_steps,
     )
     .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
-    let gate = promotion::gate(
-        route,
+    let request = PhaseRequest {
+        route: &name,
+        to: target,
+        who: &who,
+        reason: &request.reason,
+        force: request.force,
+    };
+    phase_answer(&name, change(&state, request).await)
+}
+
+/// Makes an operator's phase change through the one gate, waiting for the diff store
+/// as long as the admin API does.
+async fn change(
+    state: &AdminState,
+    request: PhaseRequest<'_>,
+) -> Result<promotion::PhaseChanged, PhaseRefused> {
+    promotion::change_phase(
+        &state.control,
         state.diffs.get(),
         &state.plane.promotion,
         PROMOTION_STORE_WAIT,
+        request,
     )
-    .await;
-    let mut answer = json!({
-        "route": name,
-        "from": route.phase.to_string(),
-        "to": target.to_string(),
-        "gate": gate,
-    });
-    if !gate.holds && !request.force {
-        answer["error"] = json!(format!(
-            "the promotion gate does not hold for `{name}` ({} -> {target}); see the evidence, or pass --force with a reason",
-            route.phase
-        ));
-        return Ok((StatusCode::CONFLICT, Json(answer)).into_response());
-    }
-    let (action, reason) = if gate.holds {
-        ("promote", request.reason)
-    } else {
-        let failed: Vec<String> = gate
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{} {} (required {})", c.name, c.observed, c.required))
-            .collect();
-        (
-            "promote_forced",
-            format!(
-                "{} [forced past the gate: {}]",
-                request.reason,
-                failed.join("; ")
-            ),
+    .await
+}
+
+/// A phase change's answer: what changed and the gate's evidence, or 409 with the
+/// evidence when the gate refused a move forward.
+fn phase_answer(
+    name: &str,
+    result: Result<promotion::PhaseChanged, PhaseRefused>,
+) -> Result<Response, AdminError> {
+    match result {
+        Ok(done) => Ok(Json(json!({
+            "route": name,
+            "from": done.from.to_string(),
+            "to": done.to.to_string(),
+            "action": done.action,
+            "gate": done.gate,
+            "changed": done.changed,
+        }))
+        .into_response()),
+        Err(PhaseRefused::Gate { from, to, report }) => Ok((
+            StatusCode::CONFLICT,
+            Json(json!({
+                "route": name,
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "gate": report,
+                "error": format!(
+                    "the promotion gate does not hold for `{name}` ({from} -> {to}): moving forward needs the evidence, or --force with a reason (audited as forced)"
+                ),
+            })),
         )
-    };
-    let changed = state
-        .control
-        .set_phase(&name, target, &who, &reason, action)
-        .await?;
-    answer["changed"] = json!(changed);
-    Ok(Json(answer).into_response())
+            .into_response()),
+        Err(PhaseRefused::Control(error)) => Err(error.into()),
+    }
 }
 
 /// How long `promote` waits for the diff store before judging on this instance's
@@ -479,6 +495,9 @@ struct SetPhase {
     phase: String,
     percent: Option<u8>,
     reason: String,
+    /// Move forward although the gate does not hold (audited as forced).
+    #[serde(default)]
+    force: bool,
 }
 
 /// Parses a JSON body, turning serde's rejection into a readable 400.
@@ -491,22 +510,26 @@ fn changed(entries: Vec<AuditEntry>) -> Json<Value> {
     Json(json!({ "changed": entries }))
 }
 
+/// Puts a route in a phase: back at once, forward through the gate (409 with the
+/// evidence when it does not hold, unless forced).
 async fn set_route(
     State(state): State<AdminState>,
     Api(Path(name)): Api<Path<String>>,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
-) -> Result<Json<Value>, AdminError> {
+) -> Result<Response, AdminError> {
     let who = authorize(&state, &headers)?;
     let request: SetPhase = body(&bytes)?;
     let phase = Phase::from_parts(&request.phase, request.percent)
         .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
-    Ok(changed(
-        state
-            .control
-            .set_phase(&name, phase, &who, &request.reason, "set")
-            .await?,
-    ))
+    let change_request = PhaseRequest {
+        route: &name,
+        to: phase,
+        who: &who,
+        reason: &request.reason,
+        force: request.force,
+    };
+    phase_answer(&name, change(&state, change_request).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -548,7 +571,15 @@ async fn rollback_all(
     let Reason { reason } = body(&bytes)?;
     let entries = state.control.rollback(None, &who, &reason).await?;
     count_rollbacks(&state, &entries);
-    Ok(rolled_back(&state, entries))
+    let mut answer = rolled_back(&state, entries);
+    let table = state.control.table();
+    let skipped = table.without_legacy();
+    if !skipped.is_empty() {
+        answer["skipped"] = json!(skipped);
+        answer["skipped_why"] =
+            json!("no legacy twin (`legacy: none`): the legacy would answer 404");
+    }
+    Ok(answer)
 }
 
 /// Counts operator rollbacks that changed something, for the rollback metric.

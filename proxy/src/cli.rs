@@ -38,11 +38,15 @@ pub enum Command {
     /// Inspect or change routes.
     #[command(subcommand)]
     Routes(RoutesCommand),
-    /// Roll one route, or every route with --all, back to legacy at once.
+    /// Roll one route, or every route with --all, back to legacy at once (routes with
+    /// no legacy twin are refused by name and skipped by --all).
     Rollback {
+        /// The route to roll back (see `routes list`).
         route: Option<String>,
+        /// Roll every route back (routes already on legacy are left alone).
         #[arg(long, conflicts_with = "route")]
         all: bool,
+        /// Why, for the audit log.
         #[arg(long)]
         reason: String,
     },
@@ -50,6 +54,7 @@ pub enum Command {
     /// decommissioned), or to a canary percentage, when its promotion gate holds; prints
     /// the evidence either way.
     Promote {
+        /// The route to promote (see `routes list`).
         route: String,
         /// Go to this canary percentage instead of the next step.
         #[arg(long)]
@@ -57,6 +62,7 @@ pub enum Command {
         /// Promote even though the gate does not hold (audited with the failed checks).
         #[arg(long)]
         force: bool,
+        /// Why, for the audit log.
         #[arg(long)]
         reason: String,
     },
@@ -65,8 +71,10 @@ pub enum Command {
     Flags(FlagsCommand),
     /// Show the audit log of phase changes.
     Audit {
+        /// Only this route's changes.
         #[arg(long)]
         route: Option<String>,
+        /// How many of the latest changes to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -89,11 +97,13 @@ pub enum FlagsCommand {
 pub enum DiffsCommand {
     /// Per route: compared pairs, regressions, noise, differing paths with samples.
     Report {
+        /// Only this route (an unknown name is an error, not an empty report).
         #[arg(long)]
         route: Option<String>,
         /// A duration back from now (`24h`, `7d`) or an RFC 3339 time.
         #[arg(long, default_value = "24h")]
         since: String,
+        /// `md` (Markdown, for people) or `json` (for scripts).
         #[arg(long, default_value = "md", value_parser = ["md", "json"])]
         format: String,
     },
@@ -101,23 +111,44 @@ pub enum DiffsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum RoutesCommand {
-    /// Every route with its phase and live counters.
+    /// Every route with its phase and live counters, and the overrides in force.
     List,
-    /// One route in detail, with its audit history.
-    Show { route: String },
-    /// Put a route in a phase: legacy, shadow, canary (with --percent), primary,
-    /// decommissioned.
-    Set {
+    /// One route in detail: phase and where it comes from, copies, counters, history.
+    Show {
+        /// The route (see `routes list`).
         route: String,
+        /// `text` (a summary for people) or `json` (everything, for scripts).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Put a route in a phase: back at once; forward (a later phase or a higher canary
+    /// percentage) only when the promotion gate holds, or with --force.
+    Set {
+        /// The route (see `routes list`).
+        route: String,
+        /// legacy, shadow, canary (with --percent), primary or decommissioned.
         phase: String,
+        /// The canary percentage (0–100), with phase `canary`.
         #[arg(long)]
         percent: Option<u8>,
+        /// Move forward even though the gate does not hold (audited with the failed
+        /// checks).
+        #[arg(long)]
+        force: bool,
+        /// Why, for the audit log.
         #[arg(long)]
         reason: String,
     },
-    /// Drop the operator override: the routes file's phase applies again.
+    /// Drop operator overrides (one route, or every one with --all): the routes file's
+    /// (or Unleash's) phase applies again. Overrides are kept across restarts until
+    /// reset.
     Reset {
-        route: String,
+        /// The route whose override to drop.
+        route: Option<String>,
+        /// Drop every override.
+        #[arg(long, conflicts_with = "route")]
+        all: bool,
+        /// Why, for the audit log.
         #[arg(long)]
         reason: String,
     },
@@ -132,6 +163,10 @@ pub enum CliError {
     Refused { status: u16, message: String },
     #[error("give a route or --all")]
     NoTarget,
+    #[error(
+        "who is making this change? pass --as NAME or set STUDYFLOW_OPERATOR (the audit log records it)"
+    )]
+    NoOperator,
     /// The promotion gate does not hold; the evidence is in the message.
     #[error("{0}")]
     GateClosed(String),
@@ -182,41 +217,71 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
         Command::Routes(RoutesCommand::List) => {
             client.get("/routes").await.map(|v| routes_table(&v))
         }
-        Command::Routes(RoutesCommand::Show { route }) => client
-            .get(&format!("/routes/{route}"))
-            .await
-            .map(|v| pretty(&v)),
+        Command::Routes(RoutesCommand::Show { route, format }) => {
+            let value = client.get(&format!("/routes/{}", segment(&route))).await?;
+            Ok(match format.as_str() {
+                "json" => pretty(&value),
+                _ => route_summary(&value),
+            })
+        }
         Command::Routes(RoutesCommand::Set {
             route,
             phase,
             percent,
+            force,
             reason,
-        }) => client
-            .send(
-                reqwest::Method::PUT,
-                &format!("/routes/{route}"),
-                json!({"phase": phase, "percent": percent, "reason": reason}),
-            )
-            .await
-            .map(|v| changes(&v)),
-        Command::Routes(RoutesCommand::Reset { route, reason }) => client
-            .send(
-                reqwest::Method::POST,
-                &format!("/routes/{route}/reset"),
-                json!({"reason": reason}),
-            )
-            .await
-            .map(|v| changes(&v)),
+        }) => {
+            client.operator()?;
+            let body = json!({"phase": phase, "percent": percent, "force": force, "reason": reason});
+            let answer = client
+                .send_raw(reqwest::Method::PUT, &format!("/routes/{}", segment(&route)), body)
+                .await?;
+            phase_change(answer)
+        }
+        Command::Routes(RoutesCommand::Reset { route, all, reason }) => {
+            client.operator()?;
+            let routes = match (route, all) {
+                (Some(route), false) => vec![route],
+                (None, true) => overridden(&client.get("/routes").await?),
+                _ => return Err(CliError::NoTarget),
+            };
+            if routes.is_empty() {
+                return Ok("no override in force".into());
+            }
+            let mut out = Vec::new();
+            for route in routes {
+                let path = format!("/routes/{}/reset", segment(&route));
+                let answer = client
+                    .send(reqwest::Method::POST, &path, json!({"reason": reason}))
+                    .await?;
+                out.push(changes(&answer));
+            }
+            Ok(out.join("\n"))
+        }
         Command::Rollback { route, all, reason } => {
+            client.operator()?;
             let path = match (route, all) {
-                (Some(route), false) => format!("/routes/{route}/rollback"),
+                (Some(route), false) => format!("/routes/{}/rollback", segment(&route)),
                 (None, true) => "/rollback".to_owned(),
                 _ => return Err(CliError::NoTarget),
             };
-            client
+            let answer = client
                 .send(reqwest::Method::POST, &path, json!({"reason": reason}))
-                .await
-                .map(|v| changes(&v))
+                .await?;
+            let mut out = changes(&answer);
+            if answer["fleet_sync"] == "pending" {
+                out.push_str("\nin force on this instance; fleet propagation pending (the fleet store is unreachable)");
+            }
+            if let Some(skipped) = answer["skipped"].as_array() {
+                let names: Vec<&str> = skipped.iter().filter_map(Value::as_str).collect();
+                let _ = write!(
+                    out,
+                    "\nleft alone: {} ({})",
+                    names.join(", "),
+                    answer["skipped_why"].as_str().unwrap_or("no legacy twin")
+                );
+            }
+            Ok(out)
         }
         Command::Promote {
             route,
@@ -224,28 +289,15 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
             force,
             reason,
         } => {
+            client.operator()?;
             let answer = client
                 .send_raw(
                     reqwest::Method::POST,
-                    &format!("/routes/{route}/promote"),
+                    &format!("/routes/{}/promote", segment(&route)),
                     json!({"percent": percent, "force": force, "reason": reason}),
                 )
                 .await?;
-            match answer {
-                (409, body) => Err(CliError::GateClosed(format!(
-                    "{}\n{}",
-                    body["error"].as_str().unwrap_or("the promotion gate does not hold"),
-                    gate_report(&body)
-                ))),
-                (status, body) if status >= 400 => Err(CliError::Refused {
-                    status,
-                    message: body["error"]
-                        .as_str()
-                        .unwrap_or("request refused")
-                        .to_owned(),
-                }),
-                (_, body) => Ok(format!("{}{}", gate_report(&body), changes(&body))),
-            }
+            phase_change(answer)
         }
         Command::Flags(FlagsCommand::Sync) => Err(CliError::Sync(
             "`flags sync` reads the gateway configuration: run it as `studyflow-gateway --config FILE flags sync`".into(),
@@ -266,6 +318,10 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
             since,
             format,
         }) => {
+            if let Some(route) = &route {
+                // Named as such when it does not exist, rather than "no pairs".
+                client.get(&format!("/routes/{}", segment(route))).await?;
+            }
             let mut url =
                 reqwest::Url::parse(&client.url("/diffs")).map_err(|_| CliError::NoTarget)?;
             url.query_pairs_mut().append_pair("since", &since);
@@ -347,15 +403,22 @@ impl Client {
         if let Some(token) = &self.admin.token {
             request = request.bearer_auth(token);
         }
-        let operator = self
-            .admin
-            .operator
-            .clone()
-            .or_else(|| std::env::var("USER").ok());
-        if let Some(operator) = operator {
+        if let Ok(operator) = self.operator() {
             request = request.header("x-operator", operator);
         }
         request
+    }
+
+    /// Who is making a change: `--as`, `STUDYFLOW_OPERATOR`, else the login name; never
+    /// a made-up default.
+    fn operator(&self) -> Result<String, CliError> {
+        self.admin
+            .operator
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .ok_or(CliError::NoOperator)
     }
 
     fn url(&self, path: &str) -> String {
@@ -382,6 +445,134 @@ impl Client {
         }
         Ok(body)
     }
+}
+
+/// A route name as one path segment of the admin API (a name with `/` or `?` stays
+/// one segment and is refused by the API as unknown).
+fn segment(route: &str) -> String {
+    url::form_urlencoded::byte_serialize(route.as_bytes()).collect()
+}
+
+/// The answer of `set` or `promote`: the gate's evidence and what changed, or the gate's
+/// refusal with its evidence.
+fn phase_change((status, body): (u16, Value)) -> Result<String, CliError> {
+    match status {
+        409 => Err(CliError::GateClosed(format!(
+            "{}\n{}",
+            body["error"]
+                .as_str()
+                .unwrap_or("the promotion gate does not hold"),
+            gate_report(&body)
+        ))),
+        status if status >= 400 => Err(CliError::Refused {
+            status,
+            message: body["error"]
+                .as_str()
+                .unwrap_or("request refused")
+                .to_owned(),
+        }),
+        _ if body["gate"].is_null() => Ok(changes(&body)),
+        _ => Ok(format!("{}{}", gate_report(&body), changes(&body))),
+    }
+}
+
+/// Routes with an operator override in force.
+fn overridden(routes: &Value) -> Vec<String> {
+    routes["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !r["override"].is_null())
+        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// `routes show` for people: where the phase comes from, what is copied, what the
+/// counters say, the last changes.
+fn route_summary(route: &Value) -> String {
+    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let phase = match route["percent"].as_u64() {
+        Some(percent) => format!("canary {percent}%"),
+        None => text(&route["phase"]),
+    };
+    let mut out = format!(
+        "{}  {}\n  phase      {phase} (from {}{})\n",
+        text(&route["name"]),
+        text(&route["path"]),
+        text(&route["source"]),
+        if route["held"] == true {
+            ", held by the rollback guard"
+        } else {
+            ""
+        },
+    );
+    let _ = writeln!(
+        out,
+        "  layers     file {}, unleash {}, override {}",
+        text(&route["file_phase"]),
+        route["unleash_phase"].as_str().unwrap_or("none"),
+        match &route["override"] {
+            Value::Null => "none".to_owned(),
+            o => format!(
+                "{} by {} at {} ({})",
+                text(&o["phase"]),
+                text(&o["by"]),
+                text(&o["at"]),
+                text(&o["reason"])
+            ),
+        }
+    );
+    let _ = writeln!(out, "  copies     {}", text(&route["copies"]));
+    if route["legacy_twin"] == false {
+        out.push_str("  rollback   none: the legacy has no such function (legacy: none)\n");
+    }
+    let c = &route["counters"];
+    let n = |key: &str| c[key].as_u64().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "  served     legacy {}, new {} ({} fallbacks to legacy)",
+        n("served_legacy"),
+        n("served_new"),
+        n("fallbacks")
+    );
+    let _ = writeln!(
+        out,
+        "  copies     sent {}, compared {} (equal {}, noise {}, regressions {}), lost {}",
+        n("shadows_sent"),
+        n("pairs_equal") + n("pairs_different"),
+        n("pairs_equal"),
+        n("pairs_noise"),
+        n("pairs_regression"),
+        route["shadows_lost"].as_u64().unwrap_or(0)
+    );
+    let since = &route["since_phase_change"];
+    let _ = writeln!(
+        out,
+        "  since the last phase change: {} new-side requests, {} errors, {} compared pairs, {} regressions",
+        since["new_requests"], since["new_errors"], since["compared"], since["regressions"]
+    );
+    match route["audit"].as_array() {
+        Some(audit) if !audit.is_empty() => {
+            out.push_str("  history (latest first):\n");
+            for e in audit.iter().take(10) {
+                let _ = writeln!(
+                    out,
+                    "    {}  {:<15} {} -> {}  by {}: {}",
+                    text(&e["at"]),
+                    text(&e["action"]),
+                    text(&e["from"]),
+                    text(&e["to"]),
+                    text(&e["who"]),
+                    text(&e["reason"])
+                );
+            }
+        }
+        Some(_) => out.push_str("  history    no changes recorded\n"),
+        None => {
+            let _ = writeln!(out, "  history    {}", text(&route["audit_hidden"]));
+        }
+    }
+    out
 }
 
 fn pretty(value: &Value) -> String {
@@ -422,6 +613,27 @@ fn routes_table(value: &Value) -> String {
             n("pairs_equal"),
             n("pairs_different"),
         );
+    }
+    let overrides: Vec<&Value> = value["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !r["override"].is_null())
+        .collect();
+    if !overrides.is_empty() {
+        out.push_str("\nOverrides in force (kept across restarts; `routes reset --all --reason …` drops them):\n");
+        for route in overrides {
+            let o = &route["override"];
+            let _ = writeln!(
+                out,
+                "  {:<26} {:<15} by {} at {}: {}",
+                route["name"].as_str().unwrap_or("?"),
+                o["phase"].as_str().unwrap_or("?"),
+                o["by"].as_str().unwrap_or("?"),
+                o["at"].as_str().unwrap_or("?"),
+                o["reason"].as_str().unwrap_or(""),
+            );
+        }
     }
     if let Some(error) = value["reload_error"].as_str() {
         let _ = writeln!(out, "\nroutes file on disk was rejected: {error}");

@@ -99,6 +99,7 @@ impl Comparer {
         // The pair's bytes go back to the shadow budget when `_reservation` drops.
         let ComparedPair {
             exchange,
+            under,
             stats,
             rules,
             probe,
@@ -114,7 +115,11 @@ impl Comparer {
             .unwrap_or_default();
         let comparison = compare(&exchange, &rules);
         let classified = classify(route, &comparison, &self.noise);
-        stats.pair(classified.verdict, started.elapsed().as_micros() as u64);
+        stats.pair(
+            classified.verdict,
+            started.elapsed().as_micros() as u64,
+            under.at,
+        );
         self.metrics.compared(started.elapsed());
         if classified.verdict == Verdict::Regression {
             tracing::info!(
@@ -138,7 +143,8 @@ impl Comparer {
         });
         store.record(Record {
             route: exchange.route.clone(),
-            at: chrono::Utc::now(),
+            phase: under.phase.to_string(),
+            at: under.at,
             verdict: classified.verdict,
             shapes: classified.shapes,
             probe_shapes,

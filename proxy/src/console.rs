@@ -508,7 +508,7 @@ mod tests {
 use axum::extract::{Form, Path, Query, State};
 
 use crate::admin::{AdminState, ReportInput, ReportQuery, count_rollbacks, route_name};
-use crate::promotion;
+use crate::promotion::{self, PhaseRefused, PhaseRequest};
 use crate::ui::{self, DiffSection, GateView, RouteRow};
 
 /// The console's pages and forms, each answer with the console's security headers.
@@ -598,24 +598,16 @@ pub(crate) async fn logout_post(
     logout(&state, &viewer, &form)
 }
 
-/// The order of phases, for telling promotions (gated) from steps back (never gated).
-fn rank(phase: Phase) -> u32 {
-    match phase {
-        Phase::Legacy => 0,
-        Phase::Shadow => 1,
-        Phase::Canary(percent) => 2 + u32::from(percent),
-        Phase::Primary => 200,
-        Phase::Decommissioned => 300,
-    }
-}
-
 /// A route's row, its gate checked within the console's wait for the diff store.
 async fn row(state: &AdminState, route: &crate::routing::Route) -> RouteRow {
-    let gate = if route.spec.blocked {
-        None
-    } else {
+    let next = (!route.spec.blocked && route.spec.legacy_twin)
+        .then(|| promotion::next_phase(route.phase, None, &state.plane.promotion.canary_steps).ok())
+        .flatten();
+    // No verdict where there is no step forward.
+    let gate = if let Some(next) = next {
         let report = promotion::gate(
             route,
+            next,
             state.diffs.get(),
             &state.plane.promotion,
             state.console.store_timeout,
@@ -636,6 +628,8 @@ async fn row(state: &AdminState, route: &crate::routing::Route) -> RouteRow {
         } else {
             GateView::NotYet(why)
         })
+    } else {
+        None
     };
     RouteRow {
         name: route.spec.name.clone(),
@@ -650,6 +644,10 @@ async fn row(state: &AdminState, route: &crate::routing::Route) -> RouteRow {
         rates: state.history.latest(&route.spec.name),
         gate,
         counters: route.stats.snapshot(),
+        legacy_twin: route.spec.legacy_twin,
+        next,
+        copies: route.spec.copies_in(route.phase),
+        held: route.held,
     }
 }
 
@@ -759,39 +757,26 @@ pub(crate) async fn set_phase(
     let (Ok(target), false) = (form.phase(), form.reason.trim().is_empty()) else {
         return Ok(back("invalid"));
     };
-    let table = state.control.table();
-    let route = table.find(name).ok_or_else(|| no_route(name))?;
-    let mut reason = form.reason.trim().to_owned();
-    let mut action = "set";
-    if rank(target) > rank(route.phase) {
-        let report = promotion::gate(
-            route,
-            state.diffs.get(),
-            &state.plane.promotion,
-            state.console.store_timeout,
-        )
-        .await;
-        if !report.holds {
-            if !form.forced() {
-                return Ok(back("gate"));
-            }
-            let failed: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| format!("{} {}", c.name, c.observed))
-                .collect();
-            reason = format!("{reason} [forced past the gate: {}]", failed.join("; "));
-            action = "promote_forced";
-        } else {
-            action = "promote";
-        }
+    let request = PhaseRequest {
+        route: name,
+        to: target,
+        who: &viewer.who,
+        reason: &form.reason,
+        force: form.forced(),
+    };
+    let changed = promotion::change_phase(
+        &state.control,
+        state.diffs.get(),
+        &state.plane.promotion,
+        state.console.store_timeout,
+        request,
+    )
+    .await;
+    match changed {
+        Ok(_) => Ok(back("phase")),
+        Err(PhaseRefused::Gate { .. }) => Ok(back("gate")),
+        Err(PhaseRefused::Control(error)) => Err(error.into()),
     }
-    state
-        .control
-        .set_phase(name, target, &viewer.who, &reason, action)
-        .await?;
-    Ok(back("phase"))
 }
 
 pub(crate) async fn rollback_route(

@@ -49,6 +49,10 @@ pub enum ControlError {
     MissingReason,
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "route `{0}` has no legacy twin (`legacy: none`): the legacy would answer 404, so it stays decommissioned"
+    )]
+    NoLegacyTwin(String),
     #[error("could not persist the change: {0}")]
     Persist(String),
     #[error(
@@ -289,13 +293,18 @@ impl Control {
             if found.spec.blocked {
                 return Err(ControlError::Invalid(format!("route `{route}` is blocked")));
             }
+            if !found.spec.legacy_twin && phase != Phase::Decommissioned {
+                return Err(ControlError::NoLegacyTwin(route.into()));
+            }
             Ok(vec![(route.to_owned(), Some(phase))])
         })
         .await
     }
 
     /// Rolls `route` (or, with `None`, every route not already there) back to `legacy`,
-    /// fleet-wide, and writes it back to Unleash for the routes Unleash drives.
+    /// fleet-wide, and writes it back to Unleash for the routes Unleash drives. Routes
+    /// with no legacy twin are refused by name and skipped by `None` (see
+    /// [`RouteTable::without_legacy`]).
     pub async fn rollback(
         self: &Arc<Self>,
         route: Option<&str>,
@@ -305,15 +314,18 @@ impl Control {
         let entries = self
             .change(who, reason, "rollback", false, |table| match route {
                 Some(name) => {
-                    table
+                    let found = table
                         .find(name)
                         .ok_or_else(|| ControlError::UnknownRoute(name.into()))?;
+                    if !found.spec.legacy_twin {
+                        return Err(ControlError::NoLegacyTwin(name.into()));
+                    }
                     Ok(vec![(name.to_owned(), Some(Phase::Legacy))])
                 }
                 None => Ok(table
                     .routes()
                     .iter()
-                    .filter(|r| !r.spec.blocked && r.phase != Phase::Legacy)
+                    .filter(|r| !r.spec.blocked && r.spec.legacy_twin && r.phase != Phase::Legacy)
                     .map(|r| (r.spec.name.clone(), Some(Phase::Legacy)))
                     .collect()),
             })
@@ -345,7 +357,7 @@ impl Control {
             .change(GUARD_OPERATOR, reason, "auto_rollback", true, |table| {
                 Ok(table
                     .find(route)
-                    .filter(|r| r.phase.serves_new() && !r.held)
+                    .filter(|r| r.phase.serves_new() && !r.held && r.spec.legacy_twin)
                     .map(|_| vec![(route.to_owned(), Some(to))])
                     .unwrap_or_default())
             })

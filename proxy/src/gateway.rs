@@ -292,7 +292,7 @@ impl ProxyHttp for Gateway {
                 if let Some(target) = route.shadow_target(side)
                     && !own_copy
                     && !is_upgrade(request)
-                    && route.spec.shadow.allows(request.method.as_str(), target)
+                    && route.spec.copies(request.method.as_str(), target)
                     && sampled(route.spec.shadow.sample_percent)
                 {
                     let uri = match request.uri.query() {

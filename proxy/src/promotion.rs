@@ -1,14 +1,24 @@
-//! Diff-gated promotion: a route moves one phase forward (or to a given canary
-//! percentage) only when its evidence says it is ready.
+//! Diff-gated promotion: a route moves forward (a later phase, or a higher canary
+//! percentage) only when its evidence says it is ready, or when an operator forces it
+//! and the audit log says so. [`change_phase`] is the one way every surface (admin API
+//! `set` and `promote`, the console's form, the CLI through the API) changes a phase:
+//! moving back is never gated, moving forward always is.
 //!
-//! The evidence counts since the route's last phase change, within `promotion.window_secs`:
-//! compared answer pairs and regressions come from the diff store (`diffs.pair_counts`,
-//! fed by every gateway of the fleet; minute buckets, so the minute of the change counts
-//! whole) when one is configured, else from this instance's counters; the new side's
-//! requests and errors come from this instance's counters. The gate holds when there are
-//! at least `min_pairs` compared pairs, the mismatch rate (regressions per compared pair)
-//! is at most `max_mismatch_rate` and the new side's error rate at most
-//! `max_error_rate`. Moving from legacy to shadow exposes no user and needs no evidence.
+//! The evidence counts from the exact instant of the route's last phase change, within
+//! `promotion.window_secs`: compared answer pairs and regressions come from the diff
+//! store (`diffs.phase_pair_counts`, fed by every gateway of the fleet, counted by the
+//! phase each request was served under and the second it was served, so a pair served
+//! before the change never counts for the phase after it) when one is configured, else
+//! from this instance's counters (which keep the same rule); the new side's requests and
+//! errors come from this instance's counters. The gate holds when there are at least
+//! `min_pairs` compared pairs, the mismatch rate (regressions per compared pair) is at
+//! most `max_mismatch_rate` and the new side's error rate at most `max_error_rate`.
+//! A move after which the new side serves no user (legacy → shadow) needs no evidence;
+//! skipping phases (legacy → primary) finds none and needs `force`.
+//!
+//! In primary, writes of a route that is not idempotent get no copies (the legacy would
+//! write them twice), so the evidence for `primary → decommissioned` is the reads
+//! compared in primary plus the pairs compared while the route was in canary.
 //!
 //! The diff store is asked with a time limit: a store that is down or unreachable costs
 //! a caller that limit at most (the console checks every route's gate in parallel), and
@@ -21,7 +31,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 use studyflow_flags::Phase;
 
+use studyflow_flags::{AuditEntry, Side};
+
 use crate::config::PromotionConfig;
+use crate::control::{Control, ControlError};
 use crate::routing::Route;
 use crate::stats::Evidence;
 
@@ -76,6 +89,8 @@ pub struct GateReport {
     pub evidence: Evidence,
     /// Where compared pairs were counted: `diff_store` or `counters`.
     pub pairs_from: &'static str,
+    /// Which pairs were counted, in words.
+    pub counted: String,
     /// A diff store is configured but did not answer in time (or failed).
     pub diff_store_unavailable: bool,
     /// Evidence counts from here.
@@ -117,10 +132,13 @@ pub fn judge(evidence: &Evidence, config: &PromotionConfig) -> Vec<Check> {
     ]
 }
 
-/// Gathers the evidence of `route` and judges it for a move from its current phase,
-/// waiting at most `wait` for the diff store.
+/// Gathers the evidence of `route` and judges it for a move from its current phase to
+/// `to`, waiting at most `wait` for the diff store. A move after which the new side still
+/// serves no user (legacy → shadow, a canary at 0 %) needs no evidence; any other needs
+/// evidence of the current phase (so skipping phases finds none).
 pub async fn gate(
     route: &Route,
+    to: Phase,
     diffs: Option<&PgPool>,
     config: &PromotionConfig,
     wait: Duration,
@@ -136,16 +154,24 @@ pub async fn gate(
         .stats
         .phase_since()
         .map_or(window_start, |changed| changed.max(window_start));
+    // Writes in primary get no copies unless the route is idempotent: its canary pairs
+    // count too.
+    let with_canary = route.phase == Phase::Primary && !route.spec.copies("POST", Side::Legacy);
     let mut evidence = route.stats.since_phase_change();
     let mut pairs_from = "counters";
     let mut diff_store_unavailable = false;
     if let Some(pool) = diffs {
         let query = sqlx::query_as::<_, (i64, i64)>(
             "select coalesce(sum(compared), 0)::bigint, coalesce(sum(regression), 0)::bigint \
-             from diffs.pair_counts where route = $1 and bucket >= date_trunc('minute', $2::timestamptz)",
+             from diffs.phase_pair_counts where route = $1 and \
+             ((phase = $2 and second >= date_trunc('second', $3::timestamptz)) \
+              or ($4 and phase like 'canary%' and second >= $5::timestamptz))",
         )
         .bind(&route.spec.name)
+        .bind(route.phase.to_string())
         .bind(since)
+        .bind(with_canary)
+        .bind(window_start)
         .fetch_one(pool);
         match tokio::time::timeout(wait, query).await {
             Ok(Ok((compared, regressions))) => {
@@ -163,18 +189,132 @@ pub async fn gate(
             }
         }
     }
-    let required = route.phase != Phase::Legacy;
+    let required = to.serves_new();
     let checks = judge(&evidence, config);
+    let counted = match (with_canary, pairs_from) {
+        (true, "diff_store") => format!(
+            "pairs served in {} since the change, plus pairs served in canary within the window ({}; writes in primary get no copies)",
+            route.phase,
+            route.spec.copies_in(Phase::Primary)
+        ),
+        _ => format!("pairs served in {} since the change", route.phase),
+    };
     GateReport {
         holds: !required || checks.iter().all(|c| c.ok),
         required,
         evidence,
         pairs_from,
+        counted,
         diff_store_unavailable,
         since: Some(since),
         window_secs: config.window_secs,
         checks,
     }
+}
+
+/// A phase change as an operator asks for it, from any surface.
+#[derive(Debug)]
+pub struct PhaseRequest<'a> {
+    pub route: &'a str,
+    pub to: Phase,
+    pub who: &'a str,
+    pub reason: &'a str,
+    /// Move forward even though the gate does not hold (audited as `promote_forced`).
+    pub force: bool,
+}
+
+/// A phase change that was made.
+#[derive(Debug, Serialize)]
+pub struct PhaseChanged {
+    pub from: Phase,
+    pub to: Phase,
+    /// The gate's verdict, for a move forward.
+    pub gate: Option<GateReport>,
+    /// `set` (back, or no move), `promote` (the gate held) or `promote_forced`.
+    pub action: &'static str,
+    pub changed: Vec<AuditEntry>,
+}
+
+/// Why a phase change was not made.
+#[derive(Debug)]
+pub enum PhaseRefused {
+    /// A move forward whose gate does not hold, without `force`.
+    Gate {
+        from: Phase,
+        to: Phase,
+        report: Box<GateReport>,
+    },
+    Control(ControlError),
+}
+
+impl From<ControlError> for PhaseRefused {
+    fn from(error: ControlError) -> Self {
+        Self::Control(error)
+    }
+}
+
+/// Moves `request.route` to `request.to`: at once when the move is back (or nowhere),
+/// through the gate when it is forward. The one path for every phase change operators
+/// make.
+pub async fn change_phase(
+    control: &Control,
+    diffs: Option<&PgPool>,
+    config: &PromotionConfig,
+    wait: Duration,
+    request: PhaseRequest<'_>,
+) -> Result<PhaseChanged, PhaseRefused> {
+    if request.reason.trim().is_empty() {
+        return Err(ControlError::MissingReason.into());
+    }
+    let table = control.table();
+    let route = table
+        .find(request.route)
+        .ok_or_else(|| ControlError::UnknownRoute(request.route.into()))?;
+    let from = route.phase;
+    let reason = request.reason.trim();
+    if from.is_toward_legacy(request.to) {
+        let changed = control
+            .set_phase(request.route, request.to, request.who, reason, "set")
+            .await?;
+        return Ok(PhaseChanged {
+            from,
+            to: request.to,
+            gate: None,
+            action: "set",
+            changed,
+        });
+    }
+    let report = gate(route, request.to, diffs, config, wait).await;
+    let (action, reason) = match (report.holds, request.force) {
+        (true, _) => ("promote", reason.to_owned()),
+        (false, true) => {
+            let failed: Vec<String> = report
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{} {} (required {})", c.name, c.observed, c.required))
+                .collect();
+            let reason = format!("{reason} [forced past the gate: {}]", failed.join("; "));
+            ("promote_forced", reason)
+        }
+        (false, false) => {
+            return Err(PhaseRefused::Gate {
+                from,
+                to: request.to,
+                report: Box::new(report),
+            });
+        }
+    };
+    let changed = control
+        .set_phase(request.route, request.to, request.who, &reason, action)
+        .await?;
+    Ok(PhaseChanged {
+        from,
+        to: request.to,
+        gate: Some(report),
+        action,
+        changed,
+    })
 }
 
 #[cfg(test)]

@@ -37,6 +37,9 @@ impl Route {
 
     /// The side that receives copies in this route's phase, if any.
     pub fn shadow_target(&self, serving: Side) -> Option<Side> {
+        if !self.spec.legacy_twin {
+            return None;
+        }
         match (self.phase, serving) {
             (Phase::Legacy | Phase::Decommissioned, _) => None,
             (Phase::Shadow | Phase::Canary(_) | Phase::Primary, Side::Legacy) => Some(Side::New),
@@ -88,7 +91,12 @@ impl RouteTable {
                         }),
                     }
                 };
-                let resolved = resolve(&spec.name, spec.phase, unleash, overrides);
+                let mut resolved = resolve(&spec.name, spec.phase, unleash, overrides);
+                if !spec.legacy_twin && resolved.phase != Phase::Decommissioned {
+                    // The legacy would answer 404: no source can move such a route.
+                    tracing::warn!(route = %spec.name, phase = %resolved.phase, source = ?resolved.source, "route has no legacy twin; it stays decommissioned");
+                    resolved.phase = Phase::Decommissioned;
+                }
                 Ok(Route {
                     legacy: pick(&spec.legacy_upstream, Side::Legacy)?,
                     new: pick(&spec.new_upstream, Side::New)?,
@@ -113,6 +121,16 @@ impl RouteTable {
 
     pub fn route(&self, index: usize) -> &Route {
         &self.routes[index]
+    }
+
+    /// Names of the routes the legacy does not have (`legacy: none`), which no rollback
+    /// moves.
+    pub fn without_legacy(&self) -> Vec<&str> {
+        self.routes
+            .iter()
+            .filter(|r| !r.spec.legacy_twin)
+            .map(|r| r.spec.name.as_str())
+            .collect()
     }
 
     pub fn find(&self, name: &str) -> Option<&Route> {

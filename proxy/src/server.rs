@@ -78,10 +78,30 @@ pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
         .build()
         .map_err(|e| Error::Config(format!("start-up runtime: {e}")))?;
     let control = runtime.block_on(Control::new(settings))?;
+    log_overrides(&control);
     Ok(Prepared {
         config,
         control: Arc::new(control),
     })
+}
+
+/// Says at start which operator overrides are in force: they outlive restarts, and a
+/// route that is not where its routes file puts it should never be a surprise.
+fn log_overrides(control: &Control) {
+    let table = control.table();
+    for route in table.routes() {
+        if let Some(held) = control.override_of(&route.spec.name) {
+            tracing::warn!(
+                route = %route.spec.name,
+                phase = %held.phase,
+                file_phase = %route.spec.phase,
+                by = %held.by,
+                at = %held.at,
+                reason = %held.reason,
+                "operator override in force (kept across restarts; `routes reset --all` drops it)"
+            );
+        }
+    }
 }
 
 /// Runs the gateway until it receives SIGINT/SIGTERM.

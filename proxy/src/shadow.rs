@@ -304,6 +304,8 @@ pub struct ShadowPlan {
     /// Where a noise probe goes (the serving side), when this request is probed.
     probe: Option<Arc<Upstream>>,
     served_by: Side,
+    /// The phase the request was served under, and when.
+    under: ServedUnder,
     timeout: Duration,
     method: String,
     uri: String,
@@ -384,6 +386,7 @@ pub struct ShadowJob {
     target: Arc<Upstream>,
     probe: Option<Arc<Upstream>>,
     served_by: Side,
+    under: ServedUnder,
     timeout: Duration,
     request: CapturedRequest,
     /// The request body's share of the budget, held until the job ends.
@@ -447,6 +450,10 @@ impl Shadower {
             probe,
             target: Arc::clone(route.upstream(target)),
             served_by,
+            under: ServedUnder {
+                phase: route.phase,
+                at: chrono::Utc::now(),
+            },
             timeout: route
                 .spec
                 .timeout_secs
@@ -491,6 +498,7 @@ impl Shadower {
             target: Arc::clone(&plan.target),
             probe: plan.probe.take(),
             served_by: plan.served_by,
+            under: plan.under,
             timeout: plan.timeout,
             request: CapturedRequest {
                 method: plan.method.clone(),
@@ -516,10 +524,19 @@ impl Shadower {
     }
 }
 
+/// The phase a request was served under, and when: a pair is evidence for that phase
+/// only, however late it is compared.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedUnder {
+    pub phase: studyflow_flags::Phase,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
 /// What the comparison stage receives.
 #[derive(Debug)]
 pub struct ComparedPair {
     pub exchange: Exchange,
+    pub under: ServedUnder,
     pub stats: Arc<RouteStats>,
     pub rules: Arc<CompiledRules>,
     /// A second answer of the serving side to the same request (noise probe).
@@ -691,6 +708,7 @@ async fn run_job(context: &JobContext, job: ShadowJob) {
         reservation.absorb(held);
     }
     let pair = ComparedPair {
+        under: job.under,
         stats: Arc::clone(&job.stats),
         rules: Arc::clone(&job.rules),
         probe: probe.map(|(response, _)| response),

@@ -474,7 +474,15 @@ impl RouteStats {
         });
     }
 
-    pub fn pair(&self, verdict: studyflow_diffing::Verdict, compare_micros: u64) {
+    /// A compared pair, served at `served_at`: evidence for the guard and the gate only
+    /// when it was served under the phase in force (a pair served before the last phase
+    /// change and compared after it counts in the totals alone).
+    pub fn pair(
+        &self,
+        verdict: studyflow_diffing::Verdict,
+        compare_micros: u64,
+        served_at: chrono::DateTime<chrono::Utc>,
+    ) {
         use studyflow_diffing::Verdict;
         bump(match verdict {
             Verdict::Equal => &self.pairs_equal,
@@ -488,8 +496,10 @@ impl RouteStats {
             regressions: u64::from(verdict == Verdict::Regression),
             ..Record::default()
         };
-        self.window.add(record);
-        self.since_change.add(record);
+        if served_at.timestamp_millis() >= self.phase_since_ms.load(Ordering::Relaxed) {
+            self.window.add(record);
+            self.since_change.add(record);
+        }
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -539,8 +549,9 @@ mod tests {
         }
         stats.new_outcome(NewOutcome::ServerError);
         stats.new_outcome(NewOutcome::Timeout);
-        stats.pair(studyflow_diffing::Verdict::Noise, 1);
-        stats.pair(studyflow_diffing::Verdict::Regression, 1);
+        let served = chrono::Utc::now();
+        stats.pair(studyflow_diffing::Verdict::Noise, 1, served);
+        stats.pair(studyflow_diffing::Verdict::Regression, 1, served);
         let window = stats.window.totals(60);
         assert_eq!(
             window,
@@ -560,6 +571,17 @@ mod tests {
         assert_eq!(stats.since_phase_change(), Evidence::default());
         assert!(stats.phase_since().is_some());
         assert_eq!(stats.snapshot().new_server_errors, 1);
+        // A pair served before the change but compared after it is no evidence for the
+        // new phase.
+        stats.pair(
+            studyflow_diffing::Verdict::Equal,
+            1,
+            served - chrono::TimeDelta::seconds(1),
+        );
+        assert_eq!(stats.since_phase_change(), Evidence::default());
+        assert_eq!(stats.snapshot().pairs_equal, 1);
+        stats.pair(studyflow_diffing::Verdict::Equal, 1, chrono::Utc::now());
+        assert_eq!(stats.since_phase_change().compared, 1);
     }
 
     #[test]

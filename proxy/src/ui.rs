@@ -19,8 +19,16 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem;background:#fff}
 th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .regression{color:#a40e26;font-weight:600}.noise{color:#57606a}
-.sides{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
-pre{background:#fff;border:1px solid #d0d7de;padding:.6rem;overflow:auto;font-size:13px}
+.sides{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem}
+.sides>*{min-width:0}
+pre{background:#fff;border:1px solid #d0d7de;padding:.6rem;overflow:auto;font-size:13px;white-space:pre-wrap;overflow-wrap:anywhere}
+table.fixed{table-layout:fixed;width:100%}td code,th code{overflow-wrap:anywhere}
+.badge{display:inline-block;padding:.05rem .5rem;border-radius:1rem;font-size:13px;font-weight:600;color:#fff;background:#57606a}
+.badge.legacy{background:#6e7781}.badge.shadow{background:#8250df}.badge.canary{background:#bf8700}
+.badge.primary{background:#0969da}.badge.decommissioned{background:#1a7f37}.badge.blocked{background:#a40e26}
+.progress{display:flex;gap:2px;margin-top:.2rem}.progress span{width:1.2rem;height:.35rem;background:#d0d7de}
+.progress span.done{background:#1a7f37}
+form.window{margin:.5rem 0}
 mark{background:#ffd8d3;outline:1px solid #cf222e}
 a:focus,button:focus,input:focus,select:focus{outline:3px solid #0969da}
 .visually-hidden{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
@@ -40,7 +48,9 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                 link rel="stylesheet" href="/ui/style.css";
             }
             body {
-                header { nav aria-label="Main" { a href="/ui/diffs" { "Diff reports" } } }
+                header { nav aria-label="Main" {
+                    a href="/ui" { "Routes" } a href="/ui/progress" { "Progress" } a href="/ui/diffs" { "Diff reports" }
+                } }
                 main { h1 { (title) } (body) }
             }
         }
@@ -66,11 +76,27 @@ fn percent(rate: f64) -> String {
     format!("{:.2} %", rate * 100.0)
 }
 
+/// The time window of a diff page: a form that reloads `action` with `since`.
+fn window_form(action: &str, since: &str) -> Markup {
+    html! {
+        form.window method="get" action=(action) {
+            label for="since" { "Window" } " "
+            select id="since" name="since" {
+                @for (value, text) in [("1h", "last hour"), ("6h", "last 6 hours"), ("24h", "last 24 hours"), ("7d", "last 7 days"), ("30d", "last 30 days")] {
+                    option value=(value) selected[value == since] { (text) }
+                }
+            }
+            " " button type="submit" { "Show" }
+        }
+    }
+}
+
 /// Every route with compared pairs.
 pub fn overview(report: &Overview, since: &str) -> Markup {
     page(
         "Diff reports",
         html! {
+            (window_form("/ui/diffs", since))
             p { "Pairs compared since " (report.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) " (" (since) ")." }
             @if report.routes.is_empty() {
                 p { "No pairs were compared in this window." }
@@ -83,7 +109,7 @@ pub fn overview(report: &Overview, since: &str) -> Markup {
                             tr {
                                 th scope="row" { a href={ "/ui/diffs/" (query_value(&r.route)) "?since=" (query_value(since)) } { (r.route) } }
                                 td.n { (r.compared) } td.n { (r.equal) } td.n { (r.noise) }
-                                td.n class=@if r.regression > 0 { "regression" } { (r.regression) }
+                                td class=@if r.regression > 0 { "n regression" } @else { "n" } { (r.regression) }
                                 td.n { (percent(r.mismatch_rate)) }
                             }
                         }
@@ -99,8 +125,9 @@ pub fn route(summary: &RouteSummary, since: &str) -> Markup {
     page(
         &format!("Route {}", summary.route),
         html! {
+            (window_form(&format!("/ui/diffs/{}", query_value(&summary.route)), since))
             p { (summary.compared) " pairs compared since " (since) ": " (summary.equal) " equal, " (summary.noise) " noise only, "
-                span.regression { (summary.regression) " regressions" } " (mismatch rate " (percent(summary.mismatch_rate)) ")." }
+                span class=@if summary.regression > 0 { "regression" } { (summary.regression) " regressions" } " (mismatch rate " (percent(summary.mismatch_rate)) ")." }
             @if summary.paths.is_empty() { p { "No differing paths." } } @else {
                 table {
                     caption { "Differing paths (array indexes shown as *)" }
@@ -111,7 +138,7 @@ pub fn route(summary: &RouteSummary, since: &str) -> Markup {
                                 th scope="row" { code { (p.shape) } }
                                 td.n { (p.differing) } td.n { (p.noise) } td.n { (p.same_side) }
                                 td class=@if p.classification == "regression" { "regression" } @else { "noise" } { (p.classification) }
-                                td { @if let Some(rule) = &p.suggested_rule { code { (rule) } } }
+                                td { (rule_cell(p)) }
                                 td { @for id in &p.samples { a href={ "/ui/samples/" (id) } { "#" (id) } " " } }
                             }
                         }
@@ -120,6 +147,18 @@ pub fn route(summary: &RouteSummary, since: &str) -> Markup {
             }
         },
     )
+}
+
+/// What to do about a differing path: the routes-file rule that would declare it noise
+/// (when the side itself varies there), or why there is none.
+fn rule_cell(path: &studyflow_diffing::report::PathSummary) -> Markup {
+    html! {
+        @match (&path.suggested_rule, path.classification.as_str()) {
+            (Some(rule), _) => { code { (rule) } },
+            (None, "noise (declared)") => { small.noise { "already declared noise in the routes file" } },
+            (None, _) => { small { "none: the same side answers this path consistently, so fix the new side" } },
+        }
+    }
 }
 
 /// A sample: the request, and both answers side by side with differing values marked.
@@ -148,13 +187,14 @@ pub fn sample(sample: &StoredSample) -> Markup {
                 p role="note" { strong { "Sensitive route: " } "no value of this exchange was stored. Each value shows its type, a digest (equal digests, equal values) and its length." }
             }
             h2 { "Differences" }
-            table {
+            table.fixed {
                 thead { tr { th scope="col" { "where" } th scope="col" { "path" } th scope="col" { "kind" } th scope="col" { (served_by) " (served)" } th scope="col" { (other) " (shadow)" } th scope="col" { "noise" } } }
                 tbody {
                     @for d in sample.differences.as_array().into_iter().flatten() {
                         tr {
                             td { (d["section"].as_str().unwrap_or("")) }
-                            td { code { (d["shape"].as_str().unwrap_or("")) } " " small { code { (d["path"].as_str().unwrap_or("")) } } }
+                            @let (shape, path) = (d["shape"].as_str().unwrap_or(""), d["path"].as_str().unwrap_or(""));
+                            td { code { (path) } @if shape != path { br; small { "shape " code { (shape) } } } }
                             td { (d["kind"].as_str().unwrap_or("")) }
                             td { code { (short(&d["left"])) } }
                             td { code { (short(&d["right"])) } }
@@ -279,16 +319,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn charts_without_points_render() {
-        let html = chart("empty", &[("new", "#000", vec![])], "share").into_string();
+    fn charts_have_a_time_axis_phase_markers_and_gaps() {
+        let html = chart("empty", &[("new", "#000", vec![])], "share", &[]).into_string();
         assert!(html.contains("no data yet"));
-        let one = chart(
-            "one",
-            &[("new", "#000", vec![(5, 0.5), (15, 1.0)])],
-            "share",
-        )
-        .into_string();
-        assert!(one.contains("polyline"));
+        // 12:00:00, 12:00:10, then no traffic, then 12:00:30 and 12:00:40 UTC.
+        let t = 1_796_212_800;
+        let points = vec![
+            (t, 0.5),
+            (t + 10, 1.0),
+            (t + 20, f64::NAN),
+            (t + 30, 0.2),
+            (t + 40, 0.4),
+        ];
+        let markers = vec![(t + 25, "shadow → canary 5%".to_owned())];
+        let html = chart("split", &[("new", "#000", points)], "share", &markers).into_string();
+        assert_eq!(
+            html.matches("<polyline").count(),
+            2,
+            "a gap, not a zero: {html}"
+        );
+        assert!(html.contains(">12:00<") && html.contains("UTC"), "{html}");
+        assert!(
+            html.contains("class=\"marker\"") && html.contains("canary 5%"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -317,6 +371,21 @@ pub struct RouteRow {
     pub gate: Option<GateView>,
     /// This instance's counters since it started.
     pub counters: crate::stats::StatsSnapshot,
+    /// Whether the legacy has this function (rollback has somewhere to go).
+    pub legacy_twin: bool,
+    /// The next step forward, which the phase control offers first.
+    pub next: Option<studyflow_flags::Phase>,
+    /// Which requests get copies in the current phase, in words.
+    pub copies: String,
+    /// Held by the rollback guard until an operator moves it.
+    pub held: bool,
+}
+
+impl RouteRow {
+    /// The phase's short name (`canary`, not `canary 25%`).
+    fn phase_name(&self) -> &str {
+        self.phase.split(' ').next().unwrap_or("")
+    }
 }
 
 /// A promotion gate as the console shows it, with the evidence behind it.
@@ -362,8 +431,8 @@ fn rate_cells(rates: Option<&crate::history::Rates>) -> Markup {
         Some(r) => html! {
             td.n { (format!("{:.1}", r.requests_per_sec)) }
             td.n { (percent(r.share_new)) }
-            td.n class=@if r.new_error_rate > 0.01 { "regression" } { (percent(r.new_error_rate)) }
-            td.n class=@if r.mismatch_rate > 0.0 { "regression" } { (percent(r.mismatch_rate)) }
+            td class=@if r.new_error_rate > 0.01 { "n regression" } @else { "n" } { (percent(r.new_error_rate)) }
+            td class=@if r.mismatch_rate > 0.0 { "n regression" } @else { "n" } { (percent(r.mismatch_rate)) }
         },
         None => html! { td.n { "–" } td.n { "–" } td.n { "–" } td.n { "–" } },
     }
@@ -391,12 +460,14 @@ pub fn routes_page(
                     @for row in rows {
                         tr {
                             th scope="row" { a href={ "/ui/routes/" (row.name) } { (row.name) } br; small { code { (row.path) } } }
-                            td { (row.phase) } td { (row.source) }
+                            td { (phase_badge(row)) (progress_bar(row)) } td { (row.source) }
                             (rate_cells(row.rates.as_ref()))
                             td.n { a href={ "/ui/routes/" (row.name) "#copies" } { (row.counters.shadows_lost()) } }
                             td { (gate_cell(row.gate.as_ref())) }
                             td {
-                                @if !row.blocked && row.phase != "legacy" {
+                                @if !row.legacy_twin {
+                                    small { "new only: no legacy twin" }
+                                } @else if !row.blocked && row.phase != "legacy" {
                                     form method="post" action={ "/ui/routes/" (row.name) "/rollback" } {
                                         (csrf_field(viewer))
                                         label { span.visually-hidden { "Reason for rolling back " (row.name) } input name="reason" required placeholder="reason" aria-label={ "Reason for rolling back " (row.name) }; }
@@ -430,8 +501,29 @@ fn copies_table(counters: &crate::stats::StatsSnapshot) -> Markup {
                 tr { th scope="row" { "sent" } td.n { (counters.shadows_sent) } }
                 tr { th scope="row" { "compared" } td.n { (compared) } }
                 @for (cause, n) in counters.losses() {
-                    tr { th scope="row" { "lost: " (cause.replace('_', " ")) } td.n class=@if n > 0 { "regression" } { (n) } }
+                    tr { th scope="row" { "lost: " (cause.replace('_', " ")) } td class=@if n > 0 { "n regression" } @else { "n" } { (n) } }
                 }
+            }
+        }
+    }
+}
+
+/// The phase as a coloured badge (`canary 25%`, `blocked`, …).
+fn phase_badge(row: &RouteRow) -> Markup {
+    html! { span class={ "badge " (row.phase_name()) } { (row.phase) } @if row.held { " held" } }
+}
+
+/// How far along the way from legacy to decommissioned a route is: one step per phase.
+fn progress_bar(row: &RouteRow) -> Markup {
+    const STEPS: [&str; 5] = ["legacy", "shadow", "canary", "primary", "decommissioned"];
+    let reached = STEPS
+        .iter()
+        .position(|p| *p == row.phase_name())
+        .unwrap_or(0);
+    html! {
+        @if !row.blocked {
+            div.progress role="img" aria-label={ (row.name) ": step " (reached + 1) " of 5 (" (row.phase) ")" } {
+                @for (i, step) in STEPS.iter().enumerate() { span class=@if i <= reached { "done" } title=(step) {} }
             }
         }
     }
@@ -448,21 +540,24 @@ fn gate_cell(gate: Option<&GateView>) -> Markup {
     }
 }
 
-/// One line of a [`chart`]: label, CSS colour, (unix time, value) points.
+/// One line of a [`chart`]: label, CSS colour, (unix time, value) points; a value that
+/// is not finite (no traffic then) leaves a gap rather than a zero.
 pub type Series<'a> = (&'a str, &'a str, Vec<(i64, f64)>);
 
-/// A small server-rendered line chart (SVG), time on x.
-pub fn chart(title: &str, series: &[Series<'_>], unit: &str) -> Markup {
-    let (w, h, pad) = (560.0, 180.0, 36.0);
-    let points = series
-        .iter()
-        .flat_map(|s| s.2.iter())
-        .filter(|(_, v)| v.is_finite());
+/// A moment marked on a [`chart`] (a phase change): unix time and what happened.
+pub type Marker = (i64, String);
+
+/// A small server-rendered line chart (SVG): time on x with its axis (UTC), the value
+/// on y, phase changes as dashed vertical lines, gaps where there was no data.
+pub fn chart(title: &str, series: &[Series<'_>], unit: &str, markers: &[Marker]) -> Markup {
+    let (w, h, left, right, top, bottom) = (560.0, 190.0, 44.0, 12.0, 12.0, 30.0);
     let (mut t0, mut t1, mut vmax) = (i64::MAX, i64::MIN, 0.0f64);
-    for (t, v) in points {
+    for (t, v) in series.iter().flat_map(|s| s.2.iter()) {
         t0 = t0.min(*t);
         t1 = t1.max(*t);
-        vmax = vmax.max(*v);
+        if v.is_finite() {
+            vmax = vmax.max(*v);
+        }
     }
     if vmax <= 0.0 {
         vmax = 1.0;
@@ -472,25 +567,58 @@ pub fn chart(title: &str, series: &[Series<'_>], unit: &str) -> Markup {
         (t0, t1) = (0, 1);
     }
     let span = (t1 - t0).max(1) as f64;
-    let x = |t: i64| pad + (t - t0) as f64 / span * (w - 2.0 * pad);
-    let y = |v: f64| h - pad / 2.0 - v / vmax * (h - pad);
+    let x = |t: i64| left + (t - t0) as f64 / span * (w - left - right);
+    let y = |v: f64| top + (1.0 - v / vmax) * (h - top - bottom);
+    let clock = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .map_or_else(String::new, |d| d.format("%H:%M").to_string())
+    };
+    let ticks: Vec<i64> = if empty {
+        Vec::new()
+    } else {
+        vec![t0, t0 + (t1 - t0) / 2, t1]
+    };
+    // Runs of finite values: each is one line; a gap separates them.
+    let segments = |data: &[(i64, f64)]| -> Vec<String> {
+        data.split(|(_, v)| !v.is_finite())
+            .filter(|run| !run.is_empty())
+            .map(|run| {
+                run.iter()
+                    .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
     html! {
         figure {
             figcaption { (title) }
             svg role="img" aria-label=(title) width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } xmlns="http://www.w3.org/2000/svg" {
-                line x1=(pad) y1=(y(0.0)) x2=(w - pad) y2=(y(0.0)) stroke="#8c959f" {}
-                text x="2" y=(y(vmax) + 4.0) font-size="11" { (format!("{vmax:.2}")) " " (unit) }
+                line x1=(left) y1=(y(0.0)) x2=(w - right) y2=(y(0.0)) stroke="#8c959f" {}
+                line x1=(left) y1=(top) x2=(left) y2=(y(0.0)) stroke="#8c959f" {}
+                text x="2" y=(y(vmax) + 4.0) font-size="11" { (format!("{vmax:.2}")) }
                 text x="2" y=(y(0.0)) font-size="11" { "0" }
+                text x="2" y=(y(vmax / 2.0) + 4.0) font-size="10" fill="#57606a" { (unit) }
+                @for t in &ticks {
+                    line x1=(x(*t)) y1=(y(0.0)) x2=(x(*t)) y2=(y(0.0) + 4.0) stroke="#8c959f" {}
+                    text x=(x(*t) - 14.0) y=(h - 12.0) font-size="11" { (clock(*t)) }
+                }
+                @if !empty { text x=(w - right - 24.0) y=(h - 1.0) font-size="10" fill="#57606a" { "UTC" } }
+                @for (t, what) in markers.iter().filter(|(t, _)| !empty && (t0..=t1).contains(t)) {
+                    line.marker x1=(x(*t)) y1=(top) x2=(x(*t)) y2=(y(0.0)) stroke="#bf8700" stroke-dasharray="4 3" { title { (clock(*t)) " " (what) } }
+                }
                 @if empty { text x=(w / 2.0 - 40.0) y=(h / 2.0) font-size="12" { "no data yet" } }
                 @for (label, color, data) in series {
-                    @let path: Vec<String> = data.iter().filter(|(_, v)| v.is_finite()).map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v))).collect();
-                    @if path.len() > 1 { polyline fill="none" stroke=(color) stroke-width="2" points=(path.join(" ")) { title { (label) } } }
+                    @for points in segments(data) {
+                        polyline fill="none" stroke=(color) stroke-width="2" points=(points) { title { (label) } }
+                    }
                 }
             }
             p { @for (label, color, _) in series {
                 svg.key width="10" height="10" aria-hidden="true" { rect width="10" height="10" fill=(color) {} }
                 (label) " "
-            } }
+            }
+            @if !markers.is_empty() { svg.key width="10" height="10" aria-hidden="true" { rect width="3" height="10" fill="#bf8700" {} } "phase change" } }
         }
     }
 }
@@ -507,29 +635,65 @@ pub fn route_page(
     diffs: &DiffSection,
     flash: Option<&str>,
 ) -> Markup {
+    // No traffic in an interval is a gap, not a zero.
     let series = |f: &dyn Fn(&crate::history::Rates) -> f64| {
-        history.iter().map(|r| (r.at, f(r))).collect::<Vec<_>>()
+        history
+            .iter()
+            .map(|r| {
+                (
+                    r.at,
+                    if r.requests_per_sec > 0.0 {
+                        f(r)
+                    } else {
+                        f64::NAN
+                    },
+                )
+            })
+            .collect::<Vec<_>>()
     };
+    let markers: Vec<Marker> = audit
+        .iter()
+        .filter_map(|e| {
+            let at = chrono::DateTime::parse_from_rfc3339(&e.at)
+                .ok()?
+                .timestamp();
+            Some((at, format!("{} → {} ({})", e.from, e.to, e.action)))
+        })
+        .collect();
     page(
         &format!("Route {}", row.name),
         html! {
             (nav(viewer))
             @if let Some(message) = flash { p role="status" { strong { (message) } } }
-            p { "Phase " strong { (row.phase) } " (" (row.source) "). " code { (row.path) } }
+            p { "Phase " (phase_badge(row)) " (" (row.source) "). " code { (row.path) } }
+            (progress_bar(row))
             @match &row.gate {
                 Some(GateView::Ready(why)) => { p { "Promotion gate: " strong { "ready" } " — " (why) } },
                 Some(GateView::NotYet(why)) => { p { "Promotion gate: " strong { "not yet" } " — " (why) } },
                 Some(GateView::StoreUnavailable(why)) => { p role="status" { "Promotion gate: " strong.regression { (STORE_UNAVAILABLE) } " (no verdict; " (why) ")" } },
                 None => {},
             }
-            @if !row.blocked {
+            p { "Copies: " (row.copies) "." }
+            @if !row.legacy_twin {
+                p { "This route has no legacy twin (" code { "legacy: none" } "): the legacy would answer 404, so it is never rolled back and stays decommissioned." }
+            }
+            @if !row.blocked && row.legacy_twin {
                 h2 { "Change phase" }
                 form method="post" action={ "/ui/routes/" (row.name) "/phase" } {
                     (csrf_field(viewer))
+                    @let chosen = row.next.map_or(row.phase_name(), |n| n.name());
+                    @let percent = row.next.and_then(|n| n.percent());
                     p {
-                        label for="phase" { "Phase" } " "
-                        select id="phase" name="phase" { @for p in ["legacy", "shadow", "canary", "primary", "decommissioned"] { option value=(p) { (p) } } }
-                        " " label for="percent" { "canary %" } " " input id="percent" name="percent" inputmode="numeric" size="4";
+                        "Now " strong { (row.phase) } ". "
+                        label for="phase" { "Move to" } " "
+                        select id="phase" name="phase" {
+                            @for p in ["legacy", "shadow", "canary", "primary", "decommissioned"] {
+                                option value=(p) selected[p == chosen] {
+                                    (p) @if row.next.is_some_and(|n| n.name() == p) { " (next step)" }
+                                }
+                            }
+                        }
+                        " " label for="percent" { "canary %" } " " input id="percent" name="percent" inputmode="numeric" size="4" value=[percent];
                     }
                     p { label for="reason" { "Reason" } " " input id="reason" name="reason" required size="50"; }
                     p { label { input type="checkbox" name="force" value="yes"; " Force past the promotion gate (the reason is audited)" } }
@@ -546,10 +710,10 @@ pub fn route_page(
             (copies_table(&row.counters))
             h2 { "Last hours" }
             div.sides {
-                (chart("Traffic split: share served by new", &[("new", "#0969da", series(&|r| r.share_new))], "share"))
-                (chart("Mean latency, legacy vs new", &[("legacy", "#8250df", series(&|r| r.mean_latency_ms[0])), ("new", "#0969da", series(&|r| r.mean_latency_ms[1]))], "ms"))
-                (chart("Mismatch rate (regressions)", &[("regressions", "#cf222e", series(&|r| r.mismatch_rate))], "share"))
-                (chart("Requests per second", &[("all", "#1a7f37", series(&|r| r.requests_per_sec))], "req/s"))
+                (chart("Traffic split: share served by new", &[("new", "#0969da", series(&|r| r.share_new))], "share", &markers))
+                (chart("Mean latency, legacy vs new", &[("legacy", "#8250df", series(&|r| r.mean_latency_ms[0])), ("new", "#0969da", series(&|r| r.mean_latency_ms[1]))], "ms", &markers))
+                (chart("Mismatch rate (regressions)", &[("regressions", "#cf222e", series(&|r| r.mismatch_rate))], "share", &markers))
+                (chart("Requests per second", &[("all", "#1a7f37", history.iter().map(|r| (r.at, r.requests_per_sec)).collect())], "req/s", &markers))
             }
             h2 { "Differing paths" }
             @match diffs {
@@ -560,7 +724,7 @@ pub fn route_page(
                             th scope="row" { code { (p.shape) } }
                             td.n { (p.differing) }
                             td class=@if p.classification == "regression" { "regression" } @else { "noise" } { (p.classification) }
-                            td { @if let Some(rule) = &p.suggested_rule { code { (rule) } } }
+                            td { (rule_cell(p)) }
                             td { @for id in &p.samples { a href={ "/ui/samples/" (id) } { "#" (id) } " " } }
                         } } }
                     }
@@ -599,7 +763,7 @@ pub fn progress_page(
                 thead { tr { @for (phase, _) in per_phase { th scope="col" { (phase) } } } }
                 tbody { tr { @for (_, n) in per_phase { td.n { (n) } } } }
             }
-            (chart("Share of all traffic served by the new backend", &[("new", "#0969da", share.to_vec())], "share"))
+            (chart("Share of all traffic served by the new backend", &[("new", "#0969da", share.to_vec())], "share", &[]))
         },
     )
 }

@@ -11,3 +11,4 @@ mod harness;
 mod observability;
 mod parity;
 mod realtime;
+mod walkthrough;

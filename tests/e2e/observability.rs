@@ -19,7 +19,12 @@ fn dashboards_dir() -> PathBuf {
     stack::repo_root().join("dashboards")
 }
 
-/// Every PromQL expression of the dashboards (panel targets and annotations).
+/// What Grafana sends for the `route` variable's "All" (its `allValue`).
+const ALL_ROUTES: &str = ".*";
+
+/// Every PromQL expression of the dashboards (panel targets and annotations), each
+/// with a route variable, `__inputs` for import, and phase-change and rollback
+/// annotations.
 fn dashboard_queries() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dashboards_dir()).expect("dashboards") {
@@ -36,9 +41,34 @@ fn dashboard_queries() -> Vec<(String, String)> {
                 .is_some_and(|l| l.iter().any(|v| v["type"] == "datasource")),
             "{title}: the datasource is a variable"
         );
+        assert!(
+            dashboard["templating"]["list"].as_array().is_some_and(|l| l
+                .iter()
+                .any(|v| v["name"] == "route" && v["type"] == "query")),
+            "{title}: a route variable"
+        );
+        assert!(
+            dashboard["__inputs"].as_array().is_some_and(|l| l
+                .iter()
+                .any(|i| i["name"] == "DS_PROMETHEUS" && i["type"] == "datasource")),
+            "{title}: the import asks for the Prometheus"
+        );
+        let names: Vec<&str> = dashboard["annotations"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"Phase changes") && names.contains(&"Rollbacks"),
+            "{title}: phase-change and rollback annotations ({names:?})"
+        );
         for panel in dashboard["panels"].as_array().expect("panels") {
             for target in panel["targets"].as_array().expect("targets") {
-                let expr = target["expr"].as_str().expect("expr").to_owned();
+                let expr = target["expr"]
+                    .as_str()
+                    .expect("expr")
+                    .replace("$route", ALL_ROUTES);
                 out.push((
                     format!("{title} / {}", panel["title"].as_str().unwrap_or("?")),
                     expr,
@@ -56,7 +86,7 @@ fn dashboard_queries() -> Vec<(String, String)> {
                         "{title} / annotation {}",
                         annotation["name"].as_str().unwrap_or("?")
                     ),
-                    expr.to_owned(),
+                    expr.replace("$route", ALL_ROUTES),
                 ));
             }
         }
@@ -154,7 +184,7 @@ async fn set_phase(stack: &Stack, phase: &str, percent: Option<u8>) {
     let response = reqwest::Client::new()
         .put(format!("{}/routes/auth-validation", stack.admin_url))
         .bearer_auth(DEV_ADMIN_TOKEN)
-        .json(&json!({"phase": phase, "percent": percent, "reason": "observability test"}))
+        .json(&json!({"phase": phase, "percent": percent, "force": true, "reason": "observability test"}))
         .send()
         .await
         .expect("admin");

@@ -1,7 +1,9 @@
 // The operator console in a real browser (Debian's Chromium driven by playwright-core):
-// sign in, move a route to canary 25 % and see requests split, roll it back and see the
-// next request served by legacy, open a differing path and its sample. Writes
-// screenshots of the routes page and of a sample page.
+// sign in, find the phase control offering the next step, move a route to canary 25 %
+// and see requests split, see charts with a time axis, find no rollback for a route
+// with no legacy twin, roll the canary back and see the next request served by legacy,
+// open a differing path and its sample at 1 280 px with both answers in view. Writes
+// the screenshots the README shows.
 //
 // Run by the Rust end-to-end suite with:
 //   STUDYFLOW_GATEWAY_URL, STUDYFLOW_ADMIN_URL, STUDYFLOW_ADMIN_TOKEN, STUDYFLOW_SCREENSHOTS
@@ -58,9 +60,20 @@ test("an operator signs in, opens a canary, rolls it back and reviews a diff", a
   await page.getByRole("heading", { name: "Routes" }).waitFor();
   assert.ok(await page.getByText("signed in as").isVisible());
 
-  // Canary 25 %: forced past the gate (no evidence yet), with a reason.
+  // A route with no legacy twin offers no rollback, here or on its page.
+  assert.equal(await page.getByRole("button", { name: "Roll back ai-tutor-stream" }).count(), 0);
+  await page.goto(`${admin}/ui/routes/ai-tutor-stream`);
+  assert.equal(await page.getByRole("button", { name: "Roll back to legacy" }).count(), 0);
+  assert.ok(await page.getByText("no legacy twin").first().isVisible());
+  await page.goto(`${admin}/ui`);
+
+  // The phase control shows the phase and offers the next step, not a step back.
   await page.getByRole("link", { name: "auth-validation", exact: true }).click();
-  await page.getByLabel("Phase", { exact: true }).selectOption("canary");
+  assert.equal(await page.getByLabel("Move to").inputValue(), "shadow", "the next step is offered first");
+  assert.ok(await page.getByText("Now legacy").isVisible());
+
+  // Canary 25 %: forced past the gate (no evidence yet), with a reason.
+  await page.getByLabel("Move to").selectOption("canary");
   await page.getByLabel("canary %").fill("25");
   await page.getByLabel("Reason", { exact: true }).first().fill("browser test: first users");
   await page.getByLabel(/Force past the promotion gate/).check();
@@ -79,6 +92,16 @@ test("an operator signs in, opens a canary, rolls it back and reviews a diff", a
     assert.equal(await servedBy(`student-${i}`), sides[i], `student-${i} stays on ${sides[i]}`);
   }
 
+  // Charts have a time axis and mark the phase change.
+  await page.goto(`${admin}/ui/routes/auth-validation`);
+  await page.waitForTimeout(1500);
+  await page.reload();
+  const split = page.getByRole("img", { name: "Traffic split: share served by new" });
+  const chartText = await split.textContent();
+  assert.match(chartText, /\d\d:\d\d/, "time labels on the x axis");
+  assert.match(chartText, /UTC/);
+  assert.ok((await split.locator("line.marker").count()) >= 1, "the phase change is marked");
+
   // Roll back from the routes page: the next request is legacy's.
   await page.goto(`${admin}/ui`);
   await page.screenshot({ path: `${shots}/console-routes.png`, fullPage: true });
@@ -87,8 +110,10 @@ test("an operator signs in, opens a canary, rolls it back and reviews a diff", a
   await page.getByText("Rolled back to legacy.").waitFor();
   for (let i = 0; i < 20; i++) assert.equal(await servedBy(`student-${i}`), "legacy");
 
-  // A differing path and its sample (the backend alters one field in this stack).
+  // A differing path and its sample (the backend alters one field in this stack), at
+  // 1 280 px: both answers side by side, within the window.
   await new Promise((r) => setTimeout(r, 2500));
+  await page.setViewportSize({ width: 1280, height: 900 });
   await page.goto(`${admin}/ui/routes/auth-validation`);
   await page.getByRole("heading", { name: "Differing paths" }).waitFor();
   const sample = page.locator('a[href^="/ui/samples/"]').first();
@@ -97,5 +122,12 @@ test("an operator signs in, opens a canary, rolls it back and reviews a diff", a
   await page.getByRole("heading", { name: "Differences" }).waitFor();
   assert.ok(await page.locator("mark").first().isVisible(), "the differing value is highlighted");
   assert.ok((await page.content()).includes("/message"));
+  for (const side of ["Served answer", "Shadow answer"]) {
+    const box = await page.getByRole("region", { name: side }).boundingBox();
+    assert.ok(box && box.width > 300, `${side} has room (${JSON.stringify(box)})`);
+    assert.ok(box.x >= 0 && box.x + box.width <= 1280, `${side} is within 1 280 px (${JSON.stringify(box)})`);
+  }
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 1280, `the page is ${width} px wide`);
   await page.screenshot({ path: `${shots}/console-sample.png`, fullPage: true });
 });

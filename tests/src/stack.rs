@@ -23,6 +23,14 @@ pub const DEMO_USER_EMAIL: &str = "student@gmail.com";
 
 /// Development secrets of the local stack. Never use them elsewhere.
 pub const DEV_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+/// An access token of the local stack (signed with [`DEV_JWT_SECRET`]) for the user
+/// called `name`, valid `ttl_secs`: the same name always gets the same user id.
+pub fn user_token(name: &str, ttl_secs: i64) -> String {
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
+    let email = format!("{name}@studyflow.test");
+    tokens::access_token(DEV_JWT_SECRET, &id.to_string(), &email, ttl_secs)
+}
 pub const DEV_ENCRYPTION_KEY: &str = "local-development-encryption-key";
 pub const DEV_ENCRYPTION_SALT: &str = "local-development-salt";
 pub const DEV_ADMIN_TOKEN: &str = "local-development-admin-token";

@@ -109,7 +109,7 @@ async fn canary_split_is_sticky_close_to_the_setting_and_only_grows() {
         .admin(
             Method::PUT,
             "/routes/split",
-            json!({"phase": "canary", "percent": 60, "reason": "widen"}),
+            json!({"phase": "canary", "percent": 60, "force": true, "reason": "widen"}),
         )
         .await;
     assert_eq!(status, 200);

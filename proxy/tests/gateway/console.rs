@@ -7,7 +7,7 @@ use crate::harness::{Gateway, TOKEN, TestUpstream};
 
 const ROUTES: &str = "routes:\n  - {name: tutor, path: /functions/v1/tutor, phase: legacy}\n  - {name: keys, path: /functions/v1/test-keys, blocked: true}\n";
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
@@ -15,7 +15,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// Signs in as `name`; returns the session cookie and a CSRF token read from the page.
-async fn sign_in(gateway: &Gateway, name: &str) -> (String, String) {
+pub(crate) async fn sign_in(gateway: &Gateway, name: &str) -> (String, String) {
     let answer = browser()
         .post(format!("{}/ui/login", gateway.admin_url))
         .form(&[("name", name), ("token", TOKEN), ("next", "/ui")])

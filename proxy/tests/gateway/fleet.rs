@@ -55,7 +55,7 @@ async fn a_rollback_issued_to_one_instance_reaches_all_three_within_a_second() {
             .admin(
                 Method::PUT,
                 "/routes/tutor",
-                json!({"phase": "primary", "reason": format!("round {round}")}),
+                json!({"phase": "primary", "force": true, "reason": format!("round {round}")}),
             )
             .await;
         assert_eq!(status, 200, "{body}");

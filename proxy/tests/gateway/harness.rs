@@ -841,12 +841,13 @@ impl Relay {
     }
 
     /// Lets no byte through, on open connections or new ones, closing none: like a
-    /// network partition.
+    /// network partition. What was sent meanwhile arrives once it is restored.
     pub fn partition(&self) {
         self.link.send_replace(Link::Partitioned);
     }
 
-    /// Relays again, on the same port. Connections open while cut stay dead.
+    /// Relays again, on the same port: after a partition, held bytes are delivered; after
+    /// a refusal, clients connect anew.
     pub async fn restore(&self) {
         self.link.send_replace(Link::Up);
         // Once the listener is bound again, connections are accepted.
@@ -892,25 +893,49 @@ async fn relay_listener(
     }
 }
 
-/// One relayed connection: bytes pass until the link goes down; once partitioned both
-/// ends are held open, silent, until refused or the relay is dropped.
+/// One relayed connection. Bytes pass while the link is up; during a partition they are
+/// held (nothing is lost or closed) and delivered once it heals, as TCP would; a refusal
+/// closes both ends.
 async fn relayed(
-    mut inbound: tokio::net::TcpStream,
+    inbound: tokio::net::TcpStream,
     target: String,
     mut link: tokio::sync::watch::Receiver<Link>,
 ) {
-    let mut outbound = None;
-    if *link.borrow_and_update() == Link::Up {
-        let Ok(mut server) = tokio::net::TcpStream::connect(&target).await else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::io::copy_bidirectional(&mut inbound, &mut server) => return,
-            _ = link.wait_for(|l| *l != Link::Up) => {}
-        }
-        outbound = Some(server);
+    // A connection opened during a partition waits for it to heal.
+    match link.wait_for(|l| *l != Link::Partitioned).await {
+        Ok(state) if *state == Link::Up => {}
+        _ => return,
     }
-    // Partitioned (or refused): hold both ends until refused or dropped.
-    let _ = link.wait_for(|l| *l == Link::Refused).await;
-    drop(outbound);
+    let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+        return;
+    };
+    let (from_client, to_client) = inbound.into_split();
+    let (from_server, to_server) = outbound.into_split();
+    tokio::select! {
+        _ = pump(from_client, to_server, link.clone()) => {}
+        _ = pump(from_server, to_client, link.clone()) => {}
+        _ = link.wait_for(|l| *l == Link::Refused) => {}
+    }
+}
+
+/// Copies one direction, holding what it reads while the link is partitioned.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut link: tokio::sync::watch::Receiver<Link>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if link.wait_for(|l| *l == Link::Up).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
 }

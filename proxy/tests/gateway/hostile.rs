@@ -322,7 +322,7 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
             .admin(
                 Method::PUT,
                 &format!("/routes/{route}"),
-                json!({"phase": "canary", "percent": 100, "reason": "canary"}),
+                json!({"phase": "canary", "percent": 100, "force": true, "reason": "canary"}),
             )
             .await;
         assert_eq!(status, 200, "{body}");
@@ -352,7 +352,7 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
         .admin(
             Method::PUT,
             "/routes/other",
-            json!({"phase": "primary", "reason": "forward"}),
+            json!({"phase": "primary", "force": true, "reason": "forward"}),
         )
         .await;
     assert_eq!(status, 503, "{body}");

@@ -12,6 +12,7 @@ mod hostile;
 mod passthrough;
 mod phases;
 mod promotion;
+mod rails;
 mod rollback;
 mod shadow;
 mod unleash;

@@ -2,7 +2,7 @@ use clap::Parser;
 
 /// Wire-compatible fake OpenAI, DeepSeek, Anthropic and Gemini APIs on one port.
 #[derive(Debug, Parser)]
-#[command(name = "fake-providers")]
+#[command(name = "fake-providers", version)]
 struct Cli {
     /// Address to listen on.
     #[arg(long, env = "FAKE_PROVIDERS_LISTEN", default_value = "127.0.0.1:8003")]

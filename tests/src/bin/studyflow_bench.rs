@@ -10,7 +10,7 @@ use studyflow_e2e::bench::{
 use studyflow_e2e::stack;
 
 #[derive(Debug, Parser)]
-#[command(name = "studyflow-bench")]
+#[command(name = "studyflow-bench", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

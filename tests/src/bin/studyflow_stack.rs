@@ -1,11 +1,11 @@
 //! `make run`: starts the whole local stack and prints where everything is.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use studyflow_e2e::stack::{self, Ports, Stack, StackOptions};
 
 /// Starts fake providers, legacy stand-in, backend and gateway; Ctrl-C stops them.
 #[derive(Debug, Parser)]
-#[command(name = "studyflow-stack")]
+#[command(name = "studyflow-stack", version)]
 struct Cli {
     /// Database on the local Postgres server (created and migrated when absent).
     #[arg(long, env = "STUDYFLOW_DATABASE", default_value = "studyflow")]
@@ -13,6 +13,25 @@ struct Cli {
     /// Routes file for the gateway (default: flags/routes.yaml built in).
     #[arg(long, env = "STUDYFLOW_ROUTES_FILE")]
     routes_file: Option<std::path::PathBuf>,
+    /// Start clean: drop the operator overrides a previous run left (they are kept
+    /// across restarts otherwise), so every route is where the routes file puts it.
+    #[arg(long, env = "STUDYFLOW_CLEAN")]
+    clean: bool,
+    #[command(subcommand)]
+    command: Option<StackCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+enum StackCommand {
+    /// Print an access token of the local stack for any user name (the same name always
+    /// gets the same user id), to try a canary with many users.
+    Token {
+        /// A user name: `student-1`, `ada`, …
+        user: String,
+        /// How long the token is valid, in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
 }
 
 #[tokio::main]
@@ -21,7 +40,20 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter("info,sqlx::postgres::notice=warn")
         .init();
     let cli = Cli::parse();
+    if let Some(StackCommand::Token { user, hours }) = &cli.command {
+        println!("{}", stack::user_token(user, hours.saturating_mul(3600)));
+        return Ok(());
+    }
     let root = stack::repo_root();
+    if cli.clean {
+        for file in ["gateway-state.json", "gateway-snapshot.json"] {
+            let path = root.join(".stack/logs").join(file);
+            if path.exists() {
+                std::fs::remove_file(&path)?;
+                println!("--clean: removed {}", path.display());
+            }
+        }
+    }
     let options = StackOptions {
         database: cli.database,
         ports: Ports::standard(),
@@ -37,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let stack = Stack::start(options).await?;
     print_banner(&stack);
+    print_overrides(&stack).await;
     wait_for_stop().await;
     println!("\nStopping ...");
     stack.stop().await;
@@ -73,10 +106,18 @@ Try it through the gateway:
     -H 'content-type: application/json' -H 'apikey: {anon}' \
     -d '{{"email":"ada@gmail.com","action":"signup"}}' -i
 
+Users for trying a canary (the gateway buckets users by the token's `sub`):
+  for u in student-1 student-2 student-3 student-4 student-5 student-6 student-7 student-8; do
+    curl -s -o /dev/null -w "$u %{{header_json}}\n" {gateway}/functions/v1/auth-validation \
+      -H "authorization: Bearer $(target/release/studyflow-stack token $u)" \
+      -H 'content-type: application/json' -d '{{"email":"ada@gmail.com","action":"signup"}}' \
+      | grep -o '"x-studyflow-served-by":\[[^]]*\]' ; done
+
 Operate the migration (admin token {admin_token}):
-  export STUDYFLOW_ADMIN_URL={admin} STUDYFLOW_ADMIN_TOKEN={admin_token}
+  export GATEWAY={gateway} STUDYFLOW_ADMIN_URL={admin} STUDYFLOW_ADMIN_TOKEN={admin_token} STUDYFLOW_OPERATOR=$USER
   target/release/studyflow-gateway routes list
-  target/release/studyflow-gateway routes set auth-validation canary --percent 25 --reason "first users"
+  target/release/studyflow-gateway routes set auth-validation shadow --reason "compare"
+  target/release/studyflow-gateway promote auth-validation --percent 25 --reason "first users"
   target/release/studyflow-gateway rollback --all --reason "incident"
 
 Press Ctrl-C to stop everything this command started.
@@ -93,6 +134,41 @@ Press Ctrl-C to stop everything this command started.
         id = stack::DEMO_USER_ID,
         admin_token = stack::DEV_ADMIN_TOKEN,
     );
+}
+
+/// Lists the operator overrides in force: they outlive restarts, so a second `make run`
+/// may not start where the routes file says.
+async fn print_overrides(stack: &Stack) {
+    let routes: serde_json::Value = match reqwest::get(format!("{}/routes", stack.admin_url)).await
+    {
+        Ok(response) => response.json().await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    let overrides: Vec<String> = routes["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !r["override"].is_null())
+        .map(|r| {
+            let o = &r["override"];
+            format!(
+                "  {:<26} {:<15} by {} at {}: {}",
+                r["name"].as_str().unwrap_or("?"),
+                o["phase"].as_str().unwrap_or("?"),
+                o["by"].as_str().unwrap_or("?"),
+                o["at"].as_str().unwrap_or("?"),
+                o["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if overrides.is_empty() {
+        println!("No operator override in force: every route is where the routes file puts it.");
+    } else {
+        println!(
+            "Operator overrides kept from an earlier run (start clean with `STUDYFLOW_CLEAN=1 make run`):\n{}",
+            overrides.join("\n")
+        );
+    }
 }
 
 async fn wait_for_stop() {
