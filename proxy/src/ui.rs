@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn charts_have_a_time_axis_phase_markers_and_gaps() {
-        let html = chart("empty", &[("new", "#000", vec![])], "share", &[]).into_string();
+        let html = chart("empty", &[("new", "#000", vec![])], "share", &[], None).into_string();
         assert!(html.contains("no data yet"));
         // 12:00:00, 12:00:10, then no traffic, then 12:00:30 and 12:00:40 UTC.
         let t = 1_796_212_800;
@@ -332,7 +332,8 @@ mod tests {
             (t + 40, 0.4),
         ];
         let markers = vec![(t + 25, "shadow → canary 5%".to_owned())];
-        let html = chart("split", &[("new", "#000", points)], "share", &markers).into_string();
+        let html =
+            chart("split", &[("new", "#000", points)], "share", &markers, None).into_string();
         assert_eq!(
             html.matches("<polyline").count(),
             2,
@@ -544,14 +545,29 @@ fn gate_cell(gate: Option<&GateView>) -> Markup {
 /// is not finite (no traffic then) leaves a gap rather than a zero.
 pub type Series<'a> = (&'a str, &'a str, Vec<(i64, f64)>);
 
+/// The last ten minutes, the least a console chart shows.
+fn recent() -> (i64, i64) {
+    let now = chrono::Utc::now().timestamp();
+    (now - 600, now)
+}
+
 /// A moment marked on a [`chart`] (a phase change): unix time and what happened.
 pub type Marker = (i64, String);
 
 /// A small server-rendered line chart (SVG): time on x with its axis (UTC), the value
 /// on y, phase changes as dashed vertical lines, gaps where there was no data.
-pub fn chart(title: &str, series: &[Series<'_>], unit: &str, markers: &[Marker]) -> Markup {
+/// `range` (unix times) is the stretch of time shown at least, so a chart with few points
+/// still spans a readable window and places its markers.
+pub fn chart(
+    title: &str,
+    series: &[Series<'_>],
+    unit: &str,
+    markers: &[Marker],
+    range: Option<(i64, i64)>,
+) -> Markup {
     let (w, h, left, right, top, bottom) = (560.0, 190.0, 44.0, 12.0, 12.0, 30.0);
-    let (mut t0, mut t1, mut vmax) = (i64::MAX, i64::MIN, 0.0f64);
+    let (mut t0, mut t1) = range.unwrap_or((i64::MAX, i64::MIN));
+    let mut vmax = 0.0f64;
     for (t, v) in series.iter().flat_map(|s| s.2.iter()) {
         t0 = t0.min(*t);
         t1 = t1.max(*t);
@@ -562,8 +578,8 @@ pub fn chart(title: &str, series: &[Series<'_>], unit: &str, markers: &[Marker])
     if vmax <= 0.0 {
         vmax = 1.0;
     }
-    let empty = t0 > t1;
-    if empty {
+    let empty = series.iter().all(|s| s.2.is_empty());
+    if t0 > t1 {
         (t0, t1) = (0, 1);
     }
     let span = (t1 - t0).max(1) as f64;
@@ -651,6 +667,7 @@ pub fn route_page(
             })
             .collect::<Vec<_>>()
     };
+    let window = Some(recent());
     let markers: Vec<Marker> = audit
         .iter()
         .filter_map(|e| {
@@ -710,10 +727,10 @@ pub fn route_page(
             (copies_table(&row.counters))
             h2 { "Last hours" }
             div.sides {
-                (chart("Traffic split: share served by new", &[("new", "#0969da", series(&|r| r.share_new))], "share", &markers))
-                (chart("Mean latency, legacy vs new", &[("legacy", "#8250df", series(&|r| r.mean_latency_ms[0])), ("new", "#0969da", series(&|r| r.mean_latency_ms[1]))], "ms", &markers))
-                (chart("Mismatch rate (regressions)", &[("regressions", "#cf222e", series(&|r| r.mismatch_rate))], "share", &markers))
-                (chart("Requests per second", &[("all", "#1a7f37", history.iter().map(|r| (r.at, r.requests_per_sec)).collect())], "req/s", &markers))
+                (chart("Traffic split: share served by new", &[("new", "#0969da", series(&|r| r.share_new))], "share", &markers, window))
+                (chart("Mean latency, legacy vs new", &[("legacy", "#8250df", series(&|r| r.mean_latency_ms[0])), ("new", "#0969da", series(&|r| r.mean_latency_ms[1]))], "ms", &markers, window))
+                (chart("Mismatch rate (regressions)", &[("regressions", "#cf222e", series(&|r| r.mismatch_rate))], "share", &markers, window))
+                (chart("Requests per second", &[("all", "#1a7f37", history.iter().map(|r| (r.at, r.requests_per_sec)).collect())], "req/s", &markers, window))
             }
             h2 { "Differing paths" }
             @match diffs {
@@ -763,7 +780,7 @@ pub fn progress_page(
                 thead { tr { @for (phase, _) in per_phase { th scope="col" { (phase) } } } }
                 tbody { tr { @for (_, n) in per_phase { td.n { (n) } } } }
             }
-            (chart("Share of all traffic served by the new backend", &[("new", "#0969da", share.to_vec())], "share", &[]))
+            (chart("Share of all traffic served by the new backend", &[("new", "#0969da", share.to_vec())], "share", &[], Some(recent())))
         },
     )
 }
