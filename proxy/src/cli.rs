@@ -687,6 +687,9 @@ fn gate_report(value: &Value) -> String {
         gate["window_secs"],
         gate["pairs_from"].as_str().unwrap_or("?"),
     );
+    if let Some(counted) = gate["counted"].as_str() {
+        let _ = writeln!(out, "counted: {counted}");
+    }
     for check in gate["checks"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
