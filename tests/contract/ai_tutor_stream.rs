@@ -155,30 +155,77 @@ async fn failures_end_the_stream_with_an_error_event() {
 #[tokio::test]
 async fn requests_are_checked_like_the_tutor_checks_them() {
     let app = TestApp::start("stream_validation").await;
+    let signed_in = [("authorization", format!("Bearer {}", app.token()))];
     let preflight = app.request(Method::OPTIONS, FUNCTION, &[], None).await;
     assert_eq!((preflight.status, preflight.text.as_str()), (200, ""));
-    let get = app.request(Method::GET, FUNCTION, &[], None).await;
+    let get = app.request(Method::GET, FUNCTION, &signed_in, None).await;
     assert_eq!(get.status, 405);
     for body in [json!({}), json!({"message": ""}), json!({"message": 3})] {
-        let answer = app.post(FUNCTION, &[], body).await;
+        let answer = app.post(FUNCTION, &signed_in, body).await;
         assert_eq!(answer.status, 400);
         assert_eq!(
             answer.body,
             json!({"error": "Message is required and must be a string"})
         );
     }
-    let bad = app.post_raw(FUNCTION, &[], b"{nope").await;
+    let bad = app.post_raw(FUNCTION, &signed_in, b"{nope").await;
     assert_eq!(bad.status, 400);
     assert_eq!(bad.body["error"], "Invalid request body");
     let history = app
         .post(
             FUNCTION,
-            &[],
+            &signed_in,
             json!({"message": "hi", "context": {"history": 5}}),
         )
         .await;
     assert_eq!(history.status, 400);
     assert_eq!(history.body["error"], "Invalid conversation history");
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn only_signed_in_students_within_the_ai_rate_limit_reach_the_provider() {
+    let app = TestApp::start("stream_admission").await;
+    let body = json!({"message": "What is a prime number?"});
+    let anonymous = app.post(FUNCTION, &[], body.clone()).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        anonymous.body,
+        json!({"error": "Missing authorization header"})
+    );
+    let forged = app
+        .post(
+            FUNCTION,
+            &[("authorization", "Bearer not.a.token".to_owned())],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(forged.status, 401);
+    assert_eq!(forged.body, json!({"error": "Invalid or expired token"}));
+    assert!(
+        app.provider_requests().await.is_empty(),
+        "no provider call for anyone not signed in"
+    );
+
+    // 60 requests a minute per student, shared with every AI function: the 61st is 429.
+    let signed_in = [("authorization", format!("Bearer {}", app.token()))];
+    for i in 0..60 {
+        let answer = app
+            .request(
+                Method::POST,
+                FUNCTION,
+                &signed_in,
+                Some(
+                    json!({"message": format!("question {i}")})
+                        .to_string()
+                        .into_bytes(),
+                ),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "request {i}");
+    }
+    let over = app.post(FUNCTION, &signed_in, body).await;
+    assert_eq!(over.status, 429, "{:?}", over.body);
     app.finish().await;
 }
 

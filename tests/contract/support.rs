@@ -367,9 +367,11 @@ impl SseReader {
 
 impl TestApp {
     /// POSTs `body` to `function` and hands back the raw answer (for streams).
+    /// A streaming POST as the demo user.
     pub async fn post_streaming(&self, function: &str, body: Value) -> reqwest::Response {
         self.client
             .post(format!("{}/functions/v1/{function}", self.url))
+            .bearer_auth(self.token())
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()

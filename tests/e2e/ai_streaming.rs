@@ -236,6 +236,7 @@ async fn the_streaming_tutor_reaches_the_client_through_the_gateway_as_it_is_wri
         ))
         .header("content-type", "application/json")
         .header("apikey", stack.anon_key())
+        .bearer_auth(stack.demo_token(3600))
         .json(&json!({"message": "Explain how rainbows form [[fake:chunk_delay_ms=100]]"}))
         .send()
         .await

@@ -22,8 +22,13 @@
 //! have this same shape (`usage` is `null` when a provider reports none). When the client
 //! goes away, the upstream request is dropped at once, which closes its connection.
 //!
-//! Errors before the stream: `OPTIONS` 200, other methods 405, a body that is not JSON
-//! or a bad `context.history` 400, a missing message 400 (the tutor's text).
+//! Errors before the stream: `OPTIONS` 200, other methods 405; no `Authorization` header
+//! 401 `{"error":"Missing authorization header"}`, a token that does not verify (the same
+//! verification as every function) 401 `{"error":"Invalid or expired token"}`; more than
+//! [`crate::rate_limit::LIMIT`] AI requests of the user in a minute (the per-user AI limit every
+//! AI function shares) 429; a body that is not JSON or a bad `context.history` 400, a
+//! missing message 400 (the tutor's text). The provider bill is never open to anonymous
+//! callers.
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -48,6 +53,7 @@ use crate::js::value::{or, truthy};
 use crate::providers::PLACEHOLDER_TEXT;
 use crate::providers::chain::{AiUse, Prompt};
 use crate::providers::chat::{ChatMessage, StreamEvent};
+use crate::rate_limit::Decision;
 
 const NAME: &str = "ai-tutor-stream";
 
@@ -64,6 +70,9 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
         return early;
     }
     let started = Instant::now();
+    if let Err((status, body)) = admit(&state, &invocation).await {
+        return cors.json(status, body);
+    }
     let (message, prompt) = match read(&invocation) {
         Ok(read) => read,
         Err(body) => return cors.json(StatusCode::BAD_REQUEST, body),
@@ -98,6 +107,51 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
     cors.apply(response)
+}
+
+/// Lets in a signed-in user within the per-user AI rate limit; otherwise the status and
+/// body to answer.
+async fn admit(state: &AppState, invocation: &Invocation) -> Result<(), (StatusCode, Value)> {
+    let Some(header) = invocation.non_empty_header("authorization") else {
+        invocation.auth_failed(state, NAME, None);
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Missing authorization header"}),
+        ));
+    };
+    let mut db = state
+        .request_db(invocation.dry_run)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "database unavailable");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "Internal server error"}),
+            )
+        })?;
+    let verified = state.auth.user_from_header(&mut db, &header).await;
+    db.finish().await;
+    let user = verified.map_err(|error| {
+        invocation.auth_failed(state, NAME, Some(&error));
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "Invalid or expired token"}),
+        )
+    })?;
+    match state
+        .rate_limiter
+        .check(&user.id.to_string(), invocation.dry_run)
+        .await
+    {
+        Decision::Allowed => Ok(()),
+        Decision::Limited(limiter) => {
+            state.metrics.rate_limited(NAME, limiter);
+            Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"error": "Rate limit exceeded. Please wait before making another request."}),
+            ))
+        }
+    }
 }
 
 /// The message and the prompt of the request, or the 400 body.
