@@ -545,6 +545,13 @@ fn route_summary(route: &Value) -> String {
         n("pairs_regression"),
         route["shadows_lost"].as_u64().unwrap_or(0)
     );
+    if n("pairs_provider_skipped") > 0 {
+        let _ = writeln!(
+            out,
+            "  not compared (provider skipped in the new side's dry run): {}",
+            n("pairs_provider_skipped")
+        );
+    }
     let since = &route["since_phase_change"];
     let _ = writeln!(
         out,

@@ -93,6 +93,9 @@ impl BackgroundService for Comparer {
     }
 }
 
+/// The new side's mark on an answer whose provider call it skipped (a dry run).
+pub const PROVIDER_SKIPPED_HEADER: &str = "x-studyflow-provider";
+
 impl Comparer {
     fn handle(&self, pair: ComparedPair, store: Option<&DiffStore>) {
         let started = Instant::now();
@@ -106,6 +109,16 @@ impl Comparer {
             reservation: _reservation,
         } = pair;
         let route = exchange.route.as_str();
+        // A copy the new side answered as a dry run that skipped its provider call: its
+        // AI content is a placeholder, not the new side's answer. Such a pair is neither
+        // evidence nor a regression (answers given before any provider call, like
+        // validation errors, carry no mark and are compared).
+        if exchange.served_by == "legacy"
+            && exchange.shadow.header(PROVIDER_SKIPPED_HEADER) == Some("skipped")
+        {
+            stats.provider_skipped();
+            return;
+        }
         let probe_shapes = probe
             .as_ref()
             .map(|again| {

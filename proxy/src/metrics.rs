@@ -33,7 +33,9 @@ pub const SHADOW_DURATION_SECONDS: &str = "studyflow_gateway_shadow_duration_sec
 /// `dropped_body_too_large`, `dropped_over_budget`, `dropped_no_secret`, `timeout`, `error`,
 /// `served_failed`, `compare_dropped`.
 pub const SHADOWS_TOTAL: &str = "studyflow_gateway_shadows_total";
-/// Compared answer pairs by route and verdict (`equal`, `noise`, `regression`).
+/// Answer pairs by route and verdict (`equal`, `noise`, `regression`, and
+/// `provider_skipped` for pairs left uncompared because the new side's dry run skipped
+/// its provider call).
 pub const DIFF_PAIRS_TOTAL: &str = "studyflow_gateway_diff_pairs_total";
 /// Time to compare one pair of answers.
 pub const DIFF_DURATION_SECONDS: &str = "studyflow_gateway_diff_duration_seconds";
@@ -293,6 +295,11 @@ impl Metrics {
                 ("equal", now.pairs_equal, before.pairs_equal),
                 ("noise", now.pairs_noise, before.pairs_noise),
                 ("regression", now.pairs_regression, before.pairs_regression),
+                (
+                    "provider_skipped",
+                    now.pairs_provider_skipped,
+                    before.pairs_provider_skipped,
+                ),
             ];
             for (verdict, n, b) in verdicts {
                 add(&self.diff_pairs, &[route, verdict], n, b);

@@ -57,6 +57,7 @@ pub struct RouteStats {
     pairs_equal: AtomicU64,
     pairs_noise: AtomicU64,
     pairs_regression: AtomicU64,
+    pairs_provider_skipped: AtomicU64,
     /// Comparison time, microseconds, summed over `compared` pairs.
     compare_micros: AtomicU64,
     /// New-side answers that were errors: 5xx, timeouts, connection failures.
@@ -381,6 +382,9 @@ pub struct StatsSnapshot {
     pub pairs_regression: u64,
     /// Pairs that differ at all (noise + regression).
     pub pairs_different: u64,
+    /// Pairs not compared because the new side's dry run skipped its provider call (its
+    /// AI content is a placeholder): neither evidence nor regression.
+    pub pairs_provider_skipped: u64,
     /// Mean time to compare a pair, microseconds.
     pub compare_mean_micros: u64,
     pub new_server_errors: u64,
@@ -474,6 +478,11 @@ impl RouteStats {
         });
     }
 
+    /// A pair left uncompared: the new side's dry run skipped its provider call.
+    pub fn provider_skipped(&self) {
+        bump(&self.pairs_provider_skipped);
+    }
+
     /// A compared pair, served at `served_at`: evidence for the guard and the gate only
     /// when it was served under the phase in force (a pair served before the last phase
     /// change and compared after it counts in the totals alone).
@@ -521,6 +530,7 @@ impl RouteStats {
             pairs_noise: read(&self.pairs_noise),
             pairs_regression: read(&self.pairs_regression),
             pairs_different: read(&self.pairs_noise) + read(&self.pairs_regression),
+            pairs_provider_skipped: read(&self.pairs_provider_skipped),
             compare_mean_micros: {
                 let n = read(&self.pairs_equal)
                     + read(&self.pairs_noise)

@@ -501,6 +501,7 @@ fn copies_table(counters: &crate::stats::StatsSnapshot) -> Markup {
             tbody {
                 tr { th scope="row" { "sent" } td.n { (counters.shadows_sent) } }
                 tr { th scope="row" { "compared" } td.n { (compared) } }
+                tr { th scope="row" { "not compared: provider skipped in the dry run" } td.n { (counters.pairs_provider_skipped) } }
                 @for (cause, n) in counters.losses() {
                     tr { th scope="row" { "lost: " (cause.replace('_', " ")) } td class=@if n > 0 { "n regression" } @else { "n" } { (n) } }
                 }

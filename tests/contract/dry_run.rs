@@ -372,3 +372,34 @@ async fn shadowed_provider_calls_are_skipped_or_live_per_function() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_dry_run_that_skips_its_provider_call_says_so_to_the_gateway() {
+    let app = TestApp::start("dryrun_skip_mark").await;
+    let mark = studyflow_backend::providers::PROVIDER_SKIPPED_HEADER;
+    let body = json!({"provider": "openai", "action": "completion", "prompt": "Explain entropy"});
+    // A dry run reaching the provider call: skipped, and the answer says so.
+    let skipped = app
+        .post("ai-proxy", &shadow(app.auth()), body.clone())
+        .await;
+    assert_eq!(skipped.status, 200, "{}", skipped.text);
+    assert_eq!(skipped.header(mark), Some("skipped"));
+    assert!(app.provider_requests().await.is_empty());
+    // A dry run answered before any provider call (a validation error): no mark, so the
+    // gateway compares it as usual.
+    let invalid = app
+        .post(
+            "ai-proxy",
+            &shadow(app.auth()),
+            json!({"provider": "openai"}),
+        )
+        .await;
+    assert_eq!(invalid.status, 500, "{}", invalid.text);
+    assert_eq!(invalid.header(mark), None);
+    // Served for real: the provider is called and nothing is marked.
+    let real = app.post("ai-proxy", &app.auth(), body).await;
+    assert_eq!(real.status, 200, "{}", real.text);
+    assert_eq!(real.header(mark), None);
+    assert_eq!(app.provider_requests().await.len(), 1);
+    app.finish().await;
+}

@@ -53,6 +53,26 @@ pub(crate) fn function_routes(name: &str, handler: MethodRouter<AppState>) -> Ro
     Router::new()
         .route(&format!("/{name}"), handler.clone())
         .route(&format!("/{name}/{{*rest}}"), handler)
+        .layer(axum::middleware::from_fn(mark_skipped_provider_calls))
+}
+
+/// Marks the answer of a request whose provider call was skipped (a dry run in
+/// `SHADOW_PROVIDER_CALLS=skip`) with [`crate::providers::PROVIDER_SKIPPED_HEADER`], so
+/// the gateway does not compare a placeholder with the legacy's real answer. Answers
+/// given before any provider call (validation errors, CORS) carry no mark and are
+/// compared as usual.
+async fn mark_skipped_provider_calls(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (mut response, skipped) = crate::providers::tracking_skips(next.run(request)).await;
+    if skipped {
+        response.headers_mut().insert(
+            crate::providers::PROVIDER_SKIPPED_HEADER,
+            axum::http::HeaderValue::from_static("skipped"),
+        );
+    }
+    response
 }
 
 /// Shorthand for [`function_routes`] with an async handler taking an [`Invocation`].

@@ -176,6 +176,26 @@ pub enum ProviderError {
     Timeout { url: String, seconds: u64 },
 }
 
+/// The answer header saying that a dry run skipped its provider call, so its AI content
+/// is a placeholder. Only the gateway reads it (it removes every `x-studyflow-*` header
+/// from answers to clients): a pair carrying it is counted as not compared.
+pub const PROVIDER_SKIPPED_HEADER: &str = "x-studyflow-provider";
+
+tokio::task_local! {
+    /// Set when a provider call of the current request was skipped.
+    static PROVIDER_SKIPPED: std::cell::Cell<bool>;
+}
+
+/// Runs `request` and says whether it skipped a provider call (a dry run's placeholder).
+pub async fn tracking_skips<F: std::future::Future>(request: F) -> (F::Output, bool) {
+    PROVIDER_SKIPPED
+        .scope(std::cell::Cell::new(false), async {
+            let output = request.await;
+            (output, PROVIDER_SKIPPED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 /// Who is calling: decides whether a shadowed call is skipped.
 #[derive(Debug, Clone, Copy)]
 pub struct CallContext {
@@ -283,6 +303,8 @@ impl ProviderClient {
     ) -> Result<ProviderReply, ProviderError> {
         let provider = endpoint.provider();
         if context.skip {
+            // Outside a tracked request (a background task) there is no answer to mark.
+            let _ = PROVIDER_SKIPPED.try_with(|skipped| skipped.set(true));
             self.metrics
                 .provider_call(provider.label(), "skipped", Duration::ZERO);
             tracing::debug!(

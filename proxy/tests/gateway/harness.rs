@@ -68,6 +68,7 @@ impl TestUpstream {
             .route("/noisy", any(noisy))
             .route("/early", any(early))
             .route("/internal-headers", any(internal_headers))
+            .route("/ai", any(ai_answer))
             .fallback(echo)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -149,6 +150,34 @@ async fn internal_headers(
         axum::Json(json!({"side": state.side})),
     )
         .into_response()
+}
+
+/// An AI function whose provider failed on the legacy side (500), while the new side, in
+/// a dry run, skipped its provider call and says so. `?invalid` is a validation error
+/// given before any provider call, unmarked, with a different text on each side.
+async fn ai_answer(
+    State(state): State<UpstreamState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, &uri, &headers, 0);
+    if uri.query() == Some("invalid") {
+        let text = format!("{} says the message is required", state.side);
+        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": text}))).into_response();
+    }
+    match state.side {
+        "legacy" => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "DeepSeek API error: 503 Service Unavailable"})),
+        )
+            .into_response(),
+        _ => (
+            [("x-studyflow-provider", "skipped")],
+            axum::Json(json!({"content": "[shadow dry run: provider call skipped]"})),
+        )
+            .into_response(),
+    }
 }
 
 /// The same answer on both sides but for a random id and the time (noise to declare).

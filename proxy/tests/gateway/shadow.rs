@@ -138,3 +138,35 @@ async fn a_dead_new_side_falls_back_to_legacy_for_idempotent_requests() {
         .await;
     assert_eq!(status, 502, "a write is not replayed on the other side");
 }
+
+#[tokio::test]
+async fn pairs_whose_provider_call_the_new_side_skipped_are_not_regressions() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let routes = "routes:\n  - {name: tutor, path: /ai, phase: shadow}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
+
+    // The legacy's provider fails (500) while the new side's dry run skipped its call: the
+    // client gets the legacy's answer, and the pair is neither evidence nor a regression.
+    for _ in 0..10 {
+        let (status, side, _) = gateway.get("/ai").await;
+        assert_eq!((status, side.as_str()), (500, "legacy"));
+    }
+    assert_eq!(
+        gateway
+            .wait_counter("tutor", "pairs_provider_skipped", 10)
+            .await,
+        10
+    );
+    // Answers given before any provider call are still compared.
+    for _ in 0..3 {
+        gateway.get("/ai?invalid").await;
+    }
+    assert_eq!(
+        gateway.wait_counter("tutor", "pairs_regression", 3).await,
+        3
+    );
+    let counters = &gateway.route("tutor").await["counters"];
+    assert_eq!(counters["pairs_regression"], 3, "{counters}");
+    assert_eq!(counters["pairs_equal"], 0, "{counters}");
+}
