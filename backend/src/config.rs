@@ -130,6 +130,10 @@ pub struct BackendConfig {
     pub shadow_provider_calls: ShadowProviderMode,
     /// Per-function exceptions, `ai-proxy=live,ai-tutor-professional=skip`.
     pub shadow_provider_overrides: String,
+    /// `live` provider calls of shadowed requests allowed per function and minute, and
+    /// per function and UTC day, on this instance; past either, the call is skipped.
+    pub shadow_live_per_minute: u32,
+    pub shadow_live_per_day: u32,
 
     pub db_max_connections: u32,
     pub db_min_connections: u32,
@@ -220,6 +224,8 @@ impl Default for BackendConfig {
             shadow_secret: None,
             shadow_provider_calls: ShadowProviderMode::Skip,
             shadow_provider_overrides: String::new(),
+            shadow_live_per_minute: 30,
+            shadow_live_per_day: 2_000,
             db_max_connections: 10,
             db_min_connections: 0,
             db_acquire_timeout_secs: 3,
@@ -284,6 +290,8 @@ const ENV_KEYS: &[&str] = &[
     "shadow_secret",
     "shadow_provider_calls",
     "shadow_provider_overrides",
+    "shadow_live_per_minute",
+    "shadow_live_per_day",
     "db_max_connections",
     "db_min_connections",
     "db_acquire_timeout_secs",

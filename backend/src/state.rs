@@ -50,6 +50,8 @@ pub struct AppState {
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
+    /// What `live` shadow provider calls may cost.
+    shadow_budget: Arc<crate::providers::budget::ShadowBudget>,
 }
 
 impl AppState {
@@ -88,6 +90,10 @@ impl AppState {
             shadow: ShadowMarker::new(config.shadow_secret.clone()),
             trusted_proxies: Arc::new(trusted_proxies),
             shadow_modes: Arc::new(shadow_modes),
+            shadow_budget: Arc::new(crate::providers::budget::ShadowBudget::new(
+                config.shadow_live_per_minute,
+                config.shadow_live_per_day,
+            )),
             config: Arc::new(config),
         })
     }
@@ -134,16 +140,21 @@ impl AppState {
         }
     }
 
-    /// How `function` calls providers for this request.
+    /// How `function` calls providers for this request: a dry run skips the call in
+    /// `skip` mode, and in `live` mode once the function's shadow budget is spent.
     pub fn provider_context(&self, function: &'static str, dry_run: bool) -> CallContext {
         let mode = self
             .shadow_modes
             .get(function)
             .copied()
             .unwrap_or(self.config.shadow_provider_calls);
-        CallContext {
-            function,
-            skip: dry_run && mode == ShadowProviderMode::Skip,
-        }
+        let skip = dry_run
+            && match mode {
+                ShadowProviderMode::Skip => true,
+                ShadowProviderMode::Live => !self
+                    .shadow_budget
+                    .take(function, chrono::Utc::now().timestamp()),
+            };
+        CallContext { function, skip }
     }
 }

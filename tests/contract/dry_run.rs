@@ -403,3 +403,27 @@ async fn a_dry_run_that_skips_its_provider_call_says_so_to_the_gateway() {
     assert_eq!(app.provider_requests().await.len(), 1);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn live_shadow_provider_calls_stop_at_the_budget_and_are_then_skipped_with_the_mark() {
+    let app = TestApp::start_with("dryrun_live_budget", |c| {
+        c.shadow_provider_calls = studyflow_backend::config::ShadowProviderMode::Live;
+        c.shadow_live_per_minute = 2;
+    })
+    .await;
+    let mark = studyflow_backend::providers::PROVIDER_SKIPPED_HEADER;
+    let mut marks = Vec::new();
+    for i in 0..3 {
+        let body = json!({"provider": "openai", "action": "completion", "prompt": format!("Explain entropy {i}")});
+        let answer = app.post("ai-proxy", &shadow(app.auth()), body).await;
+        assert_eq!(answer.status, 200, "{}", answer.text);
+        marks.push(answer.header(mark).map(str::to_owned));
+    }
+    assert_eq!(marks, [None, None, Some("skipped".to_owned())]);
+    assert_eq!(
+        app.provider_requests().await.len(),
+        2,
+        "two live calls within the minute's budget"
+    );
+    app.finish().await;
+}

@@ -24,6 +24,7 @@
 
 pub mod anthropic;
 pub mod breaker;
+pub mod budget;
 pub mod chain;
 pub mod chat;
 pub mod gemini;
