@@ -15,7 +15,12 @@ struct Cli {
     routes_file: Option<std::path::PathBuf>,
     /// Start clean: drop the operator overrides a previous run left (they are kept
     /// across restarts otherwise), so every route is where the routes file puts it.
-    #[arg(long, env = "STUDYFLOW_CLEAN")]
+    #[arg(
+        long,
+        env = "STUDYFLOW_CLEAN",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     clean: bool,
     #[command(subcommand)]
     command: Option<StackCommand>,
