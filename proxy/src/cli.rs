@@ -476,6 +476,28 @@ fn phase_change((status, body): (u16, Value)) -> Result<String, CliError> {
     }
 }
 
+/// One line per operator override in force in a `GET /routes` answer: route, phase, who,
+/// when and why.
+pub fn override_lines(routes: &Value) -> Vec<String> {
+    routes["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| !r["override"].is_null())
+        .map(|r| {
+            let o = &r["override"];
+            format!(
+                "  {:<26} {:<15} by {} at {}: {}",
+                r["name"].as_str().unwrap_or("?"),
+                o["phase"].as_str().unwrap_or("?"),
+                o["by"].as_str().unwrap_or("?"),
+                o["at"].as_str().unwrap_or("?"),
+                o["reason"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 /// Routes with an operator override in force.
 fn overridden(routes: &Value) -> Vec<String> {
     routes["routes"]
@@ -621,25 +643,11 @@ fn routes_table(value: &Value) -> String {
             n("pairs_different"),
         );
     }
-    let overrides: Vec<&Value> = value["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| !r["override"].is_null())
-        .collect();
+    let overrides = override_lines(value);
     if !overrides.is_empty() {
         out.push_str("\nOverrides in force (kept across restarts; `routes reset --all --reason …` drops them):\n");
-        for route in overrides {
-            let o = &route["override"];
-            let _ = writeln!(
-                out,
-                "  {:<26} {:<15} by {} at {}: {}",
-                route["name"].as_str().unwrap_or("?"),
-                o["phase"].as_str().unwrap_or("?"),
-                o["by"].as_str().unwrap_or("?"),
-                o["at"].as_str().unwrap_or("?"),
-                o["reason"].as_str().unwrap_or(""),
-            );
+        for line in overrides {
+            let _ = writeln!(out, "{line}");
         }
     }
     if let Some(error) = value["reload_error"].as_str() {

@@ -65,8 +65,8 @@ pub struct RequestCtx {
     started: Instant,
     /// The canonical path, when the request spelled it otherwise (sent upstream instead).
     canonical: Option<String>,
-    /// The client's address (behind trusted load balancers, the one they name).
-    client: Option<IpAddr>,
+    /// The connection's peer, looked up once per request.
+    peer: Option<IpAddr>,
 }
 
 impl Gateway {
@@ -137,8 +137,9 @@ async fn respond_json(
 
 /// A stable hash of who sent a request, for counting distinct callers of new-side
 /// errors (see [`Clients::guard_caller`]).
-fn caller_hash(clients: &Clients, session: &Session, address: Option<IpAddr>) -> u64 {
-    let caller = clients.guard_caller(&session.req_header().headers, address);
+fn caller_hash(clients: &Clients, session: &Session, peer: Option<IpAddr>) -> u64 {
+    let headers = &session.req_header().headers;
+    let caller = clients.guard_caller(headers, clients.address(headers, peer));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     caller.hash(&mut hasher);
     hasher.finish()
@@ -209,7 +210,7 @@ impl ProxyHttp for Gateway {
             shadow: None,
             started: Instant::now(),
             canonical: None,
-            client: None,
+            peer: None,
         }
     }
 
@@ -241,7 +242,7 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         }
-        let peer = session
+        ctx.peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
@@ -249,11 +250,14 @@ impl ProxyHttp for Gateway {
         for name in internal {
             request.remove_header(&name);
         }
-        ctx.client = self.clients.address(&request.headers, peer);
         let request = session.req_header();
         let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
         // The client's address is only needed for a canary request that carries no token.
-        let client = || ctx.client.map(|ip| ip.to_string().into());
+        let client = || {
+            self.clients
+                .address(&request.headers, ctx.peer)
+                .map(|ip| ip.to_string().into())
+        };
         let decision = table.decide(request.method.as_str(), path, || {
             request_identity(
                 header(request, "authorization"),
@@ -368,11 +372,9 @@ impl ProxyHttp for Gateway {
         };
         upstream_request.insert_header("host", authority)?;
         upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let (chain, proto) = self.clients.forwarded(&session.req_header().headers, peer);
+        let (chain, proto) = self
+            .clients
+            .forwarded(&session.req_header().headers, ctx.peer);
         upstream_request.insert_header("x-forwarded-for", chain)?;
         upstream_request.insert_header("x-forwarded-proto", proto)?;
         if let Some(path) = &ctx.canonical {
@@ -489,7 +491,7 @@ impl ProxyHttp for Gateway {
             // A 5xx answer may be the contract's own (the legacy answers some auth failures
             // with 500): it counts against the new side only if the legacy, given a copy,
             // answered otherwise, or if enough distinct callers had one.
-            let caller = caller_hash(&self.clients, session, ctx.client);
+            let caller = caller_hash(&self.clients, session, ctx.peer);
             match ctx.shadow.as_ref().is_some_and(|plan| plan.will_compare()) {
                 true => {
                     outcome = None;

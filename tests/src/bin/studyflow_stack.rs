@@ -149,23 +149,7 @@ async fn print_overrides(stack: &Stack) {
         Ok(response) => response.json().await.unwrap_or_default(),
         Err(_) => return,
     };
-    let overrides: Vec<String> = routes["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| !r["override"].is_null())
-        .map(|r| {
-            let o = &r["override"];
-            format!(
-                "  {:<26} {:<15} by {} at {}: {}",
-                r["name"].as_str().unwrap_or("?"),
-                o["phase"].as_str().unwrap_or("?"),
-                o["by"].as_str().unwrap_or("?"),
-                o["at"].as_str().unwrap_or("?"),
-                o["reason"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
+    let overrides = studyflow_gateway::cli::override_lines(&routes);
     if overrides.is_empty() {
         println!("No operator override in force: every route is where the routes file puts it.");
     } else {
