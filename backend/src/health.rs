@@ -1,6 +1,7 @@
 //! `/health` says the process runs; `/ready` says whether it can serve: the database is
 //! required, Redis only degrades the service when it is away (the rate limit then runs
-//! in-process).
+//! in-process), and so does a missing embedding model (only `semantic-search` needs
+//! it; the check says why it is missing).
 
 use std::time::Duration;
 
@@ -29,16 +30,20 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         },
         state.redis.ping()
     );
-    let (status, word) = match (database, redis) {
+    let embedding = state.embeddings.unavailable();
+    let (status, word) = match (database, redis && embedding.is_none()) {
         (true, true) => (StatusCode::OK, "ready"),
         (true, false) => (StatusCode::OK, "degraded"),
         (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
     };
     let check = |ok: bool| if ok { "ok" } else { "down" };
+    let embedding = embedding.map_or_else(|| "ok".to_owned(), |why| format!("unavailable: {why}"));
     (
         status,
-        Json(
-            json!({"status": word, "checks": {"database": check(database), "redis": check(redis)}}),
-        ),
+        Json(json!({"status": word, "checks": {
+            "database": check(database),
+            "redis": check(redis),
+            "embedding": embedding,
+        }})),
     )
 }

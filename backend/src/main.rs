@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use studyflow_backend::prompts::cli::PromptsCommand;
 use studyflow_backend::vault::cli::VaultCommand;
 use studyflow_backend::{AppState, BackendConfig, db};
 
@@ -32,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// Render or check the AI functions' prompt templates (PROMPTS_DIR).
+    Prompts {
+        #[command(subcommand)]
+        command: PromptsCommand,
+    },
 }
 
 #[tokio::main]
@@ -39,11 +45,21 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = BackendConfig::load(cli.config.as_deref())?;
     let command = cli.command.unwrap_or(Command::Serve);
-    // The vault commands print their results on stdout; their logs go to stderr.
-    init_logging(config.json_logs, matches!(command, Command::Vault { .. }));
-    if let Command::Vault { command } = command {
-        studyflow_backend::vault::cli::run(&config, command).await?;
-        return Ok(());
+    // The vault and prompts commands print their results on stdout; logs go to stderr.
+    init_logging(
+        config.json_logs,
+        matches!(command, Command::Vault { .. } | Command::Prompts { .. }),
+    );
+    match command {
+        Command::Vault { command } => {
+            studyflow_backend::vault::cli::run(&config, command).await?;
+            return Ok(());
+        }
+        Command::Prompts { command } => {
+            studyflow_backend::prompts::cli::run(&config, command)?;
+            return Ok(());
+        }
+        Command::Serve | Command::Migrate => {}
     }
     log_configuration(&config);
     let state = AppState::new(config)?;

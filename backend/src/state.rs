@@ -50,6 +50,10 @@ pub struct AppState {
     /// The proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
+    /// The provider messages of the AI functions (templates, checked at start).
+    pub prompts: Arc<crate::prompts::Prompts>,
+    /// The sentence-embedding model of `semantic-search`, or why there is none.
+    pub embeddings: crate::embedding::Embeddings,
     /// What `live` shadow provider calls may cost.
     shadow_budget: Arc<crate::providers::budget::ShadowBudget>,
 }
@@ -74,7 +78,14 @@ impl AppState {
         let trusted_proxies = config
             .trusted_proxy_list()
             .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
+        let prompts = crate::prompts::Prompts::load(config.prompts_dir.as_deref())
+            .map_err(|why| Error::Config(format!("prompts: {why}")))?;
         Ok(Self {
+            prompts: Arc::new(prompts),
+            embeddings: crate::embedding::Embeddings::from_config(
+                config.embedding_model_dir.as_deref(),
+                config.embedding_max_batch,
+            ),
             rate_limiter: AiRateLimiter::new(redis.clone()),
             realtime: crate::realtime::Hub::new(&config, redis.clone()),
             db,

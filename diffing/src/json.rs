@@ -163,6 +163,19 @@ impl Walker<'_> {
         if self.rules.shape_only(&self.tokens) {
             return self.walk_shape(left, right);
         }
+        if let Some(min_cosine) = self.rules.vector(&self.tokens)
+            && let Some(cosine) = cosine_similarity(left, right)
+        {
+            if cosine < min_cosine {
+                let summary = |v: &Value| serde_json::json!({"vector": v.as_array().map_or(0, Vec::len), "cosine_similarity": cosine, "min_cosine": min_cosine});
+                self.push(
+                    DiffKind::Changed,
+                    Some(&summary(left)),
+                    Some(&summary(right)),
+                );
+            }
+            return;
+        }
         match (left, right) {
             (Value::Object(l), Value::Object(r)) => {
                 for (key, lv) in l {
@@ -340,6 +353,30 @@ fn canonical(value: &Value) -> String {
     sorted(value).to_string()
 }
 
+/// The cosine similarity of two arrays of numbers of the same, non-zero length; `None`
+/// for anything else (compared element by element then). Two zero vectors are alike.
+fn cosine_similarity(left: &Value, right: &Value) -> Option<f64> {
+    let (Value::Array(l), Value::Array(r)) = (left, right) else {
+        return None;
+    };
+    if l.is_empty() || l.len() != r.len() {
+        return None;
+    }
+    let (mut dot, mut ll, mut rr) = (0.0, 0.0, 0.0);
+    for (a, b) in l.iter().zip(r) {
+        let (a, b) = (a.as_f64()?, b.as_f64()?);
+        dot += a * b;
+        ll += a * a;
+        rr += b * b;
+    }
+    if ll == 0.0 && rr == 0.0 {
+        return Some(1.0);
+    }
+    let cosine = dot / (ll.sqrt() * rr.sqrt());
+    // One zero vector (or an overflow): no direction in common.
+    Some(if cosine.is_finite() { cosine } else { 0.0 })
+}
+
 /// JSON numbers are equal as values (`1` equals `1.0`), within `tolerance`.
 fn numbers_equal(l: &serde_json::Number, r: &serde_json::Number, tolerance: f64) -> bool {
     match (l.as_i64(), r.as_i64(), l.as_u64(), r.as_u64()) {
@@ -442,6 +479,53 @@ mod tests {
                 .any(|d| d.path == "/meta/id" && d.declared_noise)
         );
         assert!(diffs.iter().any(|d| d.path == "/v" && !d.declared_noise));
+    }
+
+    #[test]
+    fn vectors_compare_by_direction() {
+        let r = rules(json!({"vectors": [{"path": "/embedding", "min_cosine": 0.99}]}));
+        let close = diff_json_with(
+            &json!({"embedding": [0.6, 0.8, 0.0]}),
+            &json!({"embedding": [0.61, 0.79, 0.01]}),
+            &r,
+        );
+        assert!(close.is_empty(), "{close:?}");
+        let far = diff_json_with(
+            &json!({"embedding": [1.0, 0.0]}),
+            &json!({"embedding": [0.0, 1.0]}),
+            &r,
+        );
+        assert_eq!(far.len(), 1);
+        assert_eq!(far[0].path, "/embedding");
+        assert_eq!(
+            far[0].left.as_ref().expect("a summary")["cosine_similarity"],
+            json!(0.0)
+        );
+        let zero = diff_json_with(
+            &json!({"embedding": [0.0, 0.0]}),
+            &json!({"embedding": [0.0, 1.0]}),
+            &r,
+        );
+        assert_eq!(zero.len(), 1, "a zero vector points nowhere");
+        let shorter = diff_json_with(
+            &json!({"embedding": [1.0, 0.0]}),
+            &json!({"embedding": [1.0]}),
+            &r,
+        );
+        assert_eq!(shorter[0].kind, DiffKind::LengthChanged);
+        // Elsewhere, numbers still compare exactly.
+        let other = diff_json_with(
+            &json!({"other": [0.6, 0.8]}),
+            &json!({"other": [0.61, 0.79]}),
+            &r,
+        );
+        assert_eq!(other.len(), 2);
+        let bad = serde_json::from_value::<DiffRules>(
+            json!({"vectors": [{"path": "/e", "min_cosine": 1.5}]}),
+        )
+        .expect("rules")
+        .compile();
+        assert!(bad.is_err());
     }
 
     #[test]

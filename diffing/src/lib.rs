@@ -37,4 +37,4 @@ pub use json::{DiffKind, Difference, Section, diff_json, diff_json_with};
 pub use noise::{Classified, NoiseTracker, Verdict, classify};
 pub use path::{path_shape, pointer_push};
 pub use redact::Redactor;
-pub use rules::{CompiledRules, DiffRules};
+pub use rules::{CompiledRules, DiffRules, VectorRule};

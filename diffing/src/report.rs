@@ -29,6 +29,9 @@ pub struct RouteSummary {
     pub equal: i64,
     pub noise: i64,
     pub regression: i64,
+    /// Pairs not compared because the new side's dry run skipped its provider call.
+    #[serde(default)]
+    pub provider_skipped: i64,
     /// Regressions per compared pair (noise excluded), 0–1.
     pub mismatch_rate: f64,
     pub paths: Vec<PathSummary>,
@@ -98,7 +101,7 @@ pub async fn overview(
 ) -> Result<Overview, StoreError> {
     let rows = sqlx::query(
         "select route, sum(compared)::bigint as compared, sum(equal)::bigint as equal, sum(noise)::bigint as noise,
-                sum(regression)::bigint as regression
+                sum(regression)::bigint as regression, sum(provider_skipped)::bigint as provider_skipped
            from diffs.pair_counts where bucket >= date_trunc('minute', $1::timestamptz) and ($2::text is null or route = $2)
           group by route order by route",
     )
@@ -162,6 +165,7 @@ pub async fn overview(
             equal: row.try_get("equal")?,
             noise: row.try_get("noise")?,
             regression,
+            provider_skipped: row.try_get("provider_skipped")?,
             paths,
         });
     }
@@ -213,21 +217,29 @@ pub fn markdown(overview: &Overview) -> String {
         out.push_str("No pairs were compared in this window.\n");
         return out;
     }
-    out.push_str("| route | compared | equal | noise only | regressions | mismatch rate |\n|---|---:|---:|---:|---:|---:|\n");
+    out.push_str("| route | compared | equal | noise only | regressions | mismatch rate | not compared (provider skipped) |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for r in &overview.routes {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             r.route,
             r.compared,
             r.equal,
             r.noise,
             r.regression,
-            percent(r.mismatch_rate)
+            percent(r.mismatch_rate),
+            r.provider_skipped
         );
     }
     for r in &overview.routes {
         let _ = write!(out, "\n## {}\n\n", r.route);
+        if r.provider_skipped > 0 {
+            let _ = writeln!(
+                out,
+                "Not compared (provider skipped): {} pairs whose new-side dry run skipped its provider call; they are neither evidence nor regressions.\n",
+                r.provider_skipped
+            );
+        }
         if r.paths.is_empty() {
             out.push_str("No differing paths.\n");
             continue;
@@ -289,6 +301,7 @@ mod tests {
                 equal: 2,
                 noise: 6,
                 regression: 2,
+                provider_skipped: 3,
                 mismatch_rate: 0.2,
                 paths: vec![PathSummary {
                     shape: "/metadata/requestId".into(),
@@ -303,7 +316,11 @@ mod tests {
         };
         let text = markdown(&overview);
         assert!(
-            text.contains("| tutor | 10 | 2 | 6 | 2 | 20.00 % |"),
+            text.contains("| tutor | 10 | 2 | 6 | 2 | 20.00 % | 3 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Not compared (provider skipped): 3 pairs"),
             "{text}"
         );
         assert!(

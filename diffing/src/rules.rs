@@ -13,6 +13,8 @@
 //!   arrays:
 //!     - {path: /items, match_by: id} # match elements by their `id`
 //!     - {path: /tags, as_set: true}  # order does not matter
+//!   vectors:                         # arrays of numbers compared by direction
+//!     - {path: /embedding, min_cosine: 0.99}
 //!   headers:
 //!     include: [content-type, access-control-allow-origin]
 //!     exclude: [x-powered-by]
@@ -30,6 +32,7 @@ pub struct DiffRules {
     pub numeric_tolerance: f64,
     pub timestamps: Option<bool>,
     pub arrays: Vec<ArrayRule>,
+    pub vectors: Vec<VectorRule>,
     pub headers: HeaderRules,
     /// Share (0–100) of compared requests also re-sent to the serving side, to learn
     /// which paths differ between two answers of the same side (noise). Only idempotent
@@ -50,6 +53,15 @@ pub struct ArrayRule {
     /// Pair equal elements regardless of order.
     #[serde(default)]
     pub as_set: bool,
+}
+
+/// An array of numbers (an embedding) that is equal when it points the same way: its
+/// cosine similarity with the other side's is at least `min_cosine`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorRule {
+    pub path: String,
+    pub min_cosine: f64,
 }
 
 /// Which response headers are compared. Names are case-insensitive.
@@ -123,6 +135,8 @@ pub struct CompiledRules {
     pub numeric_tolerance: f64,
     pub timestamps: bool,
     pub arrays: Vec<(Pattern, ArrayMatch)>,
+    /// Vector paths and their least cosine similarity.
+    pub vectors: Vec<(Pattern, f64)>,
     pub include_headers: Vec<String>,
     pub exclude_headers: Vec<String>,
     pub probe_percent: u8,
@@ -149,6 +163,7 @@ impl Default for CompiledRules {
             numeric_tolerance: 0.0,
             timestamps: true,
             arrays: Vec::new(),
+            vectors: Vec::new(),
             include_headers: Vec::new(),
             exclude_headers: Vec::new(),
             probe_percent: 0,
@@ -190,6 +205,19 @@ impl DiffRules {
                 Ok((Pattern::parse(&rule.path)?, how))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let vectors = self
+            .vectors
+            .iter()
+            .map(|rule| {
+                if !(rule.min_cosine > 0.0 && rule.min_cosine <= 1.0) {
+                    return Err(format!(
+                        "vector `{}`: min_cosine must be above 0 and at most 1",
+                        rule.path
+                    ));
+                }
+                Ok((Pattern::parse(&rule.path)?, rule.min_cosine))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let lower = |list: &[String]| list.iter().map(|h| h.to_ascii_lowercase()).collect();
         Ok(CompiledRules {
             ignore: patterns(&self.ignore)?,
@@ -198,6 +226,7 @@ impl DiffRules {
             numeric_tolerance: self.numeric_tolerance,
             timestamps: self.timestamps.unwrap_or(true),
             arrays,
+            vectors,
             include_headers: lower(&self.headers.include),
             exclude_headers: lower(&self.headers.exclude),
             probe_percent: self.probe_percent,
@@ -219,6 +248,14 @@ impl CompiledRules {
 
     pub fn declared_noise(&self, path: &[String]) -> bool {
         self.noise.iter().any(|p| p.covers(path))
+    }
+
+    /// The least cosine similarity of a vector at exactly `path`, if it is one.
+    pub fn vector(&self, path: &[String]) -> Option<f64> {
+        self.vectors
+            .iter()
+            .find(|(pattern, _)| pattern.matches(path))
+            .map(|(_, min)| *min)
     }
 
     pub fn shape_only(&self, path: &[String]) -> bool {

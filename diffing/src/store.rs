@@ -62,6 +62,25 @@ pub struct Record {
     pub probe_shapes: Vec<String>,
     /// Redacted sample, for pairs with differences.
     pub sample: Option<Sample>,
+    /// The pair was not compared: the new side's dry run skipped its provider call.
+    /// Only counted (`provider_skipped`); `verdict` and `shapes` mean nothing then.
+    pub provider_skipped: bool,
+}
+
+impl Record {
+    /// A pair left uncompared because the new side skipped its provider call.
+    pub fn provider_skipped(route: String, phase: String, at: DateTime<Utc>) -> Self {
+        Self {
+            route,
+            phase,
+            at,
+            verdict: Verdict::Equal,
+            shapes: Vec::new(),
+            probe_shapes: Vec::new(),
+            sample: None,
+            provider_skipped: true,
+        }
+    }
 }
 
 /// A stored example of a differing pair.
@@ -223,6 +242,7 @@ struct PairDelta {
     equal: i64,
     noise: i64,
     regression: i64,
+    provider_skipped: i64,
 }
 
 #[derive(Default)]
@@ -283,6 +303,13 @@ async fn flush(
             .at
             .duration_trunc(chrono::TimeDelta::minutes(1))
             .unwrap_or(record.at);
+        if record.provider_skipped {
+            pairs
+                .entry((record.route, bucket))
+                .or_default()
+                .provider_skipped += 1;
+            continue;
+        }
         let second = record
             .at
             .duration_trunc(chrono::TimeDelta::seconds(1))
@@ -332,10 +359,11 @@ async fn flush(
     let mut tx = pool.begin().await?;
     for ((route, bucket), d) in pairs {
         sqlx::query(
-            "insert into diffs.pair_counts (route, bucket, compared, equal, noise, regression) values ($1, $2, $3, $4, $5, $6)
+            "insert into diffs.pair_counts (route, bucket, compared, equal, noise, regression, provider_skipped) values ($1, $2, $3, $4, $5, $6, $7)
              on conflict (route, bucket) do update set compared = pair_counts.compared + excluded.compared,
                equal = pair_counts.equal + excluded.equal, noise = pair_counts.noise + excluded.noise,
-               regression = pair_counts.regression + excluded.regression",
+               regression = pair_counts.regression + excluded.regression,
+               provider_skipped = pair_counts.provider_skipped + excluded.provider_skipped",
         )
         .bind(route)
         .bind(bucket)
@@ -343,6 +371,7 @@ async fn flush(
         .bind(d.equal)
         .bind(d.noise)
         .bind(d.regression)
+        .bind(d.provider_skipped)
         .execute(&mut *tx)
         .await?;
     }

@@ -117,6 +117,13 @@ impl Comparer {
             && exchange.shadow.header(PROVIDER_SKIPPED_HEADER) == Some("skipped")
         {
             stats.provider_skipped();
+            if let Some(store) = store {
+                store.record(Record::provider_skipped(
+                    exchange.route.clone(),
+                    under.phase.to_string(),
+                    under.at,
+                ));
+            }
             return;
         }
         let probe_shapes = probe
@@ -162,6 +169,7 @@ impl Comparer {
             shapes: classified.shapes,
             probe_shapes,
             sample,
+            provider_skipped: false,
         });
     }
 

@@ -103,7 +103,7 @@ pub fn overview(report: &Overview, since: &str) -> Markup {
             } @else {
                 table {
                     caption { "Per route: compared pairs and how they agreed" }
-                    thead { tr { th scope="col" { "route" } th scope="col" { "compared" } th scope="col" { "equal" } th scope="col" { "noise only" } th scope="col" { "regressions" } th scope="col" { "mismatch rate" } } }
+                    thead { tr { th scope="col" { "route" } th scope="col" { "compared" } th scope="col" { "equal" } th scope="col" { "noise only" } th scope="col" { "regressions" } th scope="col" { "mismatch rate" } th scope="col" { "not compared (provider skipped)" } } }
                     tbody {
                         @for r in &report.routes {
                             tr {
@@ -111,6 +111,7 @@ pub fn overview(report: &Overview, since: &str) -> Markup {
                                 td.n { (r.compared) } td.n { (r.equal) } td.n { (r.noise) }
                                 td class=@if r.regression > 0 { "n regression" } @else { "n" } { (r.regression) }
                                 td.n { (percent(r.mismatch_rate)) }
+                                td.n { (r.provider_skipped) }
                             }
                         }
                     }
@@ -127,7 +128,8 @@ pub fn route(summary: &RouteSummary, since: &str) -> Markup {
         html! {
             (window_form(&format!("/ui/diffs/{}", query_value(&summary.route)), since))
             p { (summary.compared) " pairs compared since " (since) ": " (summary.equal) " equal, " (summary.noise) " noise only, "
-                span class=@if summary.regression > 0 { "regression" } { (summary.regression) " regressions" } " (mismatch rate " (percent(summary.mismatch_rate)) ")." }
+                span class=@if summary.regression > 0 { "regression" } { (summary.regression) " regressions" } " (mismatch rate " (percent(summary.mismatch_rate)) ")."
+                @if summary.provider_skipped > 0 { " " (summary.provider_skipped) " more not compared (provider skipped in the dry run)." } }
             @if summary.paths.is_empty() { p { "No differing paths." } } @else {
                 table {
                     caption { "Differing paths (array indexes shown as *)" }

@@ -72,7 +72,11 @@ async fn analyses_the_users_rows() {
     assert_eq!(sent["body"]["model"], "gpt-4o-mini");
     assert_eq!(
         sent["body"]["messages"][0]["content"],
-        studyflow_backend::functions::ai_study_analytics::SYSTEM_PROMPT
+        studyflow_backend::prompts::Prompts::shipped()
+            .expect("shipped prompts")
+            .render("ai-study-analytics", &serde_json::json!({}))
+            .expect("renders")
+            .system
     );
     let prompt = sent["body"]["messages"][1]["content"]
         .as_str()

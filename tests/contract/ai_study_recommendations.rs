@@ -39,7 +39,11 @@ async fn recommends_from_the_body() {
     assert_eq!(body["max_tokens"], 2000);
     assert_eq!(
         body["messages"][0]["content"],
-        studyflow_backend::functions::ai_study_recommendations::SYSTEM_PROMPT
+        studyflow_backend::prompts::Prompts::shipped()
+            .expect("shipped prompts")
+            .render("ai-study-recommendations", &serde_json::json!({}))
+            .expect("renders")
+            .system
     );
     let user = body["messages"][1]["content"]
         .as_str()

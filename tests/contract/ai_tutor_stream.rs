@@ -16,12 +16,14 @@ const FUNCTION: &str = "ai-tutor-stream";
 
 /// The prompt the tutor sends, as the fake joins it (system, then user message).
 fn fake_prompt(message: &str, context: &Value) -> String {
-    use studyflow_backend::functions::ai_tutor_professional::{system_prompt, user_prompt};
-    format!(
-        "{}\n{}",
-        system_prompt(context),
-        user_prompt(message, context)
-    )
+    let prompts = studyflow_backend::prompts::Prompts::shipped().expect("shipped prompts");
+    let rendered = prompts
+        .render(
+            FUNCTION,
+            &serde_json::json!({"message": message, "context": context}),
+        )
+        .expect("renders");
+    format!("{}\n{}", rendered.system, rendered.user)
 }
 
 async fn stream(app: &TestApp, body: Value) -> (reqwest::header::HeaderMap, Vec<SseEvent>) {

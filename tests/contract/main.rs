@@ -21,6 +21,7 @@ mod encryption;
 mod operational;
 mod security_events;
 mod security_monitor;
+mod semantic_search;
 mod shared_database;
 mod support;
 mod vault;

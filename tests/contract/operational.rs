@@ -8,7 +8,10 @@ use crate::support::{TestApp, assert_design_error};
 
 #[tokio::test]
 async fn health_ready_and_metrics() {
-    let app = TestApp::start("ops").await;
+    let app = TestApp::start_with("ops", |config| {
+        config.embedding_model_dir = Some(studyflow_e2e::stack::embedding_model_dir());
+    })
+    .await;
     let health = app.request(Method::GET, "/health", &[], None).await;
     assert_eq!(
         (health.status, health.body.clone()),
@@ -18,7 +21,7 @@ async fn health_ready_and_metrics() {
     assert_eq!(ready.status, 200);
     assert_eq!(
         ready.body,
-        json!({"status": "ready", "checks": {"database": "ok", "redis": "ok"}})
+        json!({"status": "ready", "checks": {"database": "ok", "redis": "ok", "embedding": "ok"}})
     );
 
     // One function call, then every metric family is exposed under its constant name.

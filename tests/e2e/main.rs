@@ -3,6 +3,7 @@
 //!
 //! Build the binaries first (`cargo build --release --workspace --bins`); `make test` does.
 
+mod ai_shadow;
 mod ai_streaming;
 mod auth_validation;
 mod console;

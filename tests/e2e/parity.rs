@@ -1,8 +1,14 @@
 //! Parity: the request corpus of `tests/parity/corpus.json` sent to the legacy stand-in
 //! and to the backend (both as real processes, sharing one database), answers compared
 //! as JSON values with `studyflow_diffing::diff_json` after removing the contract's noise
-//! paths and intentional fixes; status and CORS headers compared too. Then encryption
-//! round trips across the two sides, both ways.
+//! paths and intentional fixes; status and CORS headers compared too. What each side
+//! sent the (fake) providers is compared too, request by request: provider, path,
+//! credentials present, and the body byte for byte as JSON (model, every message,
+//! temperature, max tokens, stream flag). The stand-in builds its prompts with plain
+//! JavaScript strings and the backend with its templates (`backend/prompts`), so this
+//! is what checks the templates' JavaScript semantics. Then encryption round trips
+//! across the two sides, both ways, and a prompt change in `PROMPTS_DIR` reaching the
+//! provider without a rebuild.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +23,9 @@ const CORPUS: &str = include_str!("../parity/corpus.json");
 struct Corpus {
     noise: BTreeMap<String, Vec<String>>,
     intentional_fixes: BTreeMap<String, Vec<String>>,
+    /// Embeddings, compared by direction.
+    #[serde(default)]
+    vectors: BTreeMap<String, Vec<String>>,
     seed: Vec<String>,
     requests: Vec<Case>,
 }
@@ -132,7 +141,7 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
         .collect();
     assert_eq!(
         functions.len(),
-        8,
+        9,
         "every function is in the corpus: {functions:?}"
     );
 
@@ -170,10 +179,26 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
 
     let client = reqwest::Client::new();
     let mut failures = Vec::new();
+    let mut provider_cases = 0;
+    let (_, mut seen) = sent_to_providers(&client, &stack.providers_url, 0).await;
     for case in &corpus.requests {
         let auth = authorization(case.auth.as_deref());
         let legacy = send(&client, &stack.legacy_url, case, auth.as_deref()).await;
+        let (legacy_sent, after_legacy) =
+            sent_to_providers(&client, &stack.providers_url, seen).await;
         let backend = send(&client, &stack.backend_url, case, auth.as_deref()).await;
+        let (backend_sent, after_backend) =
+            sent_to_providers(&client, &stack.providers_url, after_legacy).await;
+        seen = after_backend;
+        if !legacy_sent.is_empty() {
+            provider_cases += 1;
+        }
+        if legacy_sent != backend_sent {
+            failures.push(json!({
+                "case": case.name,
+                "provider requests differ": {"legacy": legacy_sent, "backend": backend_sent},
+            }));
+        }
 
         let mut ignored: Vec<&String> = case.noise.iter().collect();
         for table in [&corpus.noise, &corpus.intentional_fixes] {
@@ -193,7 +218,22 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
                 remove(&mut right, pointer);
             }
         }
-        let differences = studyflow_diffing::diff_json(&left, &right);
+        let rules = studyflow_diffing::DiffRules {
+            vectors: corpus
+                .vectors
+                .get(&case.function)
+                .into_iter()
+                .flatten()
+                .map(|path| studyflow_diffing::VectorRule {
+                    path: path.clone(),
+                    min_cosine: 0.9999,
+                })
+                .collect(),
+            ..Default::default()
+        }
+        .compile()
+        .expect("vector rules");
+        let differences = studyflow_diffing::diff_json_with(&left, &right, &rules);
         if legacy.status != backend.status
             || legacy.headers != backend.headers
             || !differences.is_empty()
@@ -207,9 +247,13 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
         }
     }
     println!(
-        "parity: {} requests, {} differing",
+        "parity: {} requests ({provider_cases} calling a provider), {} differing",
         corpus.requests.len(),
         failures.len()
+    );
+    assert!(
+        provider_cases >= 15,
+        "the corpus exercises the provider calls: {provider_cases} cases did"
     );
     assert!(
         failures.is_empty(),
@@ -225,6 +269,38 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
     studyflow_e2e::database::drop(&database)
         .await
         .expect("drop database");
+}
+
+/// What the fake providers received after request number `after`, without the numbers,
+/// and the number of the last request.
+async fn sent_to_providers(
+    client: &reqwest::Client,
+    providers_url: &str,
+    after: u64,
+) -> (Vec<Value>, u64) {
+    let recorded: Value = client
+        .get(format!("{providers_url}/_fake/requests"))
+        .send()
+        .await
+        .expect("fake providers answer")
+        .json()
+        .await
+        .expect("json");
+    let mut last = after;
+    let mut sent = Vec::new();
+    for entry in recorded["requests"].as_array().into_iter().flatten() {
+        let seq = entry["seq"].as_u64().unwrap_or(0);
+        if seq <= after {
+            continue;
+        }
+        last = last.max(seq);
+        let mut entry = entry.clone();
+        if let Some(fields) = entry.as_object_mut() {
+            fields.shift_remove("seq");
+        }
+        sent.push(entry);
+    }
+    (sent, last)
 }
 
 /// Ciphertexts from either side decrypt on the other.
@@ -289,4 +365,102 @@ async fn forget_redis_keys(prefix: &str) {
     if !keys.is_empty() {
         let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await;
     }
+}
+
+/// An operator's template in `PROMPTS_DIR` reaches the provider with the built binary as
+/// it is; `prompts render` prints what is sent, and a broken template stops start-up
+/// with its file and line.
+#[tokio::test]
+async fn a_prompt_change_in_prompts_dir_reaches_the_provider_without_a_rebuild() {
+    let root = studyflow_e2e::stack::repo_root();
+    let shipped = std::fs::read_to_string(root.join("backend/prompts/ai-tutor-professional.jinja"))
+        .expect("shipped template");
+    let ours = shipped.replace(
+        "You are an expert educational AI tutor.",
+        "You are a patient tutor for first-year students.",
+    );
+    assert_ne!(ours, shipped);
+    let dir = std::env::temp_dir().join(format!("prompts-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("prompts dir");
+    std::fs::write(dir.join("ai-tutor-professional.jinja"), &ours).expect("template");
+
+    let mut options = StackOptions::for_test("prompts").expect("options");
+    let database = options.database.clone();
+    options
+        .backend_env
+        .push(("PROMPTS_DIR".into(), dir.display().to_string()));
+    let stack = Stack::start(options).await.expect("stack starts");
+    let body = json!({"message": "Explain osmosis", "context": {"subject": "Biology"}});
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!(
+            "{}/functions/v1/ai-tutor-professional",
+            stack.backend_url
+        ))
+        .json(&body)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(answer.status().as_u16(), 200);
+    let (sent, _) = sent_to_providers(&client, &stack.providers_url, 0).await;
+    let sent = &sent.last().expect("the provider was called")["body"];
+    assert_eq!(
+        sent["messages"][0]["content"]
+            .as_str()
+            .map(|s| s.lines().next()),
+        Some(Some(
+            "You are a patient tutor for first-year students. You specialize in Biology."
+        )),
+        "the operator's wording reached the provider: {sent}"
+    );
+
+    // `prompts render` shows exactly that request.
+    let backend = studyflow_e2e::stack::bin_dir()
+        .expect("binaries")
+        .join("studyflow-backend");
+    let rendered = std::process::Command::new(&backend)
+        .args(["prompts", "render", "ai-tutor-professional", "--body"])
+        .arg(body.to_string())
+        .env("PROMPTS_DIR", &dir)
+        .output()
+        .expect("prompts render runs");
+    assert!(rendered.status.success(), "{rendered:?}");
+    let rendered: Value = serde_json::from_slice(&rendered.stdout).expect("json");
+    assert_eq!(&rendered, sent);
+
+    // A broken template: `prompts check` and start-up both refuse, naming file and line.
+    std::fs::write(
+        dir.join("ai-tutor-professional.jinja"),
+        ours.replace("{{ message }}", "{{ mesage }}"),
+    )
+    .expect("template");
+    let checked = std::process::Command::new(&backend)
+        .args(["prompts", "check"])
+        .arg(&dir)
+        .output()
+        .expect("prompts check runs");
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success());
+    assert!(
+        stderr.contains("ai-tutor-professional.jinja, line ")
+            && stderr.contains("unknown variable `mesage`"),
+        "{stderr}"
+    );
+    let serve = std::process::Command::new(&backend)
+        .env("PROMPTS_DIR", &dir)
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", &stack.database_url)
+        .output()
+        .expect("backend runs");
+    assert!(!serve.status.success(), "start-up stops");
+    assert!(
+        String::from_utf8_lossy(&serve.stderr).contains("unknown variable `mesage`"),
+        "{serve:?}"
+    );
+
+    stack.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    studyflow_e2e::database::drop(&database)
+        .await
+        .expect("drop database");
 }

@@ -11,6 +11,7 @@ import { handler as aiStudyRecommendations } from "./functions/ai-study-recommen
 import { handler as authValidation } from "./functions/auth-validation.ts";
 import { handler as encryption } from "./functions/encryption.ts";
 import { handler as securityMonitor } from "./functions/security-monitor.ts";
+import { handler as semanticSearch } from "./functions/semantic-search.ts";
 
 type Handler = (req: Request) => Promise<Response>;
 
@@ -23,6 +24,7 @@ const functions = new Map<string, Handler>([
   ["auth-validation", authValidation],
   ["encryption", encryption],
   ["security-monitor", securityMonitor],
+  ["semantic-search", semanticSearch],
 ]);
 
 const FUNCTION_PATH = /^\/functions\/v1\/([^/]+)(?:\/.*)?$/;
@@ -51,7 +53,8 @@ async function route(req: Request, pathname: string): Promise<Response> {
   try {
     return await handler(req);
   } catch (error) {
-    // The functions catch their own errors; this only guards the process.
+    // Supabase's answer to an uncaught error. The functions catch their own errors,
+    // except semantic-search, which lets them through like its original.
     console.error(`uncaught error in ${match![1]}:`, (error as Error).name);
     return jsonResponse({
       code: "WORKER_ERROR",

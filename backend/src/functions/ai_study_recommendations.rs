@@ -12,36 +12,12 @@ use super::{Invocation, any_method, iso_now, model_json};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{cannot_destructure, get_opt};
-use crate::js::json::{parse, parse_body, stringify_pretty};
+use crate::js::json::{parse, parse_body};
+use crate::prompts::Prompts;
 use crate::providers::chain::AiUse;
 use crate::providers::{Endpoint, Provider};
 
 const NAME: &str = "ai-study-recommendations";
-
-pub const SYSTEM_PROMPT: &str = "You are an AI study advisor. You analyze a student's data and give specific, actionable and encouraging study recommendations: an optimal study schedule, subject priorities based on performance gaps, learning techniques, time management improvements and concrete areas for improvement.\n\nAlways answer with a single JSON object and nothing else.";
-
-const ANSWER_SHAPE: &str = r#"Answer with a JSON object of this shape:
-{
-  "priority_recommendations": [
-    { "title": string, "description": string, "action_items": [string], "expected_impact": string, "priority": "high" | "medium" | "low" }
-  ],
-  "schedule_optimization": {
-    "best_study_times": [string],
-    "suggested_session_length": string,
-    "break_recommendations": string
-  },
-  "subject_focus": [
-    { "subject": string, "recommended_hours_per_week": number, "focus_areas": [string], "study_methods": [string] }
-  ],
-  "learning_techniques": [
-    { "technique": string, "description": string, "best_for": [string] }
-  ],
-  "motivational_insights": {
-    "strengths": [string],
-    "growth_areas": [string],
-    "encouraging_message": string
-  }
-}"#;
 
 /// The contract's fallback object (appendix), used when the answer does not parse.
 pub const FALLBACK: &str = r#"{"priority_recommendations":[{"title":"Optimize Study Schedule","description":"Based on your current patterns, adjusting your study schedule could improve efficiency.","action_items":["Study during peak focus hours","Take regular breaks","Plan challenging subjects for high-energy times"],"expected_impact":"15-20% improvement in retention","priority":"high"}],"schedule_optimization":{"best_study_times":["Morning (8-10 AM)","Evening (6-8 PM)"],"suggested_session_length":"45-50 minutes","break_recommendations":"5-10 minute breaks every hour"},"subject_focus":[{"subject":"Mathematics","recommended_hours_per_week":8,"focus_areas":["Problem solving","Concept review"],"study_methods":["Practice problems","Spaced repetition"]}],"learning_techniques":[{"technique":"Pomodoro Technique","description":"25-minute focused sessions with 5-minute breaks","best_for":["Mathematics","Science subjects"]}],"motivational_insights":{"strengths":["Consistent study habits","Good time management"],"growth_areas":["Focus improvement","Subject balance"],"encouraging_message":"You're making great progress! Small adjustments to your routine can lead to significant improvements."}}"#;
@@ -95,23 +71,7 @@ async fn recommend(
     if body.is_null() {
         return Err(cannot_destructure("studyData", "requestBody", Some(&body)));
     }
-    let field = |name: &str| get_opt(Some(&body), name);
-    let prompt = user_prompt(
-        field("studyData"),
-        field("subjects"),
-        field("goals"),
-        field("timePreferences"),
-        field("currentPerformance"),
-    );
-    let payload = json!({
-        "model": "gpt-4o-mini",
-        "messages": [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": prompt},
-        ],
-        "temperature": 0.7,
-        "max_tokens": 2000,
-    });
+    let payload = payload(&state.prompts, &body)?;
     let reply = state
         .ai
         .send_legacy(
@@ -141,28 +101,40 @@ async fn recommend(
     ))
 }
 
-/// `JSON.stringify(x, null, 2)` in a template: `undefined` for a missing field.
-fn show(value: Option<&Value>) -> String {
-    value.map_or_else(|| "undefined".to_owned(), stringify_pretty)
+/// The provider request for a request body (an object or array: its fields are the
+/// template's variables, each undefined when absent).
+pub fn payload(prompts: &Prompts, body: &Value) -> Result<Value, String> {
+    let mut variables = serde_json::Map::new();
+    for name in VARIABLES {
+        if let Some(value) = get_opt(Some(body), name) {
+            variables.insert(name.to_owned(), value.clone());
+        }
+    }
+    let rendered = prompts
+        .render(NAME, &Value::Object(variables))
+        .map_err(|error| {
+            tracing::error!(function = NAME, %error, "prompt template failed");
+            error.to_string()
+        })?;
+    Ok(json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": rendered.system},
+            {"role": "user", "content": rendered.user},
+        ],
+        "temperature": 0.7,
+        "max_tokens": 2000,
+    }))
 }
 
-/// The user message (tests/legacy/README.md, "Prompts").
-pub fn user_prompt(
-    study_data: Option<&Value>,
-    subjects: Option<&Value>,
-    goals: Option<&Value>,
-    time_preferences: Option<&Value>,
-    current_performance: Option<&Value>,
-) -> String {
-    format!(
-        "Here is my student data.\n\nSubjects:\n{}\n\nStudy goals:\n{}\n\nRecent performance:\n{}\n\nTime preferences:\n{}\n\nStudy history:\n{}\n\n{ANSWER_SHAPE}",
-        show(subjects),
-        show(goals),
-        show(current_performance),
-        show(time_preferences),
-        show(study_data),
-    )
-}
+/// The body fields the template reads.
+const VARIABLES: [&str; 5] = [
+    "studyData",
+    "subjects",
+    "goals",
+    "timePreferences",
+    "currentPerformance",
+];
 
 #[cfg(test)]
 mod tests {
@@ -186,7 +158,9 @@ mod tests {
 
     #[test]
     fn missing_fields_read_undefined() {
-        let prompt = user_prompt(None, Some(&json!(["Math"])), None, None, None);
+        let prompts = Prompts::shipped().expect("shipped prompts load");
+        let sent = payload(&prompts, &json!({"subjects": ["Math"]})).expect("renders");
+        let prompt = sent["messages"][1]["content"].as_str().expect("text");
         assert!(prompt.starts_with(
             "Here is my student data.\n\nSubjects:\n[\n  \"Math\"\n]\n\nStudy goals:\nundefined\n\nRecent performance:\nundefined"
         ));

@@ -50,6 +50,7 @@ use crate::cors::Cors;
 use crate::js::errors::{get, get_opt};
 use crate::js::json::parse_body;
 use crate::js::value::{or, truthy};
+use crate::prompts::Prompts;
 use crate::providers::PLACEHOLDER_TEXT;
 use crate::providers::chain::{AiUse, Prompt};
 use crate::providers::chat::{ChatMessage, StreamEvent};
@@ -73,7 +74,7 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     if let Err((status, body)) = admit(&state, &invocation).await {
         return cors.json(status, body);
     }
-    let (message, prompt) = match read(&invocation) {
+    let (message, prompt) = match read(&state.prompts, &invocation) {
         Ok(read) => read,
         Err(body) => return cors.json(StatusCode::BAD_REQUEST, body),
     };
@@ -155,8 +156,13 @@ async fn admit(state: &AppState, invocation: &Invocation) -> Result<(), (StatusC
 }
 
 /// The message and the prompt of the request, or the 400 body.
-fn read(invocation: &Invocation) -> Result<(String, Prompt), Value> {
-    let body = parse_body(&invocation.body)
+pub fn read(prompts: &Prompts, invocation: &Invocation) -> Result<(String, Prompt), Value> {
+    prompt_of(prompts, &invocation.body)
+}
+
+/// The message and the prompt of a request body, or the 400 body.
+pub fn prompt_of(prompts: &Prompts, body: &[u8]) -> Result<(String, Prompt), Value> {
+    let body = parse_body(body)
         .map_err(|message| json!({"error": "Invalid request body", "message": message}))?;
     let message = get(Some(&body), "message")
         .map_err(|message| json!({"error": "Invalid request body", "message": message}))?;
@@ -165,11 +171,11 @@ fn read(invocation: &Invocation) -> Result<(String, Prompt), Value> {
     };
     let empty = Value::Object(Map::new());
     let context = or(body.get("context"), &empty);
-    let messages = conversation(message, context)
+    let options = body.get("options");
+    let messages = conversation(prompts, NAME, message, context, options)
         .map_err(|message| json!({"error": "Invalid conversation history", "message": message}))?;
     let messages = messages.iter().map(ChatMessage::from_json).collect();
     // The tutor's defaults, with JavaScript's `||` (0 means the default too).
-    let options = body.get("options");
     let temperature = or(get_opt(options, "temperature"), &json!(0.7)).as_f64();
     let max_tokens = or(get_opt(options, "maxTokens"), &json!(2000)).as_u64();
     Ok((

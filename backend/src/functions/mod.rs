@@ -17,6 +17,7 @@ pub mod encryption;
 pub mod model_json;
 pub mod proxy_providers;
 pub mod security_monitor;
+pub mod semantic_search;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -44,7 +45,8 @@ pub fn router() -> Router<AppState> {
             .merge(ai_study_recommendations::router())
             .merge(auth_validation::router())
             .merge(encryption::router())
-            .merge(security_monitor::router()),
+            .merge(security_monitor::router())
+            .merge(semantic_search::router()),
     )
 }
 

@@ -452,3 +452,56 @@ async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
     drop(gateway);
     drop_database(&database).await;
 }
+
+/// Pairs whose new-side dry run skipped its provider call reach the store as their own
+/// count: the report says how many were not compared, and none is a compared pair or a
+/// regression. Answers given before the provider call are compared as usual.
+#[tokio::test]
+async fn the_report_counts_pairs_not_compared_because_the_provider_was_skipped() {
+    let legacy = TestUpstream::start("legacy").await;
+    let new = TestUpstream::start("new").await;
+    let database = fresh_database().await;
+    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let routes = "routes:\n  - {name: tutor, path: /ai, phase: shadow}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &new.url, &extra).await;
+    for _ in 0..6 {
+        gateway.get("/ai").await;
+    }
+    for _ in 0..2 {
+        gateway.get("/ai?invalid").await;
+    }
+    let started = Instant::now();
+    let summary = loop {
+        let overview = report(&gateway, "since=1h&route=tutor").await;
+        let summary = overview["routes"][0].clone();
+        let done = summary["provider_skipped"].as_i64() == Some(6)
+            && summary["compared"].as_i64() == Some(2);
+        if done || started.elapsed() > Duration::from_secs(20) {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(summary["provider_skipped"], 6, "{summary}");
+    assert_eq!(summary["compared"], 2, "{summary}");
+    assert_eq!(summary["regression"], 2, "{summary}");
+    let markdown = client()
+        .get(format!("{}/diffs?since=1h&format=md", gateway.admin_url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        markdown.contains("Not compared (provider skipped): 6 pairs"),
+        "{markdown}"
+    );
+    let html = page(&gateway, "/ui/diffs/tutor?since=1h").await;
+    assert!(
+        html.contains("6 more not compared (provider skipped in the dry run)"),
+        "{html}"
+    );
+    drop(gateway);
+    drop_database(&database).await;
+}

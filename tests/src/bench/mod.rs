@@ -7,6 +7,7 @@
 //! cores).
 
 pub mod criterion;
+pub mod embeddings;
 pub mod functions;
 pub mod gateway;
 pub mod load;

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use studyflow_backend::functions::ai_tutor_professional::{system_prompt, user_prompt};
+use studyflow_backend::functions::ai_tutor_professional::conversation;
+use studyflow_backend::prompts::Prompts;
 
 use crate::bench::report::ms;
 use crate::stack::{Ports, Stack, StackOptions};
@@ -69,19 +70,18 @@ fn sorted(values: &[f64]) -> Vec<f64> {
 const MESSAGE: &str = "Explain how photosynthesis works";
 
 /// The request the backend sends the provider for [`MESSAGE`] (`AI_CHAIN_TUTOR_STREAM=deepseek`).
-fn direct_body() -> Value {
-    let context = json!({});
-    json!({
+fn direct_body() -> anyhow::Result<Value> {
+    let prompts = Prompts::shipped().map_err(|why| anyhow::anyhow!("shipped prompts: {why}"))?;
+    let messages = conversation(&prompts, "ai-tutor-stream", MESSAGE, &json!({}), None)
+        .map_err(|why| anyhow::anyhow!("the tutor's prompt: {why}"))?;
+    Ok(json!({
         "model": "deepseek-chat",
-        "messages": [
-            {"role": "system", "content": system_prompt(&context)},
-            {"role": "user", "content": user_prompt(MESSAGE, &context)},
-        ],
+        "messages": messages,
         "stream": true,
         "temperature": 0.7,
         "max_tokens": 2000,
         "stream_options": {"include_usage": true},
-    })
+    }))
 }
 
 /// One request: (time to first token, time to the end), in milliseconds.
@@ -93,7 +93,7 @@ async fn one(
     let (url, body, marker) = match target {
         Target::Direct => (
             format!("{}/chat/completions", stack.providers_url),
-            direct_body(),
+            direct_body()?,
             "\"content\":\"",
         ),
         Target::Backend => (

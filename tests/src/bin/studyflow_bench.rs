@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use studyflow_e2e::bench::gateway::{self, Settings, Target};
 use studyflow_e2e::bench::{
-    criterion, functions, load, plot, realtime, report, soak, ttft, upstream,
+    criterion, embeddings, functions, load, plot, realtime, report, soak, ttft, upstream,
 };
 use studyflow_e2e::stack;
 
@@ -65,6 +65,12 @@ enum Command {
         clients: usize,
         #[arg(long, default_value_t = 20)]
         broadcasts: usize,
+    },
+    /// semantic-search's embeddings: the backend's model alone and batched, beside the
+    /// NumPy reference.
+    Embeddings {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// The new backend beside the legacy stand-in on StudyFlow functions.
     Functions {
@@ -168,6 +174,12 @@ async fn main() -> anyhow::Result<()> {
             let table = ttft::table(&samples, requests);
             println!("{table}");
             report::write_section(&doc, "time-to-first-token", &table)?;
+        }
+        Command::Embeddings { seconds } => {
+            let results = embeddings::run(seconds).await?;
+            let table = embeddings::table(&results, seconds, &stack::embedding_model_dir());
+            println!("{table}");
+            report::write_section(&doc, "embeddings", &table)?;
         }
         Command::Functions {
             seconds,

@@ -1,7 +1,7 @@
 //! `ai-tutor-professional`: the tutor the frontend calls today (DeepSeek). No
 //! authentication; CORS *shared*; `options.stream` is ignored (never streams).
 //!
-//! The prompts are byte-identical to the legacy's (tests/legacy/README.md, "Prompts"),
+//! The prompts come from `backend/prompts/ai-tutor-professional.jinja` ([`crate::prompts`]),
 //! and the answer carries the deterministic [`quality`] score. Noise in the answer:
 //! `metadata.processingTime`, `metadata.requestId`, `metadata.timestamp`.
 
@@ -22,20 +22,12 @@ use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{cannot_read, get, get_opt, index_opt, not_a_function};
 use crate::js::json::parse_body;
-use crate::js::value::{or, to_js_string, truthy};
+use crate::js::value::{or, truthy};
+use crate::prompts::Prompts;
 use crate::providers::chain::AiUse;
 use crate::providers::{Endpoint, Provider};
 
 const NAME: &str = "ai-tutor-professional";
-
-pub const BASE_PROMPT: &str = "You are an expert educational AI tutor.";
-
-pub const GUIDELINES: &str = "Guidelines:\n\
-1. Provide clear, well-structured responses using appropriate academic language\n\
-2. Use concrete examples to illustrate concepts\n\
-3. Highlight key concepts and important points\n\
-4. Encourage critical thinking with thought-provoking questions\n\
-5. Build on previous knowledge and make connections between ideas";
 
 pub fn router() -> Router<AppState> {
     any_method(NAME, handle)
@@ -80,23 +72,7 @@ async fn answer(
         .ok_or("DEEPSEEK_API_KEY environment variable is required")?
         .expose_secret()
         .to_owned();
-    let empty = Value::Object(Map::new());
-    let context = or(body.get("context"), &empty);
-    let messages = conversation(message, context)?;
-
-    let options = body.get("options");
-    let model = if get_opt(options, "mode").and_then(Value::as_str) == Some("reasoning") {
-        "deepseek-reasoner"
-    } else {
-        "deepseek-chat"
-    };
-    let payload = json!({
-        "model": model,
-        "messages": messages,
-        "temperature": or(get_opt(options, "temperature"), &json!(0.7)),
-        "max_tokens": or(get_opt(options, "maxTokens"), &json!(2000)),
-        "stream": false,
-    });
+    let payload = payload(&state.prompts, message, &body)?;
     let context_call = state.provider_context(NAME, invocation.dry_run);
     let reply = state
         .ai
@@ -167,12 +143,31 @@ async fn answer(
     Ok((StatusCode::OK, Value::Object(response)))
 }
 
-/// The messages sent: the system prompt, each `context.history` item as `{role,
-/// content}`, then the user message; the error is the JavaScript one a bad history throws.
-pub fn conversation(message: &str, context: &Value) -> Result<Vec<Value>, String> {
-    let mut messages = vec![json!({"role": "system", "content": system_prompt(context)})];
+/// The messages sent: the template's system message, each `context.history` item as
+/// `{role, content}` (unless the template leaves history out), then its user message;
+/// the error is the JavaScript one a bad history throws, or the template's.
+pub fn conversation(
+    prompts: &Prompts,
+    function: &str,
+    message: &str,
+    context: &Value,
+    options: Option<&Value>,
+) -> Result<Vec<Value>, String> {
+    let mut variables = Map::new();
+    variables.insert("message".into(), json!(message));
+    variables.insert("context".into(), context.clone());
+    if let Some(options) = options {
+        variables.insert("options".into(), options.clone());
+    }
+    let rendered = prompts
+        .render(function, &Value::Object(variables))
+        .map_err(|error| {
+            tracing::error!(function, %error, "prompt template failed");
+            error.to_string()
+        })?;
+    let mut messages = vec![json!({"role": "system", "content": rendered.system})];
     let history = get_opt(Some(context), "history");
-    if truthy(history) {
+    if rendered.include_history && truthy(history) {
         let Some(Value::Array(items)) = history else {
             return Err(not_a_function("context.history.map"));
         };
@@ -193,52 +188,29 @@ pub fn conversation(message: &str, context: &Value) -> Result<Vec<Value>, String
             messages.push(Value::Object(entry));
         }
     }
-    messages.push(json!({"role": "user", "content": user_prompt(message, context)}));
+    messages.push(json!({"role": "user", "content": rendered.user}));
     Ok(messages)
 }
 
-/// The system message: base sentence, specialisation, level, then the guidelines.
-pub fn system_prompt(context: &Value) -> String {
-    let mut sentences = vec![BASE_PROMPT.to_owned()];
-    let subject = get_opt(Some(context), "subject");
-    if truthy(subject) {
-        sentences.push(format!("You specialize in {}.", to_js_string(subject)));
-    }
-    let difficulty = get_opt(Some(context), "difficulty");
-    if truthy(difficulty) {
-        sentences.push(format!(
-            "Adjust your explanations for {} level understanding.",
-            to_js_string(difficulty)
-        ));
-    }
-    format!("{}\n\n{GUIDELINES}", sentences.join(" "))
-}
-
-/// The user message with the bracketed enhancements, when any applies.
-pub fn user_prompt(message: &str, context: &Value) -> String {
-    let mut enhancements = Vec::new();
-    let subject = get_opt(Some(context), "subject");
-    if truthy(subject) {
-        enhancements.push(format!(
-            "Context: This is a {} question.",
-            to_js_string(subject)
-        ));
-    }
-    let difficulty = get_opt(Some(context), "difficulty");
-    if truthy(difficulty) {
-        enhancements.push(format!("Level: {}", to_js_string(difficulty)));
-    }
-    let lower = message.to_lowercase();
-    if lower.contains("explain") || lower.contains("what is") {
-        enhancements.push("Please provide a structured explanation with examples.".into());
-    } else if lower.contains("solve") || lower.contains("calculate") {
-        enhancements.push("Please show step-by-step solution process.".into());
-    }
-    if enhancements.is_empty() {
-        message.to_owned()
+/// The provider request for a request body whose `message` was checked: model,
+/// messages, temperature, max tokens.
+pub fn payload(prompts: &Prompts, message: &str, body: &Value) -> Result<Value, String> {
+    let empty = Value::Object(Map::new());
+    let context = or(body.get("context"), &empty);
+    let options = body.get("options");
+    let messages = conversation(prompts, NAME, message, context, options)?;
+    let model = if get_opt(options, "mode").and_then(Value::as_str) == Some("reasoning") {
+        "deepseek-reasoner"
     } else {
-        format!("{message}\n\n[{}]", enhancements.join(" "))
-    }
+        "deepseek-chat"
+    };
+    Ok(json!({
+        "model": model,
+        "messages": messages,
+        "temperature": or(get_opt(options, "temperature"), &json!(0.7)),
+        "max_tokens": or(get_opt(options, "maxTokens"), &json!(2000)),
+        "stream": false,
+    }))
 }
 
 /// `req_<epoch ms>_<9 base-36 chars>`.
@@ -255,30 +227,53 @@ fn request_id() -> String {
 mod tests {
     use super::*;
 
+    /// System and user messages of the shipped template for `message` and `context`.
+    fn messages(message: &str, context: Value) -> (String, String) {
+        let prompts = Prompts::shipped().expect("shipped prompts load");
+        let sent = conversation(&prompts, NAME, message, &context, None).expect("renders");
+        let text = |i: usize| sent[i]["content"].as_str().expect("text").to_owned();
+        (text(0), text(sent.len() - 1))
+    }
+
     #[test]
-    fn prompts_match_the_legacy() {
+    fn the_shipped_template_gives_the_documented_prompts() {
         let both = json!({"subject": "Calculus", "difficulty": "advanced"});
+        let (system, user) = messages("Explain x", both);
         assert_eq!(
-            system_prompt(&both),
+            system,
             "You are an expert educational AI tutor. You specialize in Calculus. Adjust your explanations for advanced level understanding.\n\nGuidelines:\n1. Provide clear, well-structured responses using appropriate academic language\n2. Use concrete examples to illustrate concepts\n3. Highlight key concepts and important points\n4. Encourage critical thinking with thought-provoking questions\n5. Build on previous knowledge and make connections between ideas"
         );
-        assert!(
-            system_prompt(&json!({}))
-                .starts_with("You are an expert educational AI tutor.\n\nGuidelines:\n1.")
-        );
         assert_eq!(
-            user_prompt("Explain x", &both),
+            user,
             "Explain x\n\n[Context: This is a Calculus question. Level: advanced Please provide a structured explanation with examples.]"
         );
+        let (system, user) = messages("Please CALCULATE 2+2", json!({}));
+        assert!(system.starts_with("You are an expert educational AI tutor.\n\nGuidelines:\n1."));
         assert_eq!(
-            user_prompt("Please CALCULATE 2+2", &json!({})),
+            user,
             "Please CALCULATE 2+2\n\n[Please show step-by-step solution process.]"
         );
-        assert_eq!(user_prompt("hello", &json!({"subject": ""})), "hello");
+        assert_eq!(messages("hello", json!({"subject": ""})).1, "hello");
         assert_eq!(
-            user_prompt("hi", &json!({"subject": ["a", "b"]})),
-            "hi\n\n[Context: This is a a,b question.]"
+            messages("hi", json!({"subject": ["a", null, 2.0]})).1,
+            "hi\n\n[Context: This is a a,,2 question.]"
         );
+        assert_eq!(
+            messages("hi", json!({"subject": {"a": 1}, "difficulty": 0})).1,
+            "hi\n\n[Context: This is a [object Object] question.]"
+        );
+    }
+
+    #[test]
+    fn history_goes_between_the_system_and_user_messages() {
+        let prompts = Prompts::shipped().expect("shipped prompts load");
+        let context = json!({"history": [{"role": "user", "content": "a", "timestamp": 1}, 5]});
+        let sent = conversation(&prompts, NAME, "b", &context, None).expect("renders");
+        assert_eq!(sent[1], json!({"role": "user", "content": "a"}));
+        assert_eq!(sent[2], json!({}));
+        assert_eq!(sent.len(), 4);
+        let bad = json!({"history": "text"});
+        assert!(conversation(&prompts, NAME, "b", &bad, None).is_err());
     }
 
     #[test]
