@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use studyflow_e2e::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
 
-use crate::harness::routes_file_with_phases;
+use crate::harness::{diff_overview, route_summary, routes_file_with_phases};
 
 const TUTOR: &str = "ai-tutor-professional";
 const RECOMMENDATIONS: &str = "ai-study-recommendations";
@@ -21,25 +21,6 @@ const SEARCH: &str = "semantic-search";
 const WITH_PROVIDER: i64 = 4;
 const BEFORE_PROVIDER: i64 = 3;
 const SEARCHES: i64 = 5;
-
-async fn summaries(stack: &Stack) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/diffs?since=1h", stack.admin_url))
-        .bearer_auth(DEV_ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("report")
-        .json()
-        .await
-        .expect("json")
-}
-
-fn summary<'a>(overview: &'a Value, name: &str) -> &'a Value {
-    overview["routes"]
-        .as_array()
-        .and_then(|routes| routes.iter().find(|r| r["route"] == name))
-        .unwrap_or(&Value::Null)
-}
 
 /// Sends the cases through the gateway and waits for the store to hold every pair;
 /// returns the report.
@@ -97,8 +78,9 @@ async fn shadow_the_cases(stack: &Stack, expect_skipped: bool) -> Value {
     }
     let started = Instant::now();
     loop {
-        let overview = summaries(stack).await;
-        let counted = |name: &str, key: &str| summary(&overview, name)[key].as_i64().unwrap_or(0);
+        let overview = diff_overview(stack).await;
+        let counted =
+            |name: &str, key: &str| route_summary(&overview, name)[key].as_i64().unwrap_or(0);
         let all = |name: &str| counted(name, "compared") + counted(name, "provider_skipped");
         let done = all(TUTOR) >= WITH_PROVIDER + BEFORE_PROVIDER
             && all(RECOMMENDATIONS) >= WITH_PROVIDER + BEFORE_PROVIDER
@@ -148,7 +130,7 @@ async fn skipped_provider_calls_are_not_regressions_and_do_not_block_the_gate() 
     let (stack, database) = start("skip").await;
     let overview = shadow_the_cases(&stack, true).await;
     for name in [TUTOR, RECOMMENDATIONS] {
-        let route = summary(&overview, name);
+        let route = route_summary(&overview, name);
         assert_eq!(route["regression"], 0, "{name}: {route:#}");
         assert_eq!(
             route["provider_skipped"], WITH_PROVIDER,
@@ -156,7 +138,7 @@ async fn skipped_provider_calls_are_not_regressions_and_do_not_block_the_gate() 
         );
         assert_eq!(route["compared"], BEFORE_PROVIDER, "{name}: {route:#}");
     }
-    let search = summary(&overview, SEARCH);
+    let search = route_summary(&overview, SEARCH);
     assert_eq!(search["compared"], SEARCHES, "{search:#}");
     assert_eq!(search["regression"], 0, "{search:#}");
 
@@ -182,7 +164,7 @@ async fn live_provider_calls_are_compared_honestly() {
     let (stack, database) = start("live").await;
     let overview = shadow_the_cases(&stack, false).await;
     for name in [TUTOR, RECOMMENDATIONS] {
-        let route = summary(&overview, name);
+        let route = route_summary(&overview, name);
         assert_eq!(route["provider_skipped"], 0, "{name}: {route:#}");
         assert_eq!(
             route["compared"],

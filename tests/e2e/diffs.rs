@@ -9,26 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use studyflow_e2e::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
 
-use crate::harness::routes_file_with_phases;
-
-async fn overview(stack: &Stack) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/diffs?since=1h", stack.admin_url))
-        .bearer_auth(DEV_ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("report")
-        .json()
-        .await
-        .expect("json")
-}
-
-fn route<'a>(overview: &'a Value, name: &str) -> &'a Value {
-    overview["routes"]
-        .as_array()
-        .and_then(|routes| routes.iter().find(|r| r["route"] == name))
-        .unwrap_or(&Value::Null)
-}
+use crate::harness::{diff_overview, route_summary, routes_file_with_phases};
 
 fn path<'a>(route: &'a Value, shape: &str) -> &'a Value {
     route["paths"]
@@ -94,16 +75,16 @@ async fn reports_show_a_deliberate_regression_and_the_contracts_noise() {
 
     let started = Instant::now();
     let report = loop {
-        let report = overview(&stack).await;
+        let report = diff_overview(&stack).await;
         let done = ["auth-validation", "ai-tutor-professional"]
             .iter()
-            .all(|name| route(&report, name)["compared"] == 5);
+            .all(|name| route_summary(&report, name)["compared"] == 5);
         if done || started.elapsed() > Duration::from_secs(30) {
             break report;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let validation = route(&report, "auth-validation");
+    let validation = route_summary(&report, "auth-validation");
     assert_eq!(validation["regression"], 5, "{report:#}");
     let message = path(validation, "/message");
     assert_eq!(
@@ -115,7 +96,7 @@ async fn reports_show_a_deliberate_regression_and_the_contracts_noise() {
         "{report:#}"
     );
 
-    let tutor = route(&report, "ai-tutor-professional");
+    let tutor = route_summary(&report, "ai-tutor-professional");
     assert_eq!(tutor["compared"], 5, "{report:#}");
     for noisy in ["/metadata/requestId", "/metadata/timestamp"] {
         assert_eq!(

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use studyflow_e2e::stack::{self, Stack};
+use serde_json::Value;
+use studyflow_e2e::stack::{self, DEV_ADMIN_TOKEN, Stack};
 
 /// Writes a routes file that puts `route` in `phase` (every other route stays as shipped).
 pub fn routes_file_with(dir: &Path, route: &str, phase: &str) -> PathBuf {
@@ -75,4 +76,25 @@ pub async fn run_node_test_with(stack: &Stack, file: &str, side: &str, env: &[(&
         report.contains("# fail 0") && passed.is_some_and(|n| n > 0),
         "{file}: no passing tests reported:\n{report}"
     );
+}
+
+/// The gateway's diff report of the last hour (admin API).
+pub async fn diff_overview(stack: &Stack) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/diffs?since=1h", stack.admin_url))
+        .bearer_auth(DEV_ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// One route's summary in a diff report (`null` when the route has none).
+pub fn route_summary<'a>(overview: &'a Value, name: &str) -> &'a Value {
+    overview["routes"]
+        .as_array()
+        .and_then(|routes| routes.iter().find(|r| r["route"] == name))
+        .unwrap_or(&Value::Null)
 }

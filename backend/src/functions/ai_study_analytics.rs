@@ -126,19 +126,7 @@ fn db_message(error: &sqlx::Error) -> String {
 
 /// The provider request for the template's variables (`sessions`, `tasks`, `goals`).
 pub fn payload(prompts: &Prompts, variables: &Value) -> Result<Value, String> {
-    let rendered = prompts.render(NAME, variables).map_err(|error| {
-        tracing::error!(function = NAME, %error, "prompt template failed");
-        error.to_string()
-    })?;
-    Ok(json!({
-        "model": "gpt-4o-mini",
-        "messages": [
-            {"role": "system", "content": rendered.system},
-            {"role": "user", "content": rendered.user},
-        ],
-        "temperature": 0.7,
-        "max_tokens": 2000,
-    }))
+    super::study_request(prompts, NAME, variables)
 }
 
 /// The analytics object used when the answer does not parse (contract appendix).

@@ -110,21 +110,7 @@ pub fn payload(prompts: &Prompts, body: &Value) -> Result<Value, String> {
             variables.insert(name.to_owned(), value.clone());
         }
     }
-    let rendered = prompts
-        .render(NAME, &Value::Object(variables))
-        .map_err(|error| {
-            tracing::error!(function = NAME, %error, "prompt template failed");
-            error.to_string()
-        })?;
-    Ok(json!({
-        "model": "gpt-4o-mini",
-        "messages": [
-            {"role": "system", "content": rendered.system},
-            {"role": "user", "content": rendered.user},
-        ],
-        "temperature": 0.7,
-        "max_tokens": 2000,
-    }))
+    super::study_request(prompts, NAME, &Value::Object(variables))
 }
 
 /// The body fields the template reads.

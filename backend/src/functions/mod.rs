@@ -51,6 +51,38 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `/<name>` and `/<name>/*` with every method, served by `handler`.
+/// The messages of `function`'s prompt template for `variables`; a template that fails
+/// is logged, and its error is the text the function answers with.
+pub(crate) fn render_prompt(
+    prompts: &crate::prompts::Prompts,
+    function: &str,
+    variables: &serde_json::Value,
+) -> Result<crate::prompts::Rendered, String> {
+    prompts.render(function, variables).map_err(|error| {
+        tracing::error!(function, %error, "prompt template failed");
+        error.to_string()
+    })
+}
+
+/// The OpenAI request of the study functions (analytics, recommendations): the
+/// template's system and user messages to `gpt-4o-mini`, temperature 0.7, 2000 tokens.
+pub(crate) fn study_request(
+    prompts: &crate::prompts::Prompts,
+    function: &str,
+    variables: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let rendered = render_prompt(prompts, function, variables)?;
+    Ok(serde_json::json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": rendered.system},
+            {"role": "user", "content": rendered.user},
+        ],
+        "temperature": 0.7,
+        "max_tokens": 2000,
+    }))
+}
+
 pub(crate) fn function_routes(name: &str, handler: MethodRouter<AppState>) -> Router<AppState> {
     Router::new()
         .route(&format!("/{name}"), handler.clone())

@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Embeddings { seconds } => {
             let results = embeddings::run(seconds).await?;
-            let table = embeddings::table(&results, seconds, &stack::embedding_model_dir());
+            let table = embeddings::table(&results, seconds);
             println!("{table}");
             report::write_section(&doc, "embeddings", &table)?;
         }

@@ -159,12 +159,7 @@ pub fn conversation(
     if let Some(options) = options {
         variables.insert("options".into(), options.clone());
     }
-    let rendered = prompts
-        .render(function, &Value::Object(variables))
-        .map_err(|error| {
-            tracing::error!(function, %error, "prompt template failed");
-            error.to_string()
-        })?;
+    let rendered = super::render_prompt(prompts, function, &Value::Object(variables))?;
     let mut messages = vec![json!({"role": "system", "content": rendered.system})];
     let history = get_opt(Some(context), "history");
     if rendered.include_history && truthy(history) {
