@@ -58,6 +58,14 @@ pub struct Cors {
 }
 
 impl Cors {
+    /// No CORS headers at all (`semantic-search`, as the legacy).
+    pub fn none() -> Self {
+        Self {
+            headers: HeaderMap::new(),
+            preflight_status: StatusCode::OK,
+        }
+    }
+
     pub fn basic() -> Self {
         Self::with_allow_headers(BASIC_HEADERS)
     }

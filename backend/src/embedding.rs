@@ -21,13 +21,8 @@ pub const MAX_TOKENS: usize = 256;
 
 /// Why an embedding could not be computed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum EmbedError {
-    /// No model is loaded; the text says why.
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("embedding failed: {0}")]
-    Failed(String),
-}
+#[error("embedding failed: {0}")]
+pub struct EmbedError(String);
 
 /// The embedding service: a loaded model behind its worker, or the reason there is none.
 #[derive(Debug, Clone)]
@@ -55,14 +50,6 @@ impl Embeddings {
                 tracing::error!(%why, "semantic-search is unavailable");
                 Self::Unavailable(why)
             }
-        }
-    }
-
-    /// The unit vector of `text`.
-    pub async fn embed(&self, text: String) -> Result<Vec<f32>, EmbedError> {
-        match self {
-            Self::Ready(embedder) => embedder.embed(text).await,
-            Self::Unavailable(why) => Err(EmbedError::Unavailable(why.clone())),
         }
     }
 
@@ -106,10 +93,10 @@ impl Embedder {
         self.jobs
             .send(Job { text, reply })
             .await
-            .map_err(|_| EmbedError::Failed("the embedding worker stopped".into()))?;
+            .map_err(|_| EmbedError("the embedding worker stopped".into()))?;
         answer
             .await
-            .map_err(|_| EmbedError::Failed("the embedding worker stopped".into()))?
+            .map_err(|_| EmbedError("the embedding worker stopped".into()))?
     }
 }
 
@@ -134,7 +121,7 @@ fn work(model: &MiniLm, mut queue: mpsc::Receiver<Job>, max_batch: usize) {
             Err(why) => {
                 tracing::error!(%why, size = texts.len(), "embedding batch failed");
                 for job in batch {
-                    let _ = job.reply.send(Err(EmbedError::Failed(why.clone())));
+                    let _ = job.reply.send(Err(EmbedError(why.clone())));
                 }
             }
         }

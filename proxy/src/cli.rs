@@ -479,11 +479,7 @@ fn phase_change((status, body): (u16, Value)) -> Result<String, CliError> {
 /// One line per operator override in force in a `GET /routes` answer: route, phase, who,
 /// when and why.
 pub fn override_lines(routes: &Value) -> Vec<String> {
-    routes["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| !r["override"].is_null())
+    with_override(routes)
         .map(|r| {
             let o = &r["override"];
             format!(
@@ -498,13 +494,18 @@ pub fn override_lines(routes: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Routes with an operator override in force.
-fn overridden(routes: &Value) -> Vec<String> {
+/// The routes of a `GET /routes` answer with an operator override in force.
+fn with_override(routes: &Value) -> impl Iterator<Item = &Value> {
     routes["routes"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|r| !r["override"].is_null())
+}
+
+/// Names of the routes with an operator override in force.
+fn overridden(routes: &Value) -> Vec<String> {
+    with_override(routes)
         .filter_map(|r| r["name"].as_str().map(str::to_owned))
         .collect()
 }

@@ -74,7 +74,7 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     if let Err((status, body)) = admit(&state, &invocation).await {
         return cors.json(status, body);
     }
-    let (message, prompt) = match read(&state.prompts, &invocation) {
+    let (message, prompt) = match prompt_of(&state.prompts, &invocation.body) {
         Ok(read) => read,
         Err(body) => return cors.json(StatusCode::BAD_REQUEST, body),
     };
@@ -153,11 +153,6 @@ async fn admit(state: &AppState, invocation: &Invocation) -> Result<(), (StatusC
             ))
         }
     }
-}
-
-/// The message and the prompt of the request, or the 400 body.
-pub fn read(prompts: &Prompts, invocation: &Invocation) -> Result<(String, Prompt), Value> {
-    prompt_of(prompts, &invocation.body)
 }
 
 /// The message and the prompt of a request body, or the 400 body.

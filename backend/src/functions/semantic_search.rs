@@ -11,13 +11,14 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{Invocation, any_method};
 use crate::AppState;
-use crate::embedding::EmbedError;
+use crate::cors::Cors;
+use crate::embedding::Embeddings;
 use crate::js::json::parse_body;
 
 const NAME: &str = "semantic-search";
@@ -26,30 +27,24 @@ pub fn router() -> Router<AppState> {
     any_method(NAME, handle)
 }
 
-fn json_answer(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
 /// What Supabase's edge runtime answers when a function throws.
 fn worker_error() -> Response {
-    json_answer(
+    Cors::none().json(
         StatusCode::INTERNAL_SERVER_ERROR,
-        &json!({"code": "WORKER_ERROR", "message": "Function exited due to an error (please check logs)"}),
+        json!({"code": "WORKER_ERROR", "message": "Function exited due to an error (please check logs)"}),
     )
 }
 
 async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    if let Some(why) = state.embeddings.unavailable() {
-        return json_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": format!("semantic-search is unavailable: {why}")}),
-        );
-    }
+    let embedder = match &state.embeddings {
+        Embeddings::Ready(embedder) => embedder,
+        Embeddings::Unavailable(why) => {
+            return Cors::none().json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": format!("semantic-search is unavailable: {why}")}),
+            );
+        }
+    };
     // `const { query } = await req.json()`, then the model throws on a non-string.
     let query = match parse_body(&invocation.body) {
         Ok(Value::Object(mut fields)) => match fields.shift_remove("query") {
@@ -60,17 +55,13 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     };
     let limit = state.config.embedding_max_query_chars;
     if query.chars().count() > limit {
-        return json_answer(
+        return Cors::none().json(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &json!({"error": format!("query is too long: at most {limit} characters")}),
+            json!({"error": format!("query is too long: at most {limit} characters")}),
         );
     }
-    match state.embeddings.embed(query).await {
-        Ok(embedding) => json_answer(StatusCode::OK, &json!({"embedding": embedding})),
-        Err(EmbedError::Unavailable(why)) => json_answer(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": format!("semantic-search is unavailable: {why}")}),
-        ),
+    match embedder.embed(query).await {
+        Ok(embedding) => Cors::none().json(StatusCode::OK, json!({"embedding": embedding})),
         Err(error) => {
             tracing::error!(%error, "semantic-search failed");
             worker_error()

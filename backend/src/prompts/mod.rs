@@ -309,28 +309,13 @@ fn line_of(source: &str, name: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn dir_with(files: &[(&str, &str)]) -> tempdir::Dir {
-        tempdir::Dir::new(files)
-    }
-
-    /// A directory of prompt files removed when dropped.
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new(files: &[(&str, &str)]) -> Self {
-                let path = std::env::temp_dir().join(format!("prompts-{}", uuid::Uuid::new_v4()));
-                std::fs::create_dir_all(&path).expect("dir");
-                for (name, text) in files {
-                    std::fs::write(path.join(name), text).expect("write");
-                }
-                Self(path)
-            }
+    /// A temporary directory holding `files` (removed when dropped).
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("write");
         }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
+        dir
     }
 
     #[test]
@@ -356,7 +341,7 @@ mod tests {
             "ai-study-recommendations.jinja",
             "{% block system %}Be brief.{% endblock %}{% block user %}{{ subjects|json }}{% endblock %}",
         )]);
-        let prompts = Prompts::load(Some(&dir.0)).expect("loads");
+        let prompts = Prompts::load(Some(dir.path())).expect("loads");
         let rendered = prompts
             .render("ai-study-recommendations", &json!({"subjects": ["Math"]}))
             .expect("renders");
@@ -367,58 +352,40 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let dir = dir_with(&[(
-            "ai-study-analytics.jinja",
-            "{% block system %}x{% endblock %}\n{% block user %}\n{{ sessions|json(2) }}\n{% if %}{% endblock %}",
-        )]);
-        let error = Prompts::load(Some(&dir.0))
-            .expect_err("syntax error")
-            .to_string();
-        assert!(
-            error.contains("ai-study-analytics.jinja, line 4: syntax error"),
-            "{error}"
-        );
-
-        let dir = dir_with(&[(
-            "ai-study-analytics.jinja",
-            "{% block system %}x{% endblock %}\n{% block user %}\n{{ session|json(2) }}{% endblock %}",
-        )]);
-        let error = Prompts::load(Some(&dir.0))
-            .expect_err("unknown variable")
-            .to_string();
-        assert!(
-            error.contains("ai-study-analytics.jinja, line 3: unknown variable `session`"),
-            "{error}"
-        );
-
-        let dir = dir_with(&[(
-            "ai-study-analytics.jinja",
-            "{% block system %}x{% endblock %}{% block user %}{{ goals|shout }}{% endblock %}",
-        )]);
-        let error = Prompts::load(Some(&dir.0))
-            .expect_err("unknown filter")
-            .to_string();
-        assert!(
-            error.contains("ai-study-analytics.jinja, line 1: unknown filter"),
-            "{error}"
-        );
-
-        let dir = dir_with(&[("ai-tutor.jinja", "{% block system %}{% endblock %}")]);
-        let error = Prompts::load(Some(&dir.0))
-            .expect_err("stray file")
-            .to_string();
-        assert!(
-            error.contains("not a prompt template of any function"),
-            "{error}"
-        );
-
-        let dir = dir_with(&[(
-            "ai-study-analytics.jinja",
-            "{% block system %}x{% endblock %}",
-        )]);
-        let error = Prompts::load(Some(&dir.0))
-            .expect_err("missing block")
-            .to_string();
-        assert!(error.contains("ai-study-analytics.jinja"), "{error}");
+        // (file, its text, what the error must say)
+        let cases = [
+            (
+                "ai-study-analytics.jinja",
+                "{% block system %}x{% endblock %}\n{% block user %}\n{{ sessions|json(2) }}\n{% if %}{% endblock %}",
+                "ai-study-analytics.jinja, line 4: syntax error",
+            ),
+            (
+                "ai-study-analytics.jinja",
+                "{% block system %}x{% endblock %}\n{% block user %}\n{{ session|json(2) }}{% endblock %}",
+                "ai-study-analytics.jinja, line 3: unknown variable `session`",
+            ),
+            (
+                "ai-study-analytics.jinja",
+                "{% block system %}x{% endblock %}{% block user %}{{ goals|shout }}{% endblock %}",
+                "ai-study-analytics.jinja, line 1: unknown filter",
+            ),
+            (
+                "ai-tutor.jinja",
+                "{% block system %}{% endblock %}",
+                "not a prompt template of any function",
+            ),
+            (
+                "ai-study-analytics.jinja",
+                "{% block system %}x{% endblock %}",
+                "ai-study-analytics.jinja",
+            ),
+        ];
+        for (file, text, expected) in cases {
+            let dir = dir_with(&[(file, text)]);
+            let error = Prompts::load(Some(dir.path()))
+                .expect_err(expected)
+                .to_string();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 }
