@@ -70,14 +70,6 @@ fn decode(encoding: &str, body: &Bytes) -> Option<Bytes> {
     read.ok().map(|_| Bytes::from(out))
 }
 
-impl Exchange {
-    /// Whether the two answers agree under default rules (status, compared headers,
-    /// body as a value).
-    pub fn answers_agree(&self) -> bool {
-        crate::compare(self, &crate::CompiledRules::default()).is_equal()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;

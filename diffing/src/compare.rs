@@ -164,6 +164,14 @@ fn compare_bodies(
     }
 }
 
+impl Exchange {
+    /// Whether the two answers agree under default rules (status, compared headers,
+    /// body as a value).
+    pub fn answers_agree(&self) -> bool {
+        compare(self, &CompiledRules::default()).is_equal()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;

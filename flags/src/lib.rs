@@ -44,5 +44,6 @@ pub use source::{
     FileSource, FlagSource, Layer, Resolved, Setting, SourceKind, file_layer, resolve,
 };
 pub use state::{
-    AuditEntry, Change, Override, OverrideStore, StateStore, now_rfc3339, override_layer,
+    AuditAction, AuditEntry, Change, Override, OverrideStore, StateStore, now_rfc3339,
+    override_layer,
 };

@@ -29,6 +29,24 @@ pub enum Side {
 }
 
 impl Phase {
+    /// One phase of each kind, from legacy to decommissioned (the canary at 0 %).
+    pub const ALL: [Phase; 5] = [
+        Phase::Legacy,
+        Phase::Shadow,
+        Phase::Canary(0),
+        Phase::Primary,
+        Phase::Decommissioned,
+    ];
+
+    /// The phases' names, in order: what files, forms, toggles and the admin API use.
+    pub const NAMES: [&'static str; 5] = [
+        Phase::Legacy.name(),
+        Phase::Shadow.name(),
+        Phase::Canary(0).name(),
+        Phase::Primary.name(),
+        Phase::Decommissioned.name(),
+    ];
+
     /// The side that answers the client, given the user's canary bucket (1–100).
     ///
     /// A bucket is served by new when `bucket <= percent`, so raising the percentage only
@@ -45,25 +63,23 @@ impl Phase {
     /// Reads a phase from its name and, for `canary` only, a percentage (0–100). The error
     /// says what is wrong in words an operator can act on.
     pub fn from_parts(name: &str, percent: Option<u8>) -> Result<Phase, String> {
-        const NAMES: [&str; 5] = ["legacy", "shadow", "canary", "primary", "decommissioned"];
-        if !NAMES.contains(&name) {
-            return Err(format!(
-                "unknown phase `{name}` (legacy, shadow, canary, primary, decommissioned)"
-            ));
-        }
-        match (name, percent) {
-            ("canary", Some(percent)) if percent <= 100 => Ok(Phase::Canary(percent)),
-            ("canary", Some(percent)) => Err(format!("percent {percent} is over 100")),
-            ("canary", None) => Err("canary needs a `percent`".into()),
+        let canary = Phase::Canary(0).name();
+        match (Phase::named(name)?, percent) {
+            (_, Some(percent)) if name == canary && percent <= 100 => Ok(Phase::Canary(percent)),
+            (_, Some(percent)) if name == canary => Err(format!("percent {percent} is over 100")),
+            (_, None) if name == canary => Err("canary needs a `percent`".into()),
             (_, Some(_)) => Err("`percent` goes only with phase `canary`".into()),
-            ("legacy", None) => Ok(Phase::Legacy),
-            ("shadow", None) => Ok(Phase::Shadow),
-            ("primary", None) => Ok(Phase::Primary),
-            ("decommissioned", None) => Ok(Phase::Decommissioned),
-            (other, None) => Err(format!(
-                "unknown phase `{other}` (legacy, shadow, canary, primary, decommissioned)"
-            )),
+            (phase, None) => Ok(phase),
         }
+    }
+
+    /// The phase called `name` (one of [`Phase::NAMES`]); `canary` reads as a canary at
+    /// 0 %, for callers that take the percentage from elsewhere.
+    pub fn named(name: &str) -> Result<Phase, String> {
+        Phase::ALL
+            .into_iter()
+            .find(|phase| phase.name() == name)
+            .ok_or_else(|| format!("unknown phase `{name}` ({})", Phase::NAMES.join(", ")))
     }
 
     /// The canary percentage, for `canary` only.
@@ -101,7 +117,7 @@ impl Phase {
     }
 
     /// The short name used in files, logs, metrics and the admin API.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Phase::Legacy => "legacy",
             Phase::Shadow => "shadow",
@@ -121,6 +137,40 @@ impl Side {
     }
 }
 
+/// Phases are ordered by [`Phase::rank`]: from legacy to decommissioned, canaries by
+/// percentage.
+impl PartialOrd for Phase {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Phase {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+/// Reads what [`Display`](std::fmt::Display) writes: a phase's name, and for a canary
+/// its percentage (`canary 25%`; `canary 25` too).
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        match text.split_once(' ') {
+            Some((name, percent)) => {
+                let digits = percent.trim().trim_end_matches('%');
+                let percent = digits
+                    .parse::<u8>()
+                    .map_err(|_| format!("percent `{percent}` is not a number from 0 to 100"))?;
+                Phase::from_parts(name, Some(percent))
+            }
+            None => Phase::from_parts(text, None),
+        }
+    }
+}
+
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -133,6 +183,57 @@ impl std::fmt::Display for Phase {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phases_read_back_what_they_print_and_are_ordered() {
+        for phase in [
+            Phase::Legacy,
+            Phase::Shadow,
+            Phase::Canary(0),
+            Phase::Canary(25),
+            Phase::Canary(100),
+            Phase::Primary,
+            Phase::Decommissioned,
+        ] {
+            assert_eq!(phase.to_string().parse::<Phase>(), Ok(phase));
+        }
+        assert_eq!("canary 5".parse::<Phase>(), Ok(Phase::Canary(5)));
+        for wrong in [
+            "",
+            "canary",
+            "canary 101%",
+            "canary x%",
+            "primary 5%",
+            "Primary",
+            "beta",
+        ] {
+            assert!(wrong.parse::<Phase>().is_err(), "{wrong:?}");
+        }
+        let mut phases = [
+            Phase::Decommissioned,
+            Phase::Canary(50),
+            Phase::Legacy,
+            Phase::Primary,
+            Phase::Canary(5),
+            Phase::Shadow,
+        ];
+        phases.sort();
+        assert_eq!(
+            phases,
+            [
+                Phase::Legacy,
+                Phase::Shadow,
+                Phase::Canary(5),
+                Phase::Canary(50),
+                Phase::Primary,
+                Phase::Decommissioned
+            ]
+        );
+        assert_eq!(
+            Phase::NAMES,
+            ["legacy", "shadow", "canary", "primary", "decommissioned"]
+        );
+    }
 
     #[test]
     fn canary_serves_new_up_to_the_percentage() {

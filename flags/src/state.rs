@@ -67,15 +67,51 @@ pub fn override_layer(overrides: &BTreeMap<String, Override>) -> Layer {
         .collect()
 }
 
+/// What an audited phase change was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    /// An operator put the route in a phase (back, or where it was).
+    Set,
+    /// A move forward whose promotion gate held.
+    Promote,
+    /// A move forward past a gate that did not hold; the reason lists the failed checks.
+    PromoteForced,
+    /// An operator rolled the route back to legacy.
+    Rollback,
+    /// The rollback guard rolled the route back on its own.
+    AutoRollback,
+    /// The operator override was dropped: Unleash's or the routes file's phase applies.
+    Reset,
+}
+
+impl AuditAction {
+    /// The name in the audit log, the admin API and the console.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditAction::Set => "set",
+            AuditAction::Promote => "promote",
+            AuditAction::PromoteForced => "promote_forced",
+            AuditAction::Rollback => "rollback",
+            AuditAction::AutoRollback => "auto_rollback",
+            AuditAction::Reset => "reset",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One change of a route's phase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub at: String,
     pub who: String,
     pub route: String,
-    /// `set`, `promote`, `rollback`, `auto_rollback`, `reset` (back to Unleash or the
-    /// routes file).
-    pub action: String,
+    pub action: AuditAction,
     pub from: String,
     pub to: String,
     pub reason: String,
@@ -225,7 +261,7 @@ mod tests {
             at: now_rfc3339(),
             who: "ops".into(),
             route: route.into(),
-            action: "set".into(),
+            action: AuditAction::Set,
             from: "legacy".into(),
             to: to.into(),
             reason: "test".into(),
@@ -239,6 +275,25 @@ mod tests {
             at: now_rfc3339(),
             reason: "test".into(),
             held: false,
+        }
+    }
+
+    #[test]
+    fn audit_actions_are_stored_by_their_names() {
+        for action in [
+            AuditAction::Set,
+            AuditAction::Promote,
+            AuditAction::PromoteForced,
+            AuditAction::Rollback,
+            AuditAction::AutoRollback,
+            AuditAction::Reset,
+        ] {
+            let text = serde_json::to_string(&action).expect("serialises");
+            assert_eq!(text, format!("\"{action}\""));
+            assert_eq!(
+                serde_json::from_str::<AuditAction>(&text).ok(),
+                Some(action)
+            );
         }
     }
 

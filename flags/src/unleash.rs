@@ -65,11 +65,11 @@ pub struct ToggleState {
 /// The toggle state that stands for `phase`.
 pub fn toggle_state(phase: Phase) -> ToggleState {
     let (enabled, rollout, phase) = match phase {
-        Phase::Legacy => (false, 0, "shadow"),
-        Phase::Shadow => (true, 0, "shadow"),
-        Phase::Canary(percent) => (true, percent, "canary"),
-        Phase::Primary => (true, 100, "primary"),
-        Phase::Decommissioned => (true, 100, "decommissioned"),
+        // A disabled toggle is legacy whatever its variant says.
+        Phase::Legacy => (false, 0, Phase::Shadow.name()),
+        Phase::Shadow => (true, 0, phase.name()),
+        Phase::Canary(percent) => (true, percent, phase.name()),
+        Phase::Primary | Phase::Decommissioned => (true, 100, phase.name()),
     };
     ToggleState {
         enabled,
@@ -140,22 +140,17 @@ pub fn phase_of(feature: &ClientFeature) -> Option<Result<(String, Phase)>> {
     });
     let name = from_variant
         .or_else(|| parameters.get("phase").map(|p| p.trim().to_owned()))
-        .unwrap_or_else(|| "canary".to_owned());
-    let phase = match name.as_str() {
-        "canary" => Phase::Canary(rollout),
-        other => match Phase::from_parts(other, None) {
-            Ok(phase) => phase,
-            Err(reason) => return Some(Err(fail(reason))),
-        },
+        .unwrap_or_else(|| Phase::Canary(0).name().to_owned());
+    let phase = match Phase::named(&name) {
+        Ok(Phase::Canary(_)) => Phase::Canary(rollout),
+        Ok(phase) => phase,
+        Err(reason) => return Some(Err(fail(reason))),
     };
     Some(Ok((route.to_owned(), phase)))
 }
 
 fn is_phase_name(name: &str) -> bool {
-    matches!(
-        name,
-        "legacy" | "shadow" | "canary" | "primary" | "decommissioned"
-    )
+    Phase::NAMES.contains(&name)
 }
 
 /// The layer a client-API answer stands for. One toggle that cannot be read fails the

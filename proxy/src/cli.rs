@@ -6,7 +6,17 @@
 use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use studyflow_diffing::report::{self, Overview};
+use studyflow_flags::AuditEntry;
+
+use crate::operations::api::FleetSync;
+use crate::operations::api::{
+    AuditAnswer, ChangedAnswer, ErrorAnswer, GateRefusal, PhaseChangeAnswer, PromoteRequest,
+    ReasonRequest, ReloadAnswer, RollbackAnswer, RouteView, RoutesAnswer, SetPhaseRequest,
+};
+use crate::promotion::GateReport;
 
 /// Where the admin API is and who is calling it.
 #[derive(Debug, Args)]
@@ -170,6 +180,13 @@ pub enum CliError {
     /// The promotion gate does not hold; the evidence is in the message.
     #[error("{0}")]
     GateClosed(String),
+    /// The admin API answered something this CLI cannot read (another version?).
+    #[error("unexpected answer from the admin API ({status}): {source}")]
+    Unreadable {
+        status: u16,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{0}")]
     Sync(String),
 }
@@ -214,50 +231,7 @@ pub async fn flags_sync(config: &crate::config::GatewayConfig) -> Result<String,
 pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliError> {
     let client = Client::new(admin);
     match command {
-        Command::Routes(RoutesCommand::List) => {
-            client.get("/routes").await.map(|v| routes_table(&v))
-        }
-        Command::Routes(RoutesCommand::Show { route, format }) => {
-            let value = client.get(&format!("/routes/{}", segment(&route))).await?;
-            Ok(match format.as_str() {
-                "json" => pretty(&value),
-                _ => route_summary(&value),
-            })
-        }
-        Command::Routes(RoutesCommand::Set {
-            route,
-            phase,
-            percent,
-            force,
-            reason,
-        }) => {
-            client.operator()?;
-            let body = json!({"phase": phase, "percent": percent, "force": force, "reason": reason});
-            let answer = client
-                .send_raw(reqwest::Method::PUT, &format!("/routes/{}", segment(&route)), body)
-                .await?;
-            phase_change(answer)
-        }
-        Command::Routes(RoutesCommand::Reset { route, all, reason }) => {
-            client.operator()?;
-            let routes = match (route, all) {
-                (Some(route), false) => vec![route],
-                (None, true) => overridden(&client.get("/routes").await?),
-                _ => return Err(CliError::NoTarget),
-            };
-            if routes.is_empty() {
-                return Ok("no override in force".into());
-            }
-            let mut out = Vec::new();
-            for route in routes {
-                let path = format!("/routes/{}/reset", segment(&route));
-                let answer = client
-                    .send(reqwest::Method::POST, &path, json!({"reason": reason}))
-                    .await?;
-                out.push(changes(&answer));
-            }
-            Ok(out.join("\n"))
-        }
+        Command::Routes(command) => routes(&client, command).await,
         Command::Rollback { route, all, reason } => {
             client.operator()?;
             let path = match (route, all) {
@@ -265,23 +239,8 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
                 (None, true) => "/rollback".to_owned(),
                 _ => return Err(CliError::NoTarget),
             };
-            let answer = client
-                .send(reqwest::Method::POST, &path, json!({"reason": reason}))
-                .await?;
-            let mut out = changes(&answer);
-            if answer["fleet_sync"] == "pending" {
-                out.push_str("\nin force on this instance; fleet propagation pending (the fleet store is unreachable)");
-            }
-            if let Some(skipped) = answer["skipped"].as_array() {
-                let names: Vec<&str> = skipped.iter().filter_map(Value::as_str).collect();
-                let _ = write!(
-                    out,
-                    "\nleft alone: {} ({})",
-                    names.join(", "),
-                    answer["skipped_why"].as_str().unwrap_or("no legacy twin")
-                );
-            }
-            Ok(out)
+            let answer: RollbackAnswer = client.post(&path, &ReasonRequest { reason }).await?;
+            Ok(rolled_back(&answer))
         }
         Command::Promote {
             route,
@@ -290,62 +249,144 @@ pub async fn execute(command: Command, admin: AdminArgs) -> Result<String, CliEr
             reason,
         } => {
             client.operator()?;
-            let answer = client
-                .send_raw(
-                    reqwest::Method::POST,
-                    &format!("/routes/{}/promote", segment(&route)),
-                    json!({"percent": percent, "force": force, "reason": reason}),
-                )
-                .await?;
-            phase_change(answer)
+            let path = format!("/routes/{}/promote", segment(&route));
+            let request = PromoteRequest {
+                percent,
+                force,
+                reason,
+            };
+            phase_change(client.change(reqwest::Method::POST, &path, &request).await?)
         }
         Command::Flags(FlagsCommand::Sync) => Err(CliError::Sync(
             "`flags sync` reads the gateway configuration: run it as `studyflow-gateway --config FILE flags sync`".into(),
         )),
         Command::Audit { route, limit } => {
-            let mut path = format!("/audit?limit={limit}");
+            let mut url = client.url("/audit")?;
+            url.query_pairs_mut()
+                .append_pair("limit", &limit.to_string());
             if let Some(route) = route {
-                path.push_str(&format!("&route={route}"));
+                url.query_pairs_mut().append_pair("route", &route);
             }
-            client.get(&path).await.map(|v| audit_table(&v))
+            let answer: AuditAnswer = client.get_url(url).await?;
+            Ok(audit_table(&answer.audit))
         }
-        Command::Reload => client
-            .send(reqwest::Method::POST, "/reload", json!({}))
-            .await
-            .map(|v| pretty(&v)),
+        Command::Reload => {
+            let answer: ReloadAnswer = client.post("/reload", &serde_json::json!({})).await?;
+            Ok(pretty(&answer))
+        }
         Command::Diffs(DiffsCommand::Report {
             route,
             since,
             format,
-        }) => {
-            if let Some(route) = &route {
-                // Named as such when it does not exist, rather than "no pairs".
-                client.get(&format!("/routes/{}", segment(route))).await?;
+        }) => diff_report(&client, route, &since, &format).await,
+    }
+}
+
+/// `routes list|show|set|reset`.
+async fn routes(client: &Client, command: RoutesCommand) -> Result<String, CliError> {
+    match command {
+        RoutesCommand::List => {
+            let answer: RoutesAnswer = client.get("/routes").await?;
+            Ok(routes_table(&answer))
+        }
+        RoutesCommand::Show { route, format } => {
+            let view: RouteView = client.get(&format!("/routes/{}", segment(&route))).await?;
+            Ok(match format.as_str() {
+                "json" => pretty(&view),
+                _ => route_summary(&view),
+            })
+        }
+        RoutesCommand::Set {
+            route,
+            phase,
+            percent,
+            force,
+            reason,
+        } => {
+            client.operator()?;
+            let request = SetPhaseRequest {
+                phase,
+                percent,
+                reason,
+                force,
+            };
+            let path = format!("/routes/{}", segment(&route));
+            phase_change(client.change(reqwest::Method::PUT, &path, &request).await?)
+        }
+        RoutesCommand::Reset { route, all, reason } => {
+            client.operator()?;
+            let routes = match (route, all) {
+                (Some(route), false) => vec![route],
+                (None, true) => overridden(&client.get::<RoutesAnswer>("/routes").await?),
+                _ => return Err(CliError::NoTarget),
+            };
+            if routes.is_empty() {
+                return Ok("no override in force".into());
             }
-            let mut url =
-                reqwest::Url::parse(&client.url("/diffs")).map_err(|_| CliError::NoTarget)?;
-            url.query_pairs_mut().append_pair("since", &since);
-            if let Some(route) = &route {
-                url.query_pairs_mut().append_pair("route", route);
+            let mut out = Vec::new();
+            for route in routes {
+                let path = format!("/routes/{}/reset", segment(&route));
+                let request = ReasonRequest {
+                    reason: reason.clone(),
+                };
+                let answer: ChangedAnswer = client.post(&path, &request).await?;
+                out.push(changes(&answer.changed));
             }
-            let overview = client.get_url(url).await?;
-            match format.as_str() {
-                "json" => Ok(pretty(&overview)),
-                _ => serde_json::from_value::<studyflow_diffing::report::Overview>(overview)
-                    .map(|o| studyflow_diffing::report::markdown(&o))
-                    .map_err(|e| CliError::Refused {
-                        status: 0,
-                        message: format!("unexpected report: {e}"),
-                    }),
-            }
+            Ok(out.join("\n"))
         }
     }
 }
 
+/// `diffs report`: the report of one route or all, as Markdown or JSON.
+async fn diff_report(
+    client: &Client,
+    route: Option<String>,
+    since: &str,
+    format: &str,
+) -> Result<String, CliError> {
+    if let Some(route) = &route {
+        // Named as such when it does not exist, rather than "no pairs".
+        client
+            .get::<RouteView>(&format!("/routes/{}", segment(route)))
+            .await?;
+    }
+    let mut url = client.url("/diffs")?;
+    url.query_pairs_mut().append_pair("since", since);
+    if let Some(route) = &route {
+        url.query_pairs_mut().append_pair("route", route);
+    }
+    let overview: Overview = client.get_url(url).await?;
+    Ok(match format {
+        "json" => pretty(&overview),
+        _ => report::markdown(&overview),
+    })
+}
+
+/// A rollback's answer: what changed, whether the fleet has it, what was left alone.
+fn rolled_back(answer: &RollbackAnswer) -> String {
+    let mut out = changes(&answer.changed);
+    if answer.fleet_sync == FleetSync::Pending {
+        out.push_str("\nin force on this instance; fleet propagation pending (the fleet store is unreachable)");
+    }
+    if !answer.skipped.is_empty() {
+        let _ = write!(
+            out,
+            "\nleft alone: {} ({})",
+            answer.skipped.join(", "),
+            answer.skipped_why.as_deref().unwrap_or("no legacy twin")
+        );
+    }
+    out
+}
+
+#[derive(Debug)]
 struct Client {
     http: reqwest::Client,
     admin: AdminArgs,
 }
+
+/// A change's answer, whatever its status: the status and the body.
+type Answer = (u16, bytes::Bytes);
 
 impl Client {
     fn new(admin: AdminArgs) -> Self {
@@ -355,46 +396,58 @@ impl Client {
         }
     }
 
-    async fn get(&self, path: &str) -> Result<Value, CliError> {
-        self.finish(self.authenticated(self.http.get(self.url(path))))
-            .await
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.get_url(self.url(path)?).await
     }
 
-    async fn get_url(&self, url: reqwest::Url) -> Result<Value, CliError> {
-        self.finish(self.authenticated(self.http.get(url))).await
+    async fn get_url<T: DeserializeOwned>(&self, url: reqwest::Url) -> Result<T, CliError> {
+        let answer = self.send(self.authenticated(self.http.get(url))).await?;
+        self.read(answer)
     }
 
-    async fn send(
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        let answer = self.change(reqwest::Method::POST, path, body).await?;
+        self.read(answer)
+    }
+
+    /// Sends a change and returns its answer, whatever the status.
+    async fn change<B: Serialize>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Value,
-    ) -> Result<Value, CliError> {
-        self.finish(self.request(method, path, body)).await
+        body: &B,
+    ) -> Result<Answer, CliError> {
+        let request = self.http.request(method, self.url(path)?).json(body);
+        self.send(self.authenticated(request)).await
     }
 
-    /// Sends a change and returns status and body, whatever the status.
-    async fn send_raw(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<(u16, Value), CliError> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, CliError> {
         let unreachable = |source| CliError::Unreachable {
             url: self.admin.admin_url.clone(),
             source,
         };
-        let response = self
-            .request(method, path, body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response = request.send().await.map_err(unreachable)?;
         let status = response.status().as_u16();
-        Ok((status, response.json().await.map_err(unreachable)?))
+        Ok((status, response.bytes().await.map_err(unreachable)?))
     }
 
-    fn request(&self, method: reqwest::Method, path: &str, body: Value) -> reqwest::RequestBuilder {
-        self.authenticated(self.http.request(method, self.url(path)).json(&body))
+    /// The body of a successful answer, or the API's refusal as an error.
+    fn read<T: DeserializeOwned>(&self, (status, body): Answer) -> Result<T, CliError> {
+        if status >= 400 {
+            let mut refused = refusal(status, &body);
+            if let CliError::Refused { message, .. } = &mut refused
+                && status == 401
+                && self.admin.token.is_none()
+            {
+                message.push_str(" (pass --token or set STUDYFLOW_ADMIN_TOKEN)");
+            }
+            return Err(refused);
+        }
+        parse(status, &body)
     }
 
     /// Adds the admin token (reads of reports, samples and the audit log need it too)
@@ -421,30 +474,25 @@ impl Client {
             .ok_or(CliError::NoOperator)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.admin.admin_url.trim_end_matches('/'))
+    /// The admin API's address for `path` (already encoded).
+    fn url(&self, path: &str) -> Result<reqwest::Url, CliError> {
+        let text = format!("{}{path}", self.admin.admin_url.trim_end_matches('/'));
+        reqwest::Url::parse(&text).map_err(|e| CliError::Refused {
+            status: 0,
+            message: format!("the admin URL `{}` is not a URL: {e}", self.admin.admin_url),
+        })
     }
+}
 
-    async fn finish(&self, request: reqwest::RequestBuilder) -> Result<Value, CliError> {
-        let unreachable = |source| CliError::Unreachable {
-            url: self.admin.admin_url.clone(),
-            source,
-        };
-        let response = request.send().await.map_err(unreachable)?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.map_err(unreachable)?;
-        if status >= 400 {
-            let mut message = body["error"]
-                .as_str()
-                .unwrap_or("request refused")
-                .to_owned();
-            if status == 401 && self.admin.token.is_none() {
-                message.push_str(" (pass --token or set STUDYFLOW_ADMIN_TOKEN)");
-            }
-            return Err(CliError::Refused { status, message });
-        }
-        Ok(body)
-    }
+fn parse<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, CliError> {
+    serde_json::from_slice(body).map_err(|source| CliError::Unreadable { status, source })
+}
+
+/// The admin API's refusal: its `error`, else the status alone.
+fn refusal(status: u16, body: &[u8]) -> CliError {
+    let message = serde_json::from_slice::<ErrorAnswer>(body)
+        .map_or_else(|_| "request refused".to_owned(), |answer| answer.error);
+    CliError::Refused { status, message }
 }
 
 /// A route name as one path segment of the admin API (a name with `/` or `?` stays
@@ -455,75 +503,71 @@ fn segment(route: &str) -> String {
 
 /// The answer of `set` or `promote`: the gate's evidence and what changed, or the gate's
 /// refusal with its evidence.
-fn phase_change((status, body): (u16, Value)) -> Result<String, CliError> {
+fn phase_change((status, body): Answer) -> Result<String, CliError> {
     match status {
-        409 => Err(CliError::GateClosed(format!(
-            "{}\n{}",
-            body["error"]
-                .as_str()
-                .unwrap_or("the promotion gate does not hold"),
-            gate_report(&body)
-        ))),
-        status if status >= 400 => Err(CliError::Refused {
-            status,
-            message: body["error"]
-                .as_str()
-                .unwrap_or("request refused")
-                .to_owned(),
-        }),
-        _ if body["gate"].is_null() => Ok(changes(&body)),
-        _ => Ok(format!("{}{}", gate_report(&body), changes(&body))),
+        409 => {
+            let refusal: GateRefusal = parse(status, &body)?;
+            Err(CliError::GateClosed(format!(
+                "{}\n{}",
+                refusal.error,
+                gate_report(&refusal.route, &refusal.from, &refusal.to, &refusal.gate)
+            )))
+        }
+        status if status >= 400 => Err(refusal(status, &body)),
+        _ => {
+            let done: PhaseChangeAnswer = parse(status, &body)?;
+            Ok(match &done.gate {
+                None => changes(&done.changed),
+                Some(gate) => format!(
+                    "{}{}",
+                    gate_report(&done.route, &done.from, &done.to, gate),
+                    changes(&done.changed)
+                ),
+            })
+        }
     }
 }
 
 /// One line per operator override in force in a `GET /routes` answer: route, phase, who,
 /// when and why.
-pub fn override_lines(routes: &Value) -> Vec<String> {
-    with_override(routes)
-        .map(|r| {
-            let o = &r["override"];
+pub fn override_lines(routes: &RoutesAnswer) -> Vec<String> {
+    routes
+        .routes
+        .iter()
+        .filter_map(|r| r.override_.as_ref().map(|o| (r, o)))
+        .map(|(r, o)| {
             format!(
                 "  {:<26} {:<15} by {} at {}: {}",
-                r["name"].as_str().unwrap_or("?"),
-                o["phase"].as_str().unwrap_or("?"),
-                o["by"].as_str().unwrap_or("?"),
-                o["at"].as_str().unwrap_or("?"),
-                o["reason"].as_str().unwrap_or(""),
+                r.name,
+                o.phase.to_string(),
+                o.by,
+                o.at,
+                o.reason,
             )
         })
         .collect()
 }
 
-/// The routes of a `GET /routes` answer with an operator override in force.
-fn with_override(routes: &Value) -> impl Iterator<Item = &Value> {
-    routes["routes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| !r["override"].is_null())
-}
-
 /// Names of the routes with an operator override in force.
-fn overridden(routes: &Value) -> Vec<String> {
-    with_override(routes)
-        .filter_map(|r| r["name"].as_str().map(str::to_owned))
+fn overridden(routes: &RoutesAnswer) -> Vec<String> {
+    routes
+        .routes
+        .iter()
+        .filter(|r| r.override_.is_some())
+        .map(|r| r.name.clone())
         .collect()
 }
 
 /// `routes show` for people: where the phase comes from, what is copied, what the
 /// counters say, the last changes.
-fn route_summary(route: &Value) -> String {
-    let text = |v: &Value| v.as_str().unwrap_or("-").to_owned();
-    let phase = match route["percent"].as_u64() {
-        Some(percent) => format!("canary {percent}%"),
-        None => text(&route["phase"]),
-    };
+fn route_summary(route: &RouteView) -> String {
     let mut out = format!(
-        "{}  {}\n  phase      {phase} (from {}{})\n",
-        text(&route["name"]),
-        text(&route["path"]),
-        text(&route["source"]),
-        if route["held"] == true {
+        "{}  {}\n  phase      {} (from {}{})\n",
+        route.name,
+        route.path,
+        route.phase_text(),
+        route.source.name(),
+        if route.held {
             ", held by the rollback guard"
         } else {
             ""
@@ -532,133 +576,126 @@ fn route_summary(route: &Value) -> String {
     let _ = writeln!(
         out,
         "  layers     file {}, unleash {}, override {}",
-        text(&route["file_phase"]),
-        route["unleash_phase"].as_str().unwrap_or("none"),
-        match &route["override"] {
-            Value::Null => "none".to_owned(),
-            o => format!(
-                "{} by {} at {} ({})",
-                text(&o["phase"]),
-                text(&o["by"]),
-                text(&o["at"]),
-                text(&o["reason"])
-            ),
+        route.file_phase,
+        route.unleash_phase.as_deref().unwrap_or("none"),
+        match &route.override_ {
+            None => "none".to_owned(),
+            Some(o) => format!("{} by {} at {} ({})", o.phase, o.by, o.at, o.reason),
         }
     );
-    let _ = writeln!(out, "  copies     {}", text(&route["copies"]));
-    if route["legacy_twin"] == false {
+    let _ = writeln!(out, "  copies     {}", route.copies);
+    if !route.legacy_twin {
         out.push_str("  rollback   none: the legacy has no such function (legacy: none)\n");
     }
-    let c = &route["counters"];
-    let n = |key: &str| c[key].as_u64().unwrap_or(0);
+    let c = &route.counters;
     let _ = writeln!(
         out,
         "  served     legacy {}, new {} ({} fallbacks to legacy)",
-        n("served_legacy"),
-        n("served_new"),
-        n("fallbacks")
+        c.served_legacy, c.served_new, c.fallbacks
     );
     let _ = writeln!(
         out,
         "  copies     sent {}, compared {} (equal {}, noise {}, regressions {}), lost {}",
-        n("shadows_sent"),
-        n("pairs_equal") + n("pairs_different"),
-        n("pairs_equal"),
-        n("pairs_noise"),
-        n("pairs_regression"),
-        route["shadows_lost"].as_u64().unwrap_or(0)
+        c.shadows_sent,
+        c.pairs_equal + c.pairs_different,
+        c.pairs_equal,
+        c.pairs_noise,
+        c.pairs_regression,
+        route.shadows_lost
     );
-    if n("pairs_provider_skipped") > 0 {
+    if c.pairs_provider_skipped > 0 {
         let _ = writeln!(
             out,
             "  not compared (provider skipped in the new side's dry run): {}",
-            n("pairs_provider_skipped")
+            c.pairs_provider_skipped
         );
     }
-    let since = &route["since_phase_change"];
+    let since = &route.since_phase_change;
     let _ = writeln!(
         out,
         "  since the last phase change: {} new-side requests, {} errors, {} compared pairs, {} regressions",
-        since["new_requests"], since["new_errors"], since["compared"], since["regressions"]
+        since.new_requests, since.new_errors, since.compared, since.regressions
     );
-    match route["audit"].as_array() {
+    match &route.audit {
         Some(audit) if !audit.is_empty() => {
             out.push_str("  history (latest first):\n");
             for e in audit.iter().take(10) {
                 let _ = writeln!(
                     out,
                     "    {}  {:<15} {} -> {}  by {}: {}",
-                    text(&e["at"]),
-                    text(&e["action"]),
-                    text(&e["from"]),
-                    text(&e["to"]),
-                    text(&e["who"]),
-                    text(&e["reason"])
+                    e.at,
+                    e.action.name(),
+                    e.from,
+                    e.to,
+                    e.who,
+                    e.reason
                 );
             }
         }
         Some(_) => out.push_str("  history    no changes recorded\n"),
         None => {
-            let _ = writeln!(out, "  history    {}", text(&route["audit_hidden"]));
+            let why = route
+                .audit_hidden
+                .as_deref()
+                .or(route.audit_unavailable.as_deref())
+                .unwrap_or("-");
+            let _ = writeln!(out, "  history    {why}");
         }
     }
     out
 }
 
-fn pretty(value: &Value) -> String {
+fn pretty<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
-fn routes_table(value: &Value) -> String {
+fn routes_table(answer: &RoutesAnswer) -> String {
     let mut out = format!(
         "{:<26} {:<15} {:<9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}\n",
         "ROUTE", "PHASE", "SOURCE", "LEGACY", "NEW", "SHADOWS", "DROPPED", "EQUAL", "DIFFER"
     );
-    for route in value["routes"].as_array().into_iter().flatten() {
-        let phase = match (route["blocked"].as_bool(), route["percent"].as_u64()) {
-            (Some(true), _) => "blocked".to_owned(),
-            (_, Some(percent)) => format!("canary {percent}%"),
-            _ => route["phase"].as_str().unwrap_or("?").to_owned(),
+    for route in &answer.routes {
+        let phase = if route.blocked {
+            "blocked".to_owned()
+        } else {
+            route.phase_text()
         };
         // Held by the rollback guard until an operator moves the route.
-        let phase = if route["held"] == true {
+        let phase = if route.held {
             format!("{phase} held")
         } else {
             phase
         };
-        let c = &route["counters"];
-        let n = |key: &str| c[key].as_u64().unwrap_or(0);
+        let c = &route.counters;
         // Every copy that was not compared, whatever stopped it.
-        let dropped = route["shadows_lost"].as_u64().unwrap_or(0);
         let _ = writeln!(
             out,
             "{:<26} {:<15} {:<9} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
-            route["name"].as_str().unwrap_or("?"),
+            route.name,
             phase,
-            route["source"].as_str().unwrap_or("?"),
-            n("served_legacy"),
-            n("served_new"),
-            n("shadows_sent"),
-            dropped,
-            n("pairs_equal"),
-            n("pairs_different"),
+            route.source.name(),
+            c.served_legacy,
+            c.served_new,
+            c.shadows_sent,
+            route.shadows_lost,
+            c.pairs_equal,
+            c.pairs_different,
         );
     }
-    let overrides = override_lines(value);
+    let overrides = override_lines(answer);
     if !overrides.is_empty() {
         out.push_str("\nOverrides in force (kept across restarts; `routes reset --all --reason …` drops them):\n");
         for line in overrides {
             let _ = writeln!(out, "{line}");
         }
     }
-    if let Some(error) = value["reload_error"].as_str() {
+    if let Some(error) = &answer.reload_error {
         let _ = writeln!(out, "\nroutes file on disk was rejected: {error}");
     }
     out
 }
 
-fn changes(value: &Value) -> String {
-    let entries = value["changed"].as_array().cloned().unwrap_or_default();
+fn changes(entries: &[AuditEntry]) -> String {
     if entries.is_empty() {
         return "nothing to change".into();
     }
@@ -667,11 +704,7 @@ fn changes(value: &Value) -> String {
         .map(|e| {
             format!(
                 "{}: {} -> {} ({} by {})",
-                e["route"].as_str().unwrap_or("?"),
-                e["from"].as_str().unwrap_or("?"),
-                e["to"].as_str().unwrap_or("?"),
-                e["action"].as_str().unwrap_or("?"),
-                e["who"].as_str().unwrap_or("?"),
+                e.route, e.from, e.to, e.action, e.who
             )
         })
         .collect::<Vec<_>>()
@@ -679,59 +712,55 @@ fn changes(value: &Value) -> String {
 }
 
 /// The promotion gate's evidence, one check per line.
-fn gate_report(value: &Value) -> String {
-    let gate = &value["gate"];
-    let mut out = format!(
-        "{}: {} -> {}\n",
-        value["route"].as_str().unwrap_or("?"),
-        value["from"].as_str().unwrap_or("?"),
-        value["to"].as_str().unwrap_or("?"),
-    );
-    if gate["required"] == false {
+fn gate_report(
+    route: &str,
+    from: &impl std::fmt::Display,
+    to: &impl std::fmt::Display,
+    gate: &GateReport,
+) -> String {
+    let mut out = format!("{route}: {from} -> {to}\n");
+    if !gate.required {
         out.push_str("gate: not needed for this step (no user is served by the new side)\n");
         return out;
     }
+    let since = gate.since.map_or_else(
+        || "start".to_owned(),
+        |at| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    );
     let _ = writeln!(
         out,
-        "gate {} (evidence since {}, window {} s, pairs from {})",
-        if gate["holds"] == true {
-            "holds"
-        } else {
-            "does NOT hold"
-        },
-        gate["since"].as_str().unwrap_or("start"),
-        gate["window_secs"],
-        gate["pairs_from"].as_str().unwrap_or("?"),
+        "gate {} (evidence since {since}, window {} s, pairs from {})",
+        if gate.holds { "holds" } else { "does NOT hold" },
+        gate.window_secs,
+        gate.pairs_from,
     );
-    if let Some(counted) = gate["counted"].as_str() {
-        let _ = writeln!(out, "counted: {counted}");
-    }
-    for check in gate["checks"].as_array().into_iter().flatten() {
+    let _ = writeln!(out, "counted: {}", gate.counted);
+    for check in &gate.checks {
         let _ = writeln!(
             out,
             "  [{}] {:<20} {} (required {})",
-            if check["ok"] == true { "ok" } else { "FAIL" },
-            check["name"].as_str().unwrap_or("?"),
-            check["observed"].as_str().unwrap_or("?"),
-            check["required"].as_str().unwrap_or("?"),
+            if check.ok { "ok" } else { "FAIL" },
+            check.name,
+            check.observed,
+            check.required,
         );
     }
     out
 }
 
-fn audit_table(value: &Value) -> String {
+fn audit_table(entries: &[AuditEntry]) -> String {
     let mut out = String::new();
-    for e in value["audit"].as_array().into_iter().flatten() {
+    for e in entries {
         let _ = writeln!(
             out,
             "{}  {:<24} {:<9} {} -> {}  by {}: {}",
-            e["at"].as_str().unwrap_or(""),
-            e["route"].as_str().unwrap_or(""),
-            e["action"].as_str().unwrap_or(""),
-            e["from"].as_str().unwrap_or(""),
-            e["to"].as_str().unwrap_or(""),
-            e["who"].as_str().unwrap_or(""),
-            e["reason"].as_str().unwrap_or(""),
+            e.at,
+            e.route,
+            e.action.name(),
+            e.from,
+            e.to,
+            e.who,
+            e.reason,
         );
     }
     if out.is_empty() {

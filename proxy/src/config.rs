@@ -318,14 +318,32 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// How the console behaves, from the `console` section of the configuration.
+#[derive(Debug, Clone)]
+pub struct ConsoleSettings {
+    /// Session cookies carry `Secure`.
+    pub secure_cookies: bool,
+    /// The longest a page waits for the diff store.
+    pub store_timeout: Duration,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            secure_cookies: false,
+            store_timeout: Duration::from_millis(300),
+        }
+    }
+}
+
 impl ConsoleConfig {
     /// The settings the console runs with.
-    pub fn settings(&self) -> crate::console::ConsoleSettings {
+    pub fn settings(&self) -> ConsoleSettings {
         let https = self
             .public_url
             .as_deref()
             .is_some_and(|url| url.starts_with("https://"));
-        crate::console::ConsoleSettings {
+        ConsoleSettings {
             secure_cookies: self.secure_cookies.unwrap_or(https),
             store_timeout: Duration::from_millis(self.store_timeout_ms),
         }

@@ -27,8 +27,8 @@ use arc_swap::ArcSwap;
 use studyflow_flags::fleet::RedisStore;
 use studyflow_flags::unleash::{UnleashAdmin, UnleashSettings, UnleashSource, Written};
 use studyflow_flags::{
-    AuditEntry, Change, FileSource, FlagSource, Layer, Override, OverrideStore, Phase, Resolved,
-    RoutesFile, Snapshot, StateStore, now_rfc3339, override_layer, resolve,
+    AuditAction, AuditEntry, Change, FileSource, FlagSource, Layer, Override, OverrideStore, Phase,
+    Resolved, RoutesFile, Snapshot, StateStore, now_rfc3339, override_layer, resolve,
 };
 
 use crate::health::{Serving, SourcesHealth};
@@ -277,7 +277,7 @@ impl Control {
         phase: Phase,
         who: &str,
         reason: &str,
-        action: &str,
+        action: AuditAction,
     ) -> Result<Vec<AuditEntry>, ControlError> {
         if let Phase::Canary(percent) = phase
             && percent > 100
@@ -312,23 +312,31 @@ impl Control {
         reason: &str,
     ) -> Result<Vec<AuditEntry>, ControlError> {
         let entries = self
-            .change(who, reason, "rollback", false, |table| match route {
-                Some(name) => {
-                    let found = table
-                        .find(name)
-                        .ok_or_else(|| ControlError::UnknownRoute(name.into()))?;
-                    if !found.spec.legacy_twin {
-                        return Err(ControlError::NoLegacyTwin(name.into()));
+            .change(
+                who,
+                reason,
+                AuditAction::Rollback,
+                false,
+                |table| match route {
+                    Some(name) => {
+                        let found = table
+                            .find(name)
+                            .ok_or_else(|| ControlError::UnknownRoute(name.into()))?;
+                        if !found.spec.legacy_twin {
+                            return Err(ControlError::NoLegacyTwin(name.into()));
+                        }
+                        Ok(vec![(name.to_owned(), Some(Phase::Legacy))])
                     }
-                    Ok(vec![(name.to_owned(), Some(Phase::Legacy))])
-                }
-                None => Ok(table
-                    .routes()
-                    .iter()
-                    .filter(|r| !r.spec.blocked && r.spec.legacy_twin && r.phase != Phase::Legacy)
-                    .map(|r| (r.spec.name.clone(), Some(Phase::Legacy)))
-                    .collect()),
-            })
+                    None => Ok(table
+                        .routes()
+                        .iter()
+                        .filter(|r| {
+                            !r.spec.blocked && r.spec.legacy_twin && r.phase != Phase::Legacy
+                        })
+                        .map(|r| (r.spec.name.clone(), Some(Phase::Legacy)))
+                        .collect()),
+                },
+            )
             .await?;
         self.write_back(
             entries
@@ -354,13 +362,19 @@ impl Control {
             return Ok(None);
         }
         let entries = self
-            .change(GUARD_OPERATOR, reason, "auto_rollback", true, |table| {
-                Ok(table
-                    .find(route)
-                    .filter(|r| r.phase.serves_new() && !r.held && r.spec.legacy_twin)
-                    .map(|_| vec![(route.to_owned(), Some(to))])
-                    .unwrap_or_default())
-            })
+            .change(
+                GUARD_OPERATOR,
+                reason,
+                AuditAction::AutoRollback,
+                true,
+                |table| {
+                    Ok(table
+                        .find(route)
+                        .filter(|r| r.phase.serves_new() && !r.held && r.spec.legacy_twin)
+                        .map(|_| vec![(route.to_owned(), Some(to))])
+                        .unwrap_or_default())
+                },
+            )
             .await?;
         let Some(entry) = entries.into_iter().next() else {
             return Ok(None);
@@ -379,7 +393,7 @@ impl Control {
         who: &str,
         reason: &str,
     ) -> Result<Vec<AuditEntry>, ControlError> {
-        self.change(who, reason, "reset", false, |table| {
+        self.change(who, reason, AuditAction::Reset, false, |table| {
             table
                 .find(route)
                 .ok_or_else(|| ControlError::UnknownRoute(route.into()))?;
@@ -429,7 +443,7 @@ impl Control {
         &self,
         who: &str,
         reason: &str,
-        action: &str,
+        action: AuditAction,
         held: bool,
         plan: impl FnOnce(&RouteTable) -> Result<Vec<(String, Option<Phase>)>, ControlError>,
     ) -> Result<Vec<AuditEntry>, ControlError> {
@@ -478,7 +492,7 @@ impl Control {
                 at: at.clone(),
                 who: who.to_owned(),
                 route: route.clone(),
-                action: action.to_owned(),
+                action,
                 from,
                 to: to.to_string(),
                 reason: reason.to_owned(),

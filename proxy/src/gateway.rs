@@ -26,11 +26,10 @@ use crate::control::Control;
 use crate::identity::{Clients, request_identity};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, Route, RouteTable};
-use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower};
+use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower, sampled};
 use crate::stats::NewOutcome;
 
-/// Header carrying the request id through the gateway, both upstreams and the logs.
-pub const REQUEST_ID: &str = "x-request-id";
+pub use crate::shadow::REQUEST_ID;
 /// Response header telling which side answered (`legacy` or `new`).
 pub const SERVED_BY: &str = "x-studyflow-served-by";
 /// Response header naming the matched route.
@@ -189,11 +188,6 @@ fn new_request_id() -> String {
     uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes())
         .into_uuid()
         .to_string()
-}
-
-/// True for `percent` % of calls, at random.
-pub(crate) fn sampled(percent: u8) -> bool {
-    percent >= 100 || fastrand::u8(0..100) < percent
 }
 
 #[async_trait]

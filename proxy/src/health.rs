@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use studyflow_flags::now_rfc3339;
 
 /// Where a source's layer in force comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Serving {
     /// The source answered its last fetch.
@@ -23,7 +23,7 @@ pub enum Serving {
 }
 
 /// One source's health.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceHealth {
     /// `false` for a source that is not configured (Unleash without `unleash.url`).
     pub configured: bool,

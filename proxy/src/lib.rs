@@ -11,7 +11,8 @@
 //! who is asking for the canary bucket, [`shadow`] copies requests to the other side and
 //! captures both answers, [`comparison`] classifies each pair and feeds the diff store,
 //! [`upstream`] knows where each side lives. [`control`] owns the
-//! route table in force and its changes, which the [`admin`] API exposes; [`sources`]
+//! route table in force and its changes; [`operations`] is the control plane every
+//! surface changes it through (the [`admin`] API and console, the [`cli`]); [`sources`]
 //! keeps the flag sources (routes file, Unleash, the fleet's Redis) fresh, [`health`]
 //! reports on them, [`guard`] rolls a misbehaving route back on its own, and
 //! [`promotion`] decides whether a route may move forward.
@@ -20,7 +21,6 @@ pub mod admin;
 pub mod cli;
 pub mod comparison;
 pub mod config;
-pub mod console;
 pub mod control;
 pub mod error;
 pub mod gateway;
@@ -29,13 +29,13 @@ pub mod health;
 pub mod history;
 pub mod identity;
 pub mod metrics;
+pub mod operations;
 pub mod promotion;
 pub mod routing;
 pub mod server;
 pub mod shadow;
 pub mod sources;
 pub mod stats;
-pub mod ui;
 pub mod upstream;
 
 pub use error::{Error, Result};

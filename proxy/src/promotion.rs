@@ -1,8 +1,8 @@
 //! Diff-gated promotion: a route moves forward (a later phase, or a higher canary
 //! percentage) only when its evidence says it is ready, or when an operator forces it
-//! and the audit log says so. [`change_phase`] is the one way every surface (admin API
-//! `set` and `promote`, the console's form, the CLI through the API) changes a phase:
-//! moving back is never gated, moving forward always is.
+//! and the audit log says so. [`Operations`](crate::operations::Operations) is the one
+//! way every surface (admin API `set` and `promote`, the console's form, the CLI through
+//! the API) changes a phase: moving back is never gated, moving forward always is.
 //!
 //! The evidence counts from the exact instant of the route's last phase change, within
 //! `promotion.window_secs`: compared answer pairs and regressions come from the diff
@@ -27,14 +27,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use studyflow_flags::Phase;
-
-use studyflow_flags::{AuditEntry, Side};
+use studyflow_flags::{Phase, Side};
 
 use crate::config::PromotionConfig;
-use crate::control::{Control, ControlError};
 use crate::routing::Route;
 use crate::stats::Evidence;
 
@@ -72,23 +69,42 @@ pub fn next_phase(current: Phase, percent: Option<u8>, steps: &[u8]) -> Result<P
 }
 
 /// One condition of the gate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: String,
     pub required: String,
     pub observed: String,
     pub ok: bool,
 }
 
+/// Where a gate counted compared pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairsFrom {
+    /// The fleet's diff store.
+    DiffStore,
+    /// This instance's counters (no store, or a store that did not answer).
+    Counters,
+}
+
+impl std::fmt::Display for PairsFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PairsFrom::DiffStore => "diff_store",
+            PairsFrom::Counters => "counters",
+        })
+    }
+}
+
 /// The gate's verdict with the evidence behind it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateReport {
     pub holds: bool,
     /// Whether this move needed the gate at all (legacy → shadow does not).
     pub required: bool,
     pub evidence: Evidence,
-    /// Where compared pairs were counted: `diff_store` or `counters`.
-    pub pairs_from: &'static str,
+    /// Where compared pairs were counted.
+    pub pairs_from: PairsFrom,
     /// Which pairs were counted, in words.
     pub counted: String,
     /// A diff store is configured but did not answer in time (or failed).
@@ -103,13 +119,13 @@ pub struct GateReport {
 pub fn judge(evidence: &Evidence, config: &PromotionConfig) -> Vec<Check> {
     vec![
         Check {
-            name: "compared pairs",
+            name: "compared pairs".into(),
             required: format!("at least {}", config.min_pairs),
             observed: evidence.compared.to_string(),
             ok: evidence.compared >= config.min_pairs,
         },
         Check {
-            name: "mismatch rate",
+            name: "mismatch rate".into(),
             required: format!("at most {:.2}%", config.max_mismatch_rate * 100.0),
             observed: format!(
                 "{:.2}% ({} regressions)",
@@ -119,7 +135,7 @@ pub fn judge(evidence: &Evidence, config: &PromotionConfig) -> Vec<Check> {
             ok: evidence.mismatch_rate() <= config.max_mismatch_rate,
         },
         Check {
-            name: "new-side error rate",
+            name: "new-side error rate".into(),
             required: format!("at most {:.2}%", config.max_error_rate * 100.0),
             observed: format!(
                 "{:.2}% ({} of {} requests)",
@@ -158,7 +174,7 @@ pub async fn gate(
     // count too.
     let with_canary = route.phase == Phase::Primary && !route.spec.copies("POST", Side::Legacy);
     let mut evidence = route.stats.since_phase_change();
-    let mut pairs_from = "counters";
+    let mut pairs_from = PairsFrom::Counters;
     let mut diff_store_unavailable = false;
     if let Some(pool) = diffs {
         let query = sqlx::query_as::<_, (i64, i64)>(
@@ -177,7 +193,7 @@ pub async fn gate(
             Ok(Ok((compared, regressions))) => {
                 evidence.compared = u64::try_from(compared).unwrap_or(0);
                 evidence.regressions = u64::try_from(regressions).unwrap_or(0);
-                pairs_from = "diff_store";
+                pairs_from = PairsFrom::DiffStore;
             }
             Ok(Err(error)) => {
                 diff_store_unavailable = true;
@@ -192,7 +208,7 @@ pub async fn gate(
     let required = to.serves_new();
     let checks = judge(&evidence, config);
     let counted = match (with_canary, pairs_from) {
-        (true, "diff_store") => format!(
+        (true, PairsFrom::DiffStore) => format!(
             "pairs served in {} since the change, plus pairs served in canary within the window ({}; writes in primary get no copies)",
             route.phase,
             route.spec.copies_in(Phase::Primary)
@@ -210,111 +226,6 @@ pub async fn gate(
         window_secs: config.window_secs,
         checks,
     }
-}
-
-/// A phase change as an operator asks for it, from any surface.
-#[derive(Debug)]
-pub struct PhaseRequest<'a> {
-    pub route: &'a str,
-    pub to: Phase,
-    pub who: &'a str,
-    pub reason: &'a str,
-    /// Move forward even though the gate does not hold (audited as `promote_forced`).
-    pub force: bool,
-}
-
-/// A phase change that was made.
-#[derive(Debug, Serialize)]
-pub struct PhaseChanged {
-    pub from: Phase,
-    pub to: Phase,
-    /// The gate's verdict, for a move forward.
-    pub gate: Option<GateReport>,
-    /// `set` (back, or no move), `promote` (the gate held) or `promote_forced`.
-    pub action: &'static str,
-    pub changed: Vec<AuditEntry>,
-}
-
-/// Why a phase change was not made.
-#[derive(Debug)]
-pub enum PhaseRefused {
-    /// A move forward whose gate does not hold, without `force`.
-    Gate {
-        from: Phase,
-        to: Phase,
-        report: Box<GateReport>,
-    },
-    Control(ControlError),
-}
-
-impl From<ControlError> for PhaseRefused {
-    fn from(error: ControlError) -> Self {
-        Self::Control(error)
-    }
-}
-
-/// Moves `request.route` to `request.to`: at once when the move is back (or nowhere),
-/// through the gate when it is forward. The one path for every phase change operators
-/// make.
-pub async fn change_phase(
-    control: &Control,
-    diffs: Option<&PgPool>,
-    config: &PromotionConfig,
-    wait: Duration,
-    request: PhaseRequest<'_>,
-) -> Result<PhaseChanged, PhaseRefused> {
-    if request.reason.trim().is_empty() {
-        return Err(ControlError::MissingReason.into());
-    }
-    let table = control.table();
-    let route = table
-        .find(request.route)
-        .ok_or_else(|| ControlError::UnknownRoute(request.route.into()))?;
-    let from = route.phase;
-    let reason = request.reason.trim();
-    if from.is_toward_legacy(request.to) {
-        let changed = control
-            .set_phase(request.route, request.to, request.who, reason, "set")
-            .await?;
-        return Ok(PhaseChanged {
-            from,
-            to: request.to,
-            gate: None,
-            action: "set",
-            changed,
-        });
-    }
-    let report = gate(route, request.to, diffs, config, wait).await;
-    let (action, reason) = match (report.holds, request.force) {
-        (true, _) => ("promote", reason.to_owned()),
-        (false, true) => {
-            let failed: Vec<String> = report
-                .checks
-                .iter()
-                .filter(|c| !c.ok)
-                .map(|c| format!("{} {} (required {})", c.name, c.observed, c.required))
-                .collect();
-            let reason = format!("{reason} [forced past the gate: {}]", failed.join("; "));
-            ("promote_forced", reason)
-        }
-        (false, false) => {
-            return Err(PhaseRefused::Gate {
-                from,
-                to: request.to,
-                report: Box::new(report),
-            });
-        }
-    };
-    let changed = control
-        .set_phase(request.route, request.to, request.who, &reason, action)
-        .await?;
-    Ok(PhaseChanged {
-        from,
-        to: request.to,
-        gate: Some(report),
-        action,
-        changed,
-    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,14 @@ use crate::metrics::Metrics;
 use crate::stats::{NewOutcome, RouteStats, ShadowDrop};
 use crate::upstream::Upstream;
 
+/// Header carrying the request id through the gateway, both upstreams and the logs.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// True for `percent` % of calls, at random.
+pub(crate) fn sampled(percent: u8) -> bool {
+    percent >= 100 || fastrand::u8(0..100) < percent
+}
+
 /// Marks a shadow copy. To the new side its value is the secret shared with the new
 /// backend, which runs such a request as a dry run; to the legacy side it is
 /// [`LEGACY_COPY_MARK`]. Clients' values are removed.
@@ -440,9 +448,8 @@ impl Shadower {
                 .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str())),
         );
         let rules = Arc::clone(&route.spec.rules);
-        let probe = (rules.may_probe(request.method.as_str())
-            && crate::gateway::sampled(rules.probe_percent))
-        .then(|| Arc::clone(route.upstream(served_by)));
+        let probe = (rules.may_probe(request.method.as_str()) && sampled(rules.probe_percent))
+            .then(|| Arc::clone(route.upstream(served_by)));
         Some(ShadowPlan {
             route: route.spec.name.clone(),
             stats: Arc::clone(&route.stats),
@@ -741,7 +748,7 @@ async fn send_copy(
         .client
         .request(method, url)
         .timeout(job.timeout)
-        .header(crate::gateway::REQUEST_ID, &job.request_id);
+        .header(REQUEST_ID, &job.request_id);
     // Only the new backend knows the secret; the legacy is only told it gets a copy.
     request = match upstream.side {
         Side::New => {
@@ -753,7 +760,7 @@ async fn send_copy(
         Side::Legacy => request.header(SHADOW_HEADER, LEGACY_COPY_MARK),
     };
     for (name, value) in &job.request.headers {
-        if !name.eq_ignore_ascii_case(crate::gateway::REQUEST_ID) {
+        if !name.eq_ignore_ascii_case(REQUEST_ID) {
             request = request.header(name, value);
         }
     }

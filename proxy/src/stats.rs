@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use studyflow_flags::Side;
 
 /// Why a shadow copy was not sent or did not produce a comparable answer.
@@ -172,7 +172,7 @@ impl Counts {
 }
 
 /// What the guard and the gate judge a route by.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Evidence {
     /// Requests the new side served.
     pub new_requests: u64,
@@ -361,7 +361,7 @@ impl StatsSnapshot {
 }
 
 /// A point-in-time copy of [`RouteStats`], as the admin API shows it.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatsSnapshot {
     pub served_legacy: u64,
     pub served_new: u64,

@@ -144,10 +144,12 @@ Press Ctrl-C to stop everything this command started.
 /// Lists the operator overrides in force: they outlive restarts, so a second `make run`
 /// may not start where the routes file says.
 async fn print_overrides(stack: &Stack) {
-    let routes: serde_json::Value = match reqwest::get(format!("{}/routes", stack.admin_url)).await
-    {
-        Ok(response) => response.json().await.unwrap_or_default(),
-        Err(_) => return,
+    let answer = reqwest::get(format!("{}/routes", stack.admin_url)).await;
+    let Ok(Ok(routes)) = answer.map(|r| r.json::<studyflow_gateway::operations::api::RoutesAnswer>()) else {
+        return;
+    };
+    let Ok(routes) = routes.await else {
+        return;
     };
     let overrides = studyflow_gateway::cli::override_lines(&routes);
     if overrides.is_empty() {

@@ -15,130 +15,28 @@
 //! for at most `console.store_timeout_ms` per page, every route's promotion gate checked
 //! in parallel, so the rollback buttons stay at hand when the store is down.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use maud::{Markup, html};
+use maud::Markup;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use studyflow_flags::Phase;
 
-/// Name of the session cookie.
-pub const COOKIE: &str = "sf_session";
-/// How long a session lasts without sign-in.
-const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
-
-/// The console's Content-Security-Policy: its own stylesheet, no script, no framing,
-/// forms posting to itself only.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
-/// How the console behaves, from the `console` section of the configuration.
-#[derive(Debug, Clone)]
-pub struct ConsoleSettings {
-    /// Session cookies carry `Secure`.
-    pub secure_cookies: bool,
-    /// The longest a page waits for the diff store.
-    pub store_timeout: Duration,
-}
-
-impl Default for ConsoleSettings {
-    fn default() -> Self {
-        Self {
-            secure_cookies: false,
-            store_timeout: Duration::from_millis(300),
-        }
-    }
-}
-
-/// One signed-in operator.
-#[derive(Debug, Clone)]
-struct Session {
-    who: String,
-    csrf: String,
-    expires: Instant,
-}
-
-/// Open sessions, in memory (signing in again after a restart is acceptable).
-#[derive(Debug, Default)]
-pub struct Sessions {
-    open: Mutex<HashMap<String, Session>>,
-}
-
-fn secret_token() -> String {
-    // Two v4 UUIDs: 244 random bits from the operating system's generator.
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Opens a session for `who`; returns its id.
-    pub fn open(&self, who: &str) -> String {
-        let id = secret_token();
-        let mut open = self.lock();
-        open.retain(|_, s| s.expires > Instant::now());
-        open.insert(
-            id.clone(),
-            Session {
-                who: who.to_owned(),
-                csrf: secret_token(),
-                expires: Instant::now() + SESSION_TTL,
-            },
-        );
-        id
-    }
-
-    fn get(&self, id: &str) -> Option<Session> {
-        self.lock()
-            .get(id)
-            .filter(|s| s.expires > Instant::now())
-            .cloned()
-    }
-
-    pub fn close(&self, id: &str) {
-        self.lock().remove(id);
-    }
-}
-
-/// Who is looking at a page.
-#[derive(Debug, Clone)]
-pub struct Viewer {
-    pub who: String,
-    /// The CSRF token forms must carry; `None` for bearer-token callers (no cookie, so
-    /// no cross-site request can ride on their credentials).
-    pub csrf: Option<String>,
-    session: Option<String>,
-}
-
-impl Viewer {
-    /// Checks a form's CSRF token (in constant time).
-    pub fn check(&self, given: &str) -> Result<(), CsrfRefused> {
-        match &self.csrf {
-            None => Ok(()),
-            Some(expected) if crate::admin::same_secret(expected, given) => Ok(()),
-            Some(_) => Err(CsrfRefused),
-        }
-    }
-}
-
-/// A change whose form did not carry the session's CSRF token.
-#[derive(Debug)]
-pub struct CsrfRefused;
+use super::AdminState;
+use super::auth::operator;
+use super::error::AdminError;
+use super::reports::{self, ReportInput, ReportQuery, route_name};
+use super::session::{
+    CONTENT_SECURITY_POLICY, COOKIE, ConsoleAuth, CsrfForm, CsrfRefused, LoginForm, LoginQuery,
+    PhaseForm, RollbackForm, Viewer, cookie_value, login, logout, urlencode,
+};
+use super::views::{self, DiffSection, GateView, RouteRow};
+use crate::control::ControlError;
+use crate::operations::{PhaseRefused, PhaseRequest};
 
 impl IntoResponse for CsrfRefused {
     fn into_response(self) -> Response {
@@ -171,15 +69,15 @@ impl ErrorPage {
     }
 }
 
-impl From<crate::admin::AdminError> for ErrorPage {
-    fn from(error: crate::admin::AdminError) -> Self {
+impl From<AdminError> for ErrorPage {
+    fn from(error: AdminError) -> Self {
         Self::new(error.0, error.1)
     }
 }
 
-impl From<crate::control::ControlError> for ErrorPage {
-    fn from(error: crate::control::ControlError) -> Self {
-        let crate::admin::AdminError(status, message) = error.into();
+impl From<ControlError> for ErrorPage {
+    fn from(error: ControlError) -> Self {
+        let AdminError(status, message) = error.into();
         if status.is_server_error() {
             // The detail is in the log (the admin API logs it too); the page says what to do.
             tracing::warn!(%message, "console change failed");
@@ -194,11 +92,7 @@ impl From<crate::control::ControlError> for ErrorPage {
 
 impl IntoResponse for ErrorPage {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            crate::ui::error_page(self.status, &self.message),
-        )
-            .into_response()
+        (self.status, views::error_page(self.status, &self.message)).into_response()
     }
 }
 
@@ -241,26 +135,8 @@ where
     }
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// What the console needs from the admin state to authenticate.
-pub trait ConsoleAuth {
-    fn sessions(&self) -> &Sessions;
-    /// Whether `token` is the admin token.
-    fn token_matches(&self, token: &str) -> bool;
-    /// Whether session cookies carry `Secure`.
-    fn secure_cookies(&self) -> bool;
-}
-
+/// Who is asking: a signed-in operator (session cookie), or a script with the admin
+/// token (`Authorization: Bearer`, operator in `x-operator`).
 impl<S: ConsoleAuth + Send + Sync> FromRequestParts<S> for Viewer {
     type Rejection = Response;
 
@@ -280,16 +156,8 @@ impl<S: ConsoleAuth + Send + Sync> FromRequestParts<S> for Viewer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if bearer.is_some_and(|t| state.token_matches(t)) {
-            let who = parts
-                .headers
-                .get("x-operator")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|w| !w.is_empty() && w.len() <= 100)
-                .unwrap_or("admin")
-                .to_owned();
             return Ok(Viewer {
-                who,
+                who: operator(&parts.headers),
                 csrf: None,
                 session: None,
             });
@@ -303,213 +171,6 @@ impl<S: ConsoleAuth + Send + Sync> FromRequestParts<S> for Viewer {
         Err(ErrorPage::new(StatusCode::UNAUTHORIZED, "Sign in first.").into_response())
     }
 }
-
-fn urlencode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// A path inside the console, so `next` cannot send anyone elsewhere.
-fn safe_next(next: Option<&str>) -> &str {
-    match next {
-        Some(n) if n.starts_with("/ui") && !n.starts_with("//") && !n.contains('\\') => n,
-        _ => "/ui",
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginQuery {
-    next: Option<String>,
-    error: Option<String>,
-}
-
-/// The sign-in page.
-pub fn login_page(query: &LoginQuery) -> Markup {
-    crate::ui::page(
-        "Sign in",
-        html! {
-            @if query.error.is_some() { p.regression role="alert" { "That token is not the admin token." } }
-            form method="post" action="/ui/login" {
-                input type="hidden" name="next" value=(safe_next(query.next.as_deref()));
-                p { label for="name" { "Your name (recorded in the audit log)" } br; input id="name" name="name" required autocomplete="username"; }
-                p { label for="token" { "Admin token" } br; input id="token" name="token" type="password" required autocomplete="current-password"; }
-                p { button type="submit" { "Sign in" } }
-            }
-        },
-    )
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    name: String,
-    token: String,
-    next: Option<String>,
-}
-
-/// The `Set-Cookie` value of a session (`id`), or of its removal (`None`).
-fn session_cookie(id: Option<&str>, secure: bool) -> String {
-    let (value, max_age) = match id {
-        Some(id) => (id, SESSION_TTL.as_secs()),
-        None => ("", 0),
-    };
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}")
-}
-
-/// Handles the sign-in form: a session cookie on success.
-pub fn login<S: ConsoleAuth>(state: &S, form: &LoginForm) -> Response {
-    let name = form.name.trim();
-    if name.is_empty() || name.len() > 100 || !state.token_matches(&form.token) {
-        let next = urlencode(safe_next(form.next.as_deref()));
-        return Redirect::to(&format!("/ui/login?error=1&next={next}")).into_response();
-    }
-    let id = state.sessions().open(name);
-    let cookie = session_cookie(Some(&id), state.secure_cookies());
-    let mut response = Redirect::to(safe_next(form.next.as_deref())).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
-
-/// Signs out: closes the session and clears the cookie.
-pub fn logout<S: ConsoleAuth>(state: &S, viewer: &Viewer, form: &CsrfForm) -> Response {
-    if let Err(refused) = viewer.check(&form.csrf) {
-        return refused.into_response();
-    }
-    if let Some(id) = &viewer.session {
-        state.sessions().close(id);
-    }
-    let mut response = Redirect::to("/ui/login").into_response();
-    if let Ok(value) = HeaderValue::from_str(&session_cookie(None, state.secure_cookies())) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-/// A phase change from the console.
-#[derive(Debug, Deserialize)]
-pub struct PhaseForm {
-    pub csrf: String,
-    pub phase: String,
-    #[serde(default)]
-    pub percent: String,
-    pub reason: String,
-    #[serde(default)]
-    pub force: Option<String>,
-}
-
-impl PhaseForm {
-    /// The phase asked for, or a message saying what is wrong.
-    pub fn phase(&self) -> Result<Phase, String> {
-        let percent = match self.percent.trim() {
-            "" => None,
-            text => Some(
-                text.parse::<u8>()
-                    .map_err(|_| format!("percent `{text}` is not a number from 0 to 100"))?,
-            ),
-        };
-        match (self.phase.as_str(), percent) {
-            ("canary", Some(p)) if p <= 100 => Ok(Phase::Canary(p)),
-            ("canary", _) => Err("canary needs a percent from 0 to 100".into()),
-            ("legacy", _) => Ok(Phase::Legacy),
-            ("shadow", _) => Ok(Phase::Shadow),
-            ("primary", _) => Ok(Phase::Primary),
-            ("decommissioned", _) => Ok(Phase::Decommissioned),
-            (other, _) => Err(format!("unknown phase `{other}`")),
-        }
-    }
-
-    pub fn forced(&self) -> bool {
-        self.force.is_some()
-    }
-}
-
-/// A rollback from the console.
-#[derive(Debug, Deserialize)]
-pub struct RollbackForm {
-    pub csrf: String,
-    pub reason: String,
-    /// The global rollback asks for an explicit confirmation.
-    #[serde(default)]
-    pub confirm: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sessions_open_and_close() {
-        let sessions = Sessions::default();
-        let id = sessions.open("ada");
-        assert_eq!(sessions.get(&id).map(|s| s.who), Some("ada".to_owned()));
-        sessions.close(&id);
-        assert!(sessions.get(&id).is_none());
-    }
-
-    #[test]
-    fn csrf_tokens_must_match() {
-        let viewer = Viewer {
-            who: "ada".into(),
-            csrf: Some("abc".into()),
-            session: None,
-        };
-        assert!(viewer.check("abc").is_ok());
-        assert!(viewer.check("abd").is_err());
-        assert!(viewer.check("").is_err());
-        let bearer = Viewer {
-            who: "ops".into(),
-            csrf: None,
-            session: None,
-        };
-        assert!(bearer.check("").is_ok());
-    }
-
-    #[test]
-    fn next_stays_inside_the_console() {
-        assert_eq!(safe_next(Some("/ui/routes/a")), "/ui/routes/a");
-        assert_eq!(safe_next(Some("https://evil.example")), "/ui");
-        assert_eq!(safe_next(Some("//evil.example")), "/ui");
-        assert_eq!(safe_next(Some("/ui\\@evil.example")), "/ui");
-    }
-
-    #[test]
-    fn session_cookies_are_secure_when_configured() {
-        let plain = session_cookie(Some("id"), false);
-        assert!(plain.contains("HttpOnly; SameSite=Strict") && !plain.contains("Secure"));
-        assert!(session_cookie(Some("id"), true).ends_with("; Secure"));
-        assert!(session_cookie(None, true).contains("Max-Age=0; Secure"));
-    }
-
-    #[test]
-    fn phase_forms_are_checked() {
-        let form = |phase: &str, percent: &str| PhaseForm {
-            csrf: String::new(),
-            phase: phase.into(),
-            percent: percent.into(),
-            reason: "r".into(),
-            force: None,
-        };
-        assert_eq!(form("canary", "25").phase(), Ok(Phase::Canary(25)));
-        assert!(form("canary", "").phase().is_err());
-        assert!(form("canary", "120").phase().is_err());
-        assert_eq!(form("primary", "").phase(), Ok(Phase::Primary));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Handlers, served by the admin service.
-
-use axum::extract::{Form, Path, Query, State};
-
-use crate::admin::{AdminState, ReportInput, ReportQuery, count_rollbacks, route_name};
-use crate::promotion::{self, PhaseRefused, PhaseRequest};
-use crate::ui::{self, DiffSection, GateView, RouteRow};
 
 /// The console's pages and forms, each answer with the console's security headers.
 pub(crate) fn router() -> Router<AdminState> {
@@ -551,7 +212,7 @@ async fn security_headers(mut response: Response) -> Response {
 async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        ui::STYLE,
+        views::STYLE,
     )
         .into_response()
 }
@@ -580,7 +241,7 @@ pub struct FlashQuery {
 }
 
 pub(crate) async fn login_get(Checked(Query(query)): Checked<Query<LoginQuery>>) -> Markup {
-    login_page(&query)
+    views::login_page(&query)
 }
 
 pub(crate) async fn login_post(
@@ -600,19 +261,13 @@ pub(crate) async fn logout_post(
 
 /// A route's row, its gate checked within the console's wait for the diff store.
 async fn row(state: &AdminState, route: &crate::routing::Route) -> RouteRow {
-    let next = (!route.spec.blocked && route.spec.legacy_twin)
-        .then(|| promotion::next_phase(route.phase, None, &state.plane.promotion.canary_steps).ok())
-        .flatten();
+    let next = state.ops.next_phase(route);
     // No verdict where there is no step forward.
     let gate = if let Some(next) = next {
-        let report = promotion::gate(
-            route,
-            next,
-            state.diffs.get(),
-            &state.plane.promotion,
-            state.console.store_timeout,
-        )
-        .await;
+        let report = state
+            .ops
+            .gate(route, next, state.console.store_timeout)
+            .await;
         let why = report
             .checks
             .iter()
@@ -656,12 +311,12 @@ pub(crate) async fn routes_page(
     State(state): State<AdminState>,
     Checked(Query(query)): Checked<Query<FlashQuery>>,
 ) -> Markup {
-    let table = state.control.table();
+    let table = state.ops.control().table();
     // In parallel: a diff store that does not answer costs the page one wait, not one
     // per route.
     let rows =
         futures_util::future::join_all(table.routes().iter().map(|route| row(&state, route))).await;
-    ui::routes_page(&viewer, &rows, flash_text(query.done.as_deref()))
+    views::routes_page(&viewer, &rows, flash_text(query.done.as_deref()))
 }
 
 const AUDIT_PER_PAGE: usize = 20;
@@ -682,11 +337,11 @@ pub(crate) async fn route_page(
     Checked(Query(query)): Checked<Query<FlashQuery>>,
 ) -> Result<Markup, ErrorPage> {
     let name = named(&name)?;
-    let table = state.control.table();
+    let table = state.ops.control().table();
     let route = table.find(name).ok_or_else(|| no_route(name))?;
     let wait = state.console.store_timeout;
     let diffs = async {
-        let Some(pool) = state.diffs.get() else {
+        let Some(pool) = state.ops.diffs() else {
             return DiffSection::NotConfigured;
         };
         let Some(since) = chrono::Utc::now().checked_sub_signed(chrono::TimeDelta::hours(24))
@@ -710,7 +365,8 @@ pub(crate) async fn route_page(
     let (row, diffs) = tokio::join!(row(&state, route), diffs);
     let history = state.history.rates(name, 180);
     let audit = state
-        .control
+        .ops
+        .control()
         .audit(Some(name), 1000)
         .await
         .unwrap_or_default();
@@ -729,7 +385,7 @@ pub(crate) async fn route_page(
         .skip((page - 1) * AUDIT_PER_PAGE)
         .take(AUDIT_PER_PAGE)
         .collect();
-    Ok(ui::route_page(
+    Ok(views::route_page(
         &viewer,
         &row,
         &history,
@@ -764,14 +420,7 @@ pub(crate) async fn set_phase(
         reason: &form.reason,
         force: form.forced(),
     };
-    let changed = promotion::change_phase(
-        &state.control,
-        state.diffs.get(),
-        &state.plane.promotion,
-        state.console.store_timeout,
-        request,
-    )
-    .await;
+    let changed = state.ops.set(request, state.console.store_timeout).await;
     match changed {
         Ok(_) => Ok(back("phase")),
         Err(PhaseRefused::Gate { .. }) => Ok(back("gate")),
@@ -792,11 +441,10 @@ pub(crate) async fn rollback_route(
     if form.reason.trim().is_empty() {
         return Ok(Redirect::to("/ui?done=invalid").into_response());
     }
-    let entries = state
-        .control
+    state
+        .ops
         .rollback(Some(name), &viewer.who, form.reason.trim())
         .await?;
-    count_rollbacks(&state, &entries);
     Ok(Redirect::to("/ui?done=rollback").into_response())
 }
 
@@ -814,17 +462,16 @@ pub(crate) async fn rollback_all(
     if form.reason.trim().is_empty() {
         return Ok(Redirect::to("/ui?done=invalid").into_response());
     }
-    let entries = state
-        .control
+    state
+        .ops
         .rollback(None, &viewer.who, form.reason.trim())
         .await?;
-    count_rollbacks(&state, &entries);
     Ok(Redirect::to("/ui?done=rollback-all").into_response())
 }
 
 pub(crate) async fn progress(viewer: Viewer, State(state): State<AdminState>) -> Markup {
-    let table = state.control.table();
-    let per_phase: Vec<(&str, usize)> = ["legacy", "shadow", "canary", "primary", "decommissioned"]
+    let table = state.ops.control().table();
+    let per_phase: Vec<(&str, usize)> = Phase::NAMES
         .iter()
         .map(|p| {
             (
@@ -837,7 +484,7 @@ pub(crate) async fn progress(viewer: Viewer, State(state): State<AdminState>) ->
             )
         })
         .collect();
-    ui::progress_page(&viewer, &per_phase, &state.history.overall_share(180))
+    views::progress_page(&viewer, &per_phase, &state.history.overall_share(180))
 }
 
 pub(crate) async fn diffs_overview(
@@ -846,8 +493,8 @@ pub(crate) async fn diffs_overview(
     Checked(Query(query)): Checked<Query<ReportQuery>>,
 ) -> Result<Markup, ErrorPage> {
     let input = ReportInput::parse(&query).map_err(ErrorPage::bad_input)?;
-    let overview = crate::admin::load_overview(&state, &input, state.console.store_timeout).await?;
-    Ok(ui::overview(&overview, &input.since_text))
+    let overview = reports::load_overview(&state, &input, state.console.store_timeout).await?;
+    Ok(views::overview(&overview, &input.since_text))
 }
 
 pub(crate) async fn diffs_route(
@@ -858,7 +505,7 @@ pub(crate) async fn diffs_route(
 ) -> Result<Markup, ErrorPage> {
     query.route = Some(route);
     let input = ReportInput::parse(&query).map_err(ErrorPage::bad_input)?;
-    let overview = crate::admin::load_overview(&state, &input, state.console.store_timeout).await?;
+    let overview = reports::load_overview(&state, &input, state.console.store_timeout).await?;
     let summary = overview
         .routes
         .iter()
@@ -869,7 +516,7 @@ pub(crate) async fn diffs_route(
                 "No compared pairs for this route in this window.",
             )
         })?;
-    Ok(ui::route(summary, &input.since_text))
+    Ok(views::route(summary, &input.since_text))
 }
 
 pub(crate) async fn sample_page(
@@ -877,7 +524,7 @@ pub(crate) async fn sample_page(
     State(state): State<AdminState>,
     Checked(Path(id)): Checked<Path<String>>,
 ) -> Result<Markup, ErrorPage> {
-    let id = crate::admin::sample_id(&id).map_err(ErrorPage::bad_input)?;
-    let sample = crate::admin::load_sample(&state, id, state.console.store_timeout).await?;
-    Ok(ui::sample(&sample))
+    let id = reports::sample_id(&id).map_err(ErrorPage::bad_input)?;
+    let sample = reports::load_sample(&state, id, state.console.store_timeout).await?;
+    Ok(views::sample(&sample))
 }

@@ -10,6 +10,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
 use studyflow_diffing::report::{Overview, RouteSummary, StoredSample};
 
+use super::session::{LoginQuery, Viewer, safe_next};
+
 /// The console's stylesheet, served at `/ui/style.css`.
 pub(crate) const STYLE: &str = r#"
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1b1f24;background:#fafbfc}
@@ -314,6 +316,22 @@ fn json_marked(value: &Value, marked: &HashSet<String>) -> Markup {
     PreEscaped(out)
 }
 
+/// The sign-in page.
+pub fn login_page(query: &LoginQuery) -> Markup {
+    page(
+        "Sign in",
+        html! {
+            @if query.error.is_some() { p.regression role="alert" { "That token is not the admin token." } }
+            form method="post" action="/ui/login" {
+                input type="hidden" name="next" value=(safe_next(query.next.as_deref()));
+                p { label for="name" { "Your name (recorded in the audit log)" } br; input id="name" name="name" required autocomplete="username"; }
+                p { label for="token" { "Admin token" } br; input id="token" name="token" type="password" required autocomplete="current-password"; }
+                p { button type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -413,11 +431,11 @@ pub enum DiffSection {
 /// What the console says in place of a gate verdict when the diff store is down.
 pub const STORE_UNAVAILABLE: &str = "diff store unavailable";
 
-fn csrf_field(viewer: &crate::console::Viewer) -> Markup {
+fn csrf_field(viewer: &Viewer) -> Markup {
     html! { @if let Some(token) = &viewer.csrf { input type="hidden" name="csrf" value=(token); } @else { input type="hidden" name="csrf" value=""; } }
 }
 
-fn nav(viewer: &crate::console::Viewer) -> Markup {
+fn nav(viewer: &Viewer) -> Markup {
     html! {
         p {
             a href="/ui" { "Routes" } " · " a href="/ui/progress" { "Progress" } " · " a href="/ui/diffs" { "Diff reports" }
@@ -442,11 +460,7 @@ fn rate_cells(rates: Option<&crate::history::Rates>) -> Markup {
 }
 
 /// The routes page: every route's phase and health, with the actions.
-pub fn routes_page(
-    viewer: &crate::console::Viewer,
-    rows: &[RouteRow],
-    flash: Option<&str>,
-) -> Markup {
+pub fn routes_page(viewer: &Viewer, rows: &[RouteRow], flash: Option<&str>) -> Markup {
     page(
         "Routes",
         html! {
@@ -645,7 +659,7 @@ pub fn chart(
 /// One route: actions, charts of the last hours, phase history, differing paths.
 #[allow(clippy::too_many_arguments)]
 pub fn route_page(
-    viewer: &crate::console::Viewer,
+    viewer: &Viewer,
     row: &RouteRow,
     history: &[crate::history::Rates],
     audit: &[studyflow_flags::AuditEntry],
@@ -769,11 +783,7 @@ pub fn route_page(
 }
 
 /// How far the migration has gone.
-pub fn progress_page(
-    viewer: &crate::console::Viewer,
-    per_phase: &[(&str, usize)],
-    share: &[(i64, f64)],
-) -> Markup {
+pub fn progress_page(viewer: &Viewer, per_phase: &[(&str, usize)], share: &[(i64, f64)]) -> Markup {
     page(
         "Progress",
         html! {
