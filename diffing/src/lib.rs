@@ -7,7 +7,8 @@
 //!   *shape* in which array indexes are `*` (`/items/3/id` and `/items/7/id` group as
 //!   `/items/*/id`).
 //! - [`noise`]: declared and learned noise versus regressions.
-//! - [`redact`]: secrets masked before anything is stored or shown.
+//! - [`redact`]: secrets masked before anything is stored or shown; [`sample`]: the
+//!   redacted exchange and differences the store keeps.
 //! - [`store`] and [`report`]: counts and samples in Postgres, and the reports built
 //!   from them.
 //!
@@ -27,6 +28,7 @@ mod path;
 pub mod redact;
 pub mod report;
 pub mod rules;
+pub mod sample;
 pub mod sse;
 pub mod store;
 pub mod text;
@@ -38,3 +40,4 @@ pub use noise::{Classified, NoiseTracker, Verdict, classify};
 pub use path::{path_shape, pointer_push};
 pub use redact::Redactor;
 pub use rules::{CompiledRules, DiffRules, VectorRule};
+pub use sample::{RedactedExchange, RedactedRequest, RedactedResponse, StoredDifference};

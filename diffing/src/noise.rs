@@ -26,6 +26,18 @@ pub enum Verdict {
     Regression,
 }
 
+impl TryFrom<String> for Verdict {
+    type Error = String;
+
+    /// Reads a verdict back from its [name](Verdict::name), as the diff store keeps it.
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        [Verdict::Equal, Verdict::Noise, Verdict::Regression]
+            .into_iter()
+            .find(|v| v.name() == name)
+            .ok_or_else(|| format!("unknown verdict `{name}`"))
+    }
+}
+
 impl Verdict {
     pub fn name(self) -> &'static str {
         match self {

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
-use crate::noise::suggested_rule;
+use crate::noise::{Verdict, suggested_rule};
+use crate::sample::{RedactedExchange, StoredDifference};
 use crate::store::StoreError;
 
 /// The report of every route (or one) since a moment.
@@ -47,8 +47,7 @@ pub struct PathSummary {
     pub noise: i64,
     /// Times the shape differed between two answers of the same side.
     pub same_side: i64,
-    /// `regression`, `noise (declared)`, `noise (differs within one side)`, or `mixed`.
-    pub classification: String,
+    pub classification: Classification,
     /// A routes-file rule that would declare the shape noise, when the data suggests it.
     pub suggested_rule: Option<String>,
     /// Ids of the most recent samples showing the shape.
@@ -56,17 +55,54 @@ pub struct PathSummary {
 }
 
 /// A stored sample.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct StoredSample {
     pub id: i64,
     pub route: String,
     pub shape: String,
     pub shapes: Vec<String>,
     pub request_id: String,
-    pub verdict: String,
+    #[sqlx(try_from = "String")]
+    pub verdict: Verdict,
     pub created_at: DateTime<Utc>,
-    pub exchange: Value,
-    pub differences: Value,
+    #[sqlx(json)]
+    pub exchange: RedactedExchange,
+    #[sqlx(json)]
+    pub differences: Vec<StoredDifference>,
+}
+
+/// How a differing path shape is read, from its counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Classification {
+    /// Never noise: the new side answers differently.
+    #[serde(rename = "regression")]
+    Regression,
+    /// Always noise, as the routes file declares.
+    #[serde(rename = "noise (declared)")]
+    NoiseDeclared,
+    /// Always noise, because the same side answers it differently too.
+    #[serde(rename = "noise (differs within one side)")]
+    NoiseWithinOneSide,
+    /// Sometimes noise, sometimes not.
+    #[serde(rename = "mixed")]
+    Mixed,
+}
+
+impl Classification {
+    pub fn name(self) -> &'static str {
+        match self {
+            Classification::Regression => "regression",
+            Classification::NoiseDeclared => "noise (declared)",
+            Classification::NoiseWithinOneSide => "noise (differs within one side)",
+            Classification::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::fmt::Display for Classification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 fn classify(
@@ -75,21 +111,73 @@ fn classify(
     differing: i64,
     noise: i64,
     same_side: i64,
-) -> (String, Option<String>) {
+) -> (Classification, Option<String>) {
     match (noise, same_side) {
-        (0, 0) => ("regression".into(), None),
-        (0, _) => ("regression".into(), Some(suggested_rule(route, shape))),
-        (n, 0) if n == differing => ("noise (declared)".into(), None),
+        (0, 0) => (Classification::Regression, None),
+        (0, _) => (
+            Classification::Regression,
+            Some(suggested_rule(route, shape)),
+        ),
+        (n, 0) if n == differing => (Classification::NoiseDeclared, None),
         (n, _) if n == differing => (
-            "noise (differs within one side)".into(),
+            Classification::NoiseWithinOneSide,
             Some(suggested_rule(route, shape)),
         ),
         _ => (
-            "mixed".into(),
+            Classification::Mixed,
             (same_side > 0).then(|| suggested_rule(route, shape)),
         ),
     }
 }
+
+/// One row of the report's query: a route's totals, and one of its top differing shapes
+/// with up to 5 sample ids (no shape when the route has none).
+#[derive(Debug, sqlx::FromRow)]
+struct ReportRow {
+    route: String,
+    compared: i64,
+    equal: i64,
+    noise: i64,
+    regression: i64,
+    provider_skipped: i64,
+    shape: Option<String>,
+    path_differing: Option<i64>,
+    path_noise: Option<i64>,
+    path_same_side: Option<i64>,
+    samples: Vec<i64>,
+}
+
+/// Every route's totals since `$1` (only route `$2` when given), each with its top `$3`
+/// differing shapes (regressions first) and their latest 5 samples: one round trip.
+const REPORT_QUERY: &str = "
+with routes as (
+    select route, sum(compared)::bigint as compared, sum(equal)::bigint as equal,
+           sum(noise)::bigint as noise, sum(regression)::bigint as regression,
+           sum(provider_skipped)::bigint as provider_skipped
+      from diffs.pair_counts
+     where bucket >= date_trunc('minute', $1::timestamptz) and ($2::text is null or route = $2)
+     group by route
+), paths as (
+    select route, shape, sum(differing)::bigint as differing, sum(noise)::bigint as noise,
+           sum(probe)::bigint as same_side,
+           row_number() over (partition by route
+                              order by (sum(differing) - sum(noise)) desc, sum(differing) desc, shape) as rank
+      from diffs.shape_counts
+     where bucket >= date_trunc('minute', $1::timestamptz) and route in (select route from routes)
+     group by route, shape
+)
+select r.route, r.compared, r.equal, r.noise, r.regression, r.provider_skipped,
+       p.shape, p.differing as path_differing, p.noise as path_noise, p.same_side as path_same_side,
+       coalesce(s.ids, '{}') as samples
+  from routes r
+  left join paths p on p.route = r.route and p.rank <= $3
+  left join lateral (
+        select array_agg(id order by id desc) as ids
+          from (select id from diffs.samples
+                 where route = r.route and p.shape = any(shapes) and created_at >= $1
+                 order by id desc limit 5) latest
+  ) s on true
+ order by r.route, p.rank";
 
 /// Builds the report from the store: routes with any compared pair since `since`, their
 /// top `top_paths` differing shapes (regressions first) and up to 5 sample ids each.
@@ -99,103 +187,69 @@ pub async fn overview(
     route: Option<&str>,
     top_paths: i64,
 ) -> Result<Overview, StoreError> {
-    let rows = sqlx::query(
-        "select route, sum(compared)::bigint as compared, sum(equal)::bigint as equal, sum(noise)::bigint as noise,
-                sum(regression)::bigint as regression, sum(provider_skipped)::bigint as provider_skipped
-           from diffs.pair_counts where bucket >= date_trunc('minute', $1::timestamptz) and ($2::text is null or route = $2)
-          group by route order by route",
-    )
-    .bind(since)
-    .bind(route)
-    .fetch_all(pool)
-    .await?;
-    let mut routes = Vec::new();
-    for row in rows {
-        let name: String = row.try_get("route")?;
-        let compared: i64 = row.try_get("compared")?;
-        let regression: i64 = row.try_get("regression")?;
-        let path_rows = sqlx::query(
-            "select shape, sum(differing)::bigint as differing, sum(noise)::bigint as noise, sum(probe)::bigint as probe
-               from diffs.shape_counts where route = $1 and bucket >= date_trunc('minute', $2::timestamptz)
-              group by shape
-              order by (sum(differing) - sum(noise)) desc, sum(differing) desc, shape
-              limit $3",
-        )
-        .bind(&name)
+    let rows: Vec<ReportRow> = sqlx::query_as(REPORT_QUERY)
         .bind(since)
+        .bind(route)
         .bind(top_paths)
         .fetch_all(pool)
         .await?;
-        let mut paths = Vec::new();
-        for p in path_rows {
-            let shape: String = p.try_get("shape")?;
-            let (differing, noise, same_side): (i64, i64, i64) = (
-                p.try_get("differing")?,
-                p.try_get("noise")?,
-                p.try_get("probe")?,
-            );
-            let samples: Vec<i64> = sqlx::query_scalar(
-                "select id from diffs.samples where route = $1 and $2 = any(shapes) and created_at >= $3 order by id desc limit 5",
-            )
-            .bind(&name)
-            .bind(&shape)
-            .bind(since)
-            .fetch_all(pool)
-            .await?;
-            let (classification, suggested_rule) =
-                classify(&name, &shape, differing, noise, same_side);
-            paths.push(PathSummary {
-                shape,
-                differing,
-                noise,
-                same_side,
-                classification,
-                suggested_rule,
-                samples,
-            });
-        }
-        routes.push(RouteSummary {
-            mismatch_rate: if compared > 0 {
-                regression as f64 / compared as f64
-            } else {
-                0.0
-            },
-            route: name,
-            compared,
-            equal: row.try_get("equal")?,
-            noise: row.try_get("noise")?,
-            regression,
-            provider_skipped: row.try_get("provider_skipped")?,
-            paths,
-        });
-    }
     Ok(Overview {
         since,
         generated_at: Utc::now(),
-        routes,
+        routes: summaries(rows),
     })
+}
+
+/// Groups the report's rows (ordered by route) into one summary per route.
+fn summaries(rows: Vec<ReportRow>) -> Vec<RouteSummary> {
+    let mut routes: Vec<RouteSummary> = Vec::new();
+    for row in rows {
+        if routes.last().is_none_or(|r| r.route != row.route) {
+            routes.push(RouteSummary {
+                mismatch_rate: if row.compared > 0 {
+                    row.regression as f64 / row.compared as f64
+                } else {
+                    0.0
+                },
+                route: row.route.clone(),
+                compared: row.compared,
+                equal: row.equal,
+                noise: row.noise,
+                regression: row.regression,
+                provider_skipped: row.provider_skipped,
+                paths: Vec::new(),
+            });
+        }
+        let (Some(summary), Some(shape)) = (routes.last_mut(), row.shape) else {
+            continue;
+        };
+        let differing = row.path_differing.unwrap_or(0);
+        let noise = row.path_noise.unwrap_or(0);
+        let same_side = row.path_same_side.unwrap_or(0);
+        let (classification, suggested_rule) =
+            classify(&summary.route, &shape, differing, noise, same_side);
+        summary.paths.push(PathSummary {
+            shape,
+            differing,
+            noise,
+            same_side,
+            classification,
+            suggested_rule,
+            samples: row.samples,
+        });
+    }
+    routes
 }
 
 /// One sample by id.
 pub async fn sample(pool: &PgPool, id: i64) -> Result<Option<StoredSample>, StoreError> {
-    let row = sqlx::query(
+    let sample = sqlx::query_as(
         "select id, route, shape, shapes, request_id, verdict, created_at, exchange, differences from diffs.samples where id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(StoredSample {
-        id: r.try_get("id")?,
-        route: r.try_get("route")?,
-        shape: r.try_get("shape")?,
-        shapes: r.try_get("shapes")?,
-        request_id: r.try_get("request_id")?,
-        verdict: r.try_get("verdict")?,
-        created_at: r.try_get("created_at")?,
-        exchange: r.try_get("exchange")?,
-        differences: r.try_get("differences")?,
-    }))
+    Ok(sample)
 }
 
 fn percent(rate: f64) -> String {
@@ -279,15 +333,19 @@ mod tests {
 
     #[test]
     fn paths_are_classified_from_their_counts() {
-        assert_eq!(classify("r", "/a", 5, 0, 0).0, "regression");
+        assert_eq!(classify("r", "/a", 5, 0, 0).0, Classification::Regression);
         assert_eq!(
             classify("r", "/a", 5, 5, 0),
-            ("noise (declared)".into(), None)
+            (Classification::NoiseDeclared, None)
         );
         let (class, rule) = classify("r", "/id", 5, 5, 3);
-        assert_eq!(class, "noise (differs within one side)");
+        assert_eq!(class, Classification::NoiseWithinOneSide);
         assert!(rule.is_some_and(|r| r.contains("\"/id\"")));
-        assert_eq!(classify("r", "/a", 5, 2, 0).0, "mixed");
+        assert_eq!(classify("r", "/a", 5, 2, 0).0, Classification::Mixed);
+        assert_eq!(
+            serde_json::to_value(Classification::NoiseWithinOneSide).ok(),
+            Some(serde_json::json!("noise (differs within one side)"))
+        );
     }
 
     #[test]
@@ -308,7 +366,7 @@ mod tests {
                     differing: 8,
                     noise: 8,
                     same_side: 0,
-                    classification: "noise (declared)".into(),
+                    classification: Classification::NoiseDeclared,
                     suggested_rule: None,
                     samples: vec![3, 1],
                 }],

@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::sync::mpsc;
 
 use crate::noise::{ShapeHit, Verdict};
+use crate::sample::{RedactedExchange, StoredDifference};
 
 /// Why the store could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -87,10 +87,8 @@ impl Record {
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
     pub request_id: String,
-    /// `{request, served, shadow}`, redacted.
-    pub exchange: Value,
-    /// The differences, redacted.
-    pub differences: Value,
+    pub exchange: RedactedExchange,
+    pub differences: Vec<StoredDifference>,
 }
 
 /// Handle of the store; cheap to clone.
@@ -136,6 +134,48 @@ impl DiffStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Route and shape of every path seen differing between two answers of the same side
+    /// (the noise probe), so classification survives a restart.
+    pub async fn learned_noise(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows =
+            sqlx::query_as("select distinct route, shape from diffs.shape_counts where probe > 0")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows)
+    }
+}
+
+/// Which compared pairs are a route's evidence for the promotion gate.
+#[derive(Debug, Clone, Copy)]
+pub struct PhaseWindow<'a> {
+    pub route: &'a str,
+    /// The phase in force, as recorded (`shadow`, `canary 25%`, …).
+    pub phase: &'a str,
+    /// Pairs served under `phase` count from this second on (its last change).
+    pub since: DateTime<Utc>,
+    /// Pairs served in any canary count too, from this instant on.
+    pub canary_since: Option<DateTime<Utc>>,
+}
+
+/// Compared pairs and regressions within `window`, as the whole fleet recorded them.
+pub async fn phase_pairs(pool: &PgPool, window: PhaseWindow<'_>) -> Result<(u64, u64), StoreError> {
+    let (compared, regressions): (i64, i64) = sqlx::query_as(
+        "select coalesce(sum(compared), 0)::bigint, coalesce(sum(regression), 0)::bigint \
+         from diffs.phase_pair_counts where route = $1 and \
+         ((phase = $2 and second >= date_trunc('second', $3::timestamptz)) \
+          or ($4::timestamptz is not null and phase like 'canary%' and second >= $4::timestamptz))",
+    )
+    .bind(window.route)
+    .bind(window.phase)
+    .bind(window.since)
+    .bind(window.canary_since)
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        u64::try_from(compared).unwrap_or(0),
+        u64::try_from(regressions).unwrap_or(0),
+    ))
 }
 
 /// The schema of the store's tables and of its migration history.
@@ -414,8 +454,8 @@ async fn flush(
         .bind(&all)
         .bind(&sample.request_id)
         .bind(verdict.name())
-        .bind(&sample.exchange)
-        .bind(&sample.differences)
+        .bind(sqlx::types::Json(&sample.exchange))
+        .bind(sqlx::types::Json(&sample.differences))
         .execute(&mut *tx)
         .await?;
         if !trimmed.contains(&(route.clone(), shape.clone())) {

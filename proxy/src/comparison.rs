@@ -1,7 +1,7 @@
 //! The comparison stage, off the request path: each captured pair is compared under its
 //! route's rules, classified (equal, noise, regression) with declared and learned noise,
-//! counted, and handed to the diff store with a redacted sample (for a `sensitive` route,
-//! a sample of shapes and digests only: see [`Redactor::private_body`]).
+//! counted, and handed to the diff store with a redacted sample
+//! ([`Redactor::exchange`], [`Redactor::difference`]).
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -10,12 +10,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use serde_json::{Value, json};
 use studyflow_diffing::store::{DiffStore, Record, Sample, StoreSettings};
-use studyflow_diffing::{
-    CapturedResponse, Difference, Exchange, NoiseTracker, Redactor, Verdict, classify, compare,
-    compare_responses,
-};
+use studyflow_diffing::{NoiseTracker, Redactor, Verdict, classify, compare, compare_responses};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -152,14 +148,12 @@ impl Comparer {
         let Some(store) = store else { return };
         let sample = (classified.verdict != Verdict::Equal).then(|| Sample {
             request_id: exchange.request_id.clone(),
-            exchange: self.redacted_exchange(&exchange, rules.sensitive),
-            differences: Value::Array(
-                comparison
-                    .differences
-                    .iter()
-                    .map(|d| self.redacted_difference(d, rules.sensitive))
-                    .collect(),
-            ),
+            exchange: self.redactor.exchange(&exchange, rules.sensitive),
+            differences: comparison
+                .differences
+                .iter()
+                .map(|d| self.redactor.difference(d, rules.sensitive))
+                .collect(),
         });
         store.record(Record {
             route: exchange.route.clone(),
@@ -172,102 +166,12 @@ impl Comparer {
             provider_skipped: false,
         });
     }
-
-    fn headers(&self, headers: &[(String, String)], sensitive: bool) -> Vec<Value> {
-        headers
-            .iter()
-            .map(|(n, v)| {
-                let value = if sensitive {
-                    self.redactor.private_header(n, v)
-                } else {
-                    self.redactor.header(n, v)
-                };
-                json!([n, value])
-            })
-            .collect()
-    }
-
-    fn body(&self, bytes: &[u8], sensitive: bool) -> Value {
-        if sensitive {
-            self.redactor.private_body(bytes)
-        } else {
-            self.redactor.body(bytes)
-        }
-    }
-
-    fn redacted_response(&self, response: &CapturedResponse, sensitive: bool) -> Value {
-        json!({
-            "status": response.status,
-            "headers": self.headers(&response.headers, sensitive),
-            "body": self.body(&response.decoded_body(), sensitive),
-            "truncated": response.truncated,
-        })
-    }
-
-    fn redacted_exchange(&self, exchange: &Exchange, sensitive: bool) -> Value {
-        let request = &exchange.request;
-        let uri = if sensitive {
-            self.redactor.private_uri(&request.uri)
-        } else {
-            self.redactor.text(&request.uri)
-        };
-        json!({
-            "served_by": exchange.served_by,
-            "sensitive": sensitive,
-            "request": {
-                "method": request.method,
-                "uri": uri,
-                "headers": self.headers(&request.headers, sensitive),
-                "body": self.body(&request.body, sensitive),
-            },
-            "served": self.redacted_response(&exchange.served, sensitive),
-            "shadow": self.redacted_response(&exchange.shadow, sensitive),
-        })
-    }
-
-    fn redacted_difference(&self, difference: &Difference, sensitive: bool) -> Value {
-        use studyflow_diffing::Section;
-        let mut value = serde_json::to_value(difference).unwrap_or(Value::Null);
-        for side in ["left", "right"] {
-            if let Some(v) = value.get_mut(side) {
-                *v = match (difference.section, v.as_str(), sensitive) {
-                    // A status code says nothing about the user.
-                    (Section::Status, _, _) => v.clone(),
-                    (Section::Header, Some(text), false) => {
-                        Value::from(self.redactor.header(&difference.path, text))
-                    }
-                    (Section::Header, Some(text), true) => {
-                        Value::from(self.redactor.private_header(&difference.path, text))
-                    }
-                    (_, _, true) => self.redactor.private_json(v),
-                    (_, _, false) => self.redactor.json(v),
-                };
-            }
-        }
-        if let Some(hunks) = value.get_mut("hunks").and_then(|h| {
-            h.as_str().map(|t| {
-                if sensitive {
-                    self.redactor.private_body(t.as_bytes())
-                } else {
-                    Value::from(self.redactor.text(t))
-                }
-            })
-        }) {
-            value["hunks"] = hunks;
-        }
-        value["shape"] = Value::from(difference.shape());
-        value
-    }
 }
 
 /// Loads the shapes already known to differ within one side, so classification survives
 /// a restart.
 async fn seed_noise(store: &DiffStore, noise: &NoiseTracker) {
-    let rows: Result<Vec<(String, String)>, _> =
-        sqlx::query_as("select distinct route, shape from diffs.shape_counts where probe > 0")
-            .fetch_all(store.pool())
-            .await;
-    match rows {
+    match store.learned_noise().await {
         Ok(rows) => {
             for (route, shape) in rows {
                 noise.seed(&route, [shape]);

@@ -29,6 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use studyflow_diffing::store::{self, PhaseWindow};
 use studyflow_flags::{Phase, Side};
 
 use crate::config::PromotionConfig;
@@ -177,22 +178,20 @@ pub async fn gate(
     let mut pairs_from = PairsFrom::Counters;
     let mut diff_store_unavailable = false;
     if let Some(pool) = diffs {
-        let query = sqlx::query_as::<_, (i64, i64)>(
-            "select coalesce(sum(compared), 0)::bigint, coalesce(sum(regression), 0)::bigint \
-             from diffs.phase_pair_counts where route = $1 and \
-             ((phase = $2 and second >= date_trunc('second', $3::timestamptz)) \
-              or ($4 and phase like 'canary%' and second >= $5::timestamptz))",
-        )
-        .bind(&route.spec.name)
-        .bind(route.phase.to_string())
-        .bind(since)
-        .bind(with_canary)
-        .bind(window_start)
-        .fetch_one(pool);
+        let phase = route.phase.to_string();
+        let query = store::phase_pairs(
+            pool,
+            PhaseWindow {
+                route: &route.spec.name,
+                phase: &phase,
+                since,
+                canary_since: with_canary.then_some(window_start),
+            },
+        );
         match tokio::time::timeout(wait, query).await {
             Ok(Ok((compared, regressions))) => {
-                evidence.compared = u64::try_from(compared).unwrap_or(0);
-                evidence.regressions = u64::try_from(regressions).unwrap_or(0);
+                evidence.compared = compared;
+                evidence.regressions = regressions;
                 pairs_from = PairsFrom::DiffStore;
             }
             Ok(Err(error)) => {

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde_json::Value;
-use studyflow_diffing::report::{Overview, RouteSummary, StoredSample};
+use studyflow_diffing::Section;
+use studyflow_diffing::report::{Classification, Overview, RouteSummary, StoredSample};
 
 use super::session::{LoginQuery, Viewer, safe_next};
 
@@ -141,7 +142,7 @@ pub fn route(summary: &RouteSummary, since: &str) -> Markup {
                             tr {
                                 th scope="row" { code { (p.shape) } }
                                 td.n { (p.differing) } td.n { (p.noise) } td.n { (p.same_side) }
-                                td class=@if p.classification == "regression" { "regression" } @else { "noise" } { (p.classification) }
+                                td class=@if p.classification == Classification::Regression { "regression" } @else { "noise" } { (p.classification) }
                                 td { (rule_cell(p)) }
                                 td { @for id in &p.samples { a href={ "/ui/samples/" (id) } { "#" (id) } " " } }
                             }
@@ -157,9 +158,9 @@ pub fn route(summary: &RouteSummary, since: &str) -> Markup {
 /// (when the side itself varies there), or why there is none.
 fn rule_cell(path: &studyflow_diffing::report::PathSummary) -> Markup {
     html! {
-        @match (&path.suggested_rule, path.classification.as_str()) {
+        @match (&path.suggested_rule, path.classification) {
             (Some(rule), _) => { code { (rule) } },
-            (None, "noise (declared)") => { small.noise { "already declared noise in the routes file" } },
+            (None, Classification::NoiseDeclared) => { small.noise { "already declared noise in the routes file" } },
             (None, _) => { small { "none: the same side answers this path consistently, so fix the new side" } },
         }
     }
@@ -170,62 +171,64 @@ pub fn sample(sample: &StoredSample) -> Markup {
     let exchange = &sample.exchange;
     let differing: HashSet<String> = sample
         .differences
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|d| d["section"] == "body")
-        .filter_map(|d| d["path"].as_str().map(str::to_owned))
+        .iter()
+        .filter(|d| d.section == Section::Body)
+        .map(|d| d.path.clone())
         .collect();
-    let served_by = exchange["served_by"].as_str().unwrap_or("served");
-    let other = if served_by == "legacy" {
-        "new"
-    } else {
-        "legacy"
-    };
+    let served_by = exchange.served_by.as_str();
+    let other = exchange.shadowed_by();
+    let verdict = sample.verdict.name();
     page(
         &format!("Sample #{} of {}", sample.id, sample.route),
         html! {
             p { "Request " code { (sample.request_id) } ", " (sample.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                ", verdict " strong class=(sample.verdict) { (sample.verdict) } ". Secrets are masked." }
-            @if exchange["sensitive"] == true {
+                ", verdict " strong class=(verdict) { (verdict) } ". Secrets are masked." }
+            @if exchange.sensitive {
                 p role="note" { strong { "Sensitive route: " } "no value of this exchange was stored. Each value shows its type, a digest (equal digests, equal values) and its length." }
             }
             h2 { "Differences" }
             table.fixed {
                 thead { tr { th scope="col" { "where" } th scope="col" { "path" } th scope="col" { "kind" } th scope="col" { (served_by) " (served)" } th scope="col" { (other) " (shadow)" } th scope="col" { "noise" } } }
                 tbody {
-                    @for d in sample.differences.as_array().into_iter().flatten() {
+                    @for d in &sample.differences {
                         tr {
-                            td { (d["section"].as_str().unwrap_or("")) }
-                            @let (shape, path) = (d["shape"].as_str().unwrap_or(""), d["path"].as_str().unwrap_or(""));
-                            td { code { (path) } @if shape != path { br; small { "shape " code { (shape) } } } }
-                            td { (d["kind"].as_str().unwrap_or("")) }
-                            td { code { (short(&d["left"])) } }
-                            td { code { (short(&d["right"])) } }
-                            td { @if d["declared_noise"].as_bool() == Some(true) { "declared" } }
+                            td { (name_of(&d.section)) }
+                            td { code { (d.path) } @if d.shape != d.path { br; small { "shape " code { (d.shape) } } } }
+                            td { (name_of(&d.kind)) }
+                            td { code { (short(d.left.as_ref())) } }
+                            td { code { (short(d.right.as_ref())) } }
+                            td { @if d.declared_noise { "declared" } }
                         }
                     }
                 }
             }
             h2 { "Request" }
-            pre { (exchange["request"]["method"].as_str().unwrap_or("")) " " (exchange["request"]["uri"].as_str().unwrap_or("")) "\n"
-                  (headers(&exchange["request"]["headers"])) "\n" (pretty(&exchange["request"]["body"])) }
+            pre { (exchange.request.method) " " (exchange.request.uri) "\n"
+                  (headers(&exchange.request.headers)) "\n" (pretty(&exchange.request.body)) }
             h2 { "Answers" }
             div.sides {
-                section aria-label="Served answer" { h3 { (served_by) " (served) — " (exchange["served"]["status"]) }
-                    pre { (headers(&exchange["served"]["headers"])) "\n" (json_marked(&exchange["served"]["body"], &differing)) } }
-                section aria-label="Shadow answer" { h3 { (other) " (shadow) — " (exchange["shadow"]["status"]) }
-                    pre { (headers(&exchange["shadow"]["headers"])) "\n" (json_marked(&exchange["shadow"]["body"], &differing)) } }
+                section aria-label="Served answer" { h3 { (served_by) " (served) — " (exchange.served.status) }
+                    pre { (headers(&exchange.served.headers)) "\n" (json_marked(&exchange.served.body, &differing)) } }
+                section aria-label="Shadow answer" { h3 { (other) " (shadow) — " (exchange.shadow.status) }
+                    pre { (headers(&exchange.shadow.headers)) "\n" (json_marked(&exchange.shadow.body, &differing)) } }
             }
         },
     )
 }
 
-fn short(value: &Value) -> String {
+/// The name serde gives a unit variant (`body`, `changed`, …).
+fn name_of<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
+fn short(value: Option<&Value>) -> String {
     let text = match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
     };
     if text.chars().count() > 120 {
         format!("{}…", text.chars().take(120).collect::<String>())
@@ -241,18 +244,10 @@ fn pretty(value: &Value) -> String {
     }
 }
 
-fn headers(value: &Value) -> String {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|pair| {
-            format!(
-                "{}: {}",
-                pair[0].as_str().unwrap_or(""),
-                pair[1].as_str().unwrap_or("")
-            )
-        })
+fn headers(headers: &[(String, String)]) -> String {
+    headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -757,7 +752,7 @@ pub fn route_page(
                         tbody { @for p in &summary.paths { tr {
                             th scope="row" { code { (p.shape) } }
                             td.n { (p.differing) }
-                            td class=@if p.classification == "regression" { "regression" } @else { "noise" } { (p.classification) }
+                            td class=@if p.classification == Classification::Regression { "regression" } @else { "noise" } { (p.classification) }
                             td { (rule_cell(p)) }
                             td { @for id in &p.samples { a href={ "/ui/samples/" (id) } { "#" (id) } " " } }
                         } } }

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use studyflow_e2e::stack::{self, Ports, Stack, StackOptions};
+use studyflow_gateway::operations::api::RoutesAnswer;
 
 /// Starts fake providers, legacy stand-in, backend and gateway; Ctrl-C stops them.
 #[derive(Debug, Parser)]
@@ -144,11 +145,10 @@ Press Ctrl-C to stop everything this command started.
 /// Lists the operator overrides in force: they outlive restarts, so a second `make run`
 /// may not start where the routes file says.
 async fn print_overrides(stack: &Stack) {
-    let answer = reqwest::get(format!("{}/routes", stack.admin_url)).await;
-    let Ok(Ok(routes)) = answer.map(|r| r.json::<studyflow_gateway::operations::api::RoutesAnswer>()) else {
+    let Ok(response) = reqwest::get(format!("{}/routes", stack.admin_url)).await else {
         return;
     };
-    let Ok(routes) = routes.await else {
+    let Ok(routes) = response.json::<RoutesAnswer>().await else {
         return;
     };
     let overrides = studyflow_gateway::cli::override_lines(&routes);
