@@ -14,8 +14,8 @@ use figment::providers::{Env, Format, Yaml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::ai_types::{AiUse, ChainEntry};
 use crate::client_address::TrustedProxies;
-use crate::providers::chain::{AiUse, ChainEntry};
 use crate::{Error, Result};
 
 /// The origins the *allow-list* CORS variant accepts when `ALLOWED_ORIGINS` is unset.
@@ -174,8 +174,9 @@ pub struct BackendConfig {
     /// `postgres_changes` (each needs the `studyflow_realtime_notify` trigger).
     pub realtime_tables: String,
     /// TEST ONLY: `<function>:<json pointer>` makes that function's JSON answers differ
-    /// from the legacy at that field, so diffing can be exercised end to end. Never set
-    /// it in production.
+    /// from the legacy at that field, so diffing can be exercised end to end
+    /// ([`crate::test_switch`]). Exists only in builds with the `test-hooks` feature.
+    #[cfg(feature = "test-hooks")]
     pub test_alter_field: Option<String>,
 }
 
@@ -255,6 +256,7 @@ impl Default for BackendConfig {
             realtime_max_events_per_sec: 100,
             realtime_send_queue: 256,
             realtime_tables: "notifications".into(),
+            #[cfg(feature = "test-hooks")]
             test_alter_field: None,
         }
     }
@@ -325,6 +327,7 @@ const ENV_KEYS: &[&str] = &[
     "realtime_max_events_per_sec",
     "realtime_send_queue",
     "realtime_tables",
+    #[cfg(feature = "test-hooks")]
     "test_alter_field",
 ];
 
@@ -605,7 +608,7 @@ mod tests {
     use figment::providers::Serialized;
 
     use super::*;
-    use crate::providers::Provider;
+    use crate::ai_types::Provider;
 
     fn with(pairs: &[(&str, &str)]) -> Result<BackendConfig> {
         let mut figment = Figment::new();

@@ -23,7 +23,7 @@ pub enum Error {
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("key vault: {0}")]
-    Vault(String),
+    Vault(#[from] crate::vault::VaultError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,7 +15,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod ai_types;
 pub mod auth;
+pub mod cli;
 pub mod client_address;
 pub mod config;
 pub mod cors;
@@ -24,6 +26,7 @@ pub mod embedding;
 pub mod error;
 pub mod functions;
 pub mod health;
+pub mod http;
 pub mod js;
 pub mod jwks;
 pub mod metrics;
@@ -36,92 +39,14 @@ pub mod security_audit;
 pub mod shadow;
 pub mod state;
 pub mod store;
+#[cfg(feature = "test-hooks")]
 pub mod test_switch;
 pub mod vault;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
-use axum::middleware::from_fn_with_state;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-
 pub use config::BackendConfig;
 pub use error::{ApiError, Error, Result};
+pub use http::{REQUEST_ID_HEADER, app};
 pub use state::AppState;
-
-/// The header carrying the request id (kept when the caller sends one).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// The complete HTTP application.
-pub fn app(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
-    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    Router::new()
-        .merge(health::router())
-        .route("/metrics", get(metrics::scrape))
-        .merge(functions::router())
-        .merge(realtime::router())
-        .fallback(error::not_found)
-        .layer(from_fn_with_state(state.clone(), test_switch::alter))
-        .layer(from_fn_with_state(state.clone(), metrics::track))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), RandomRequestId))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_request(())
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-                )
-                .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(CatchPanicLayer::custom(|_| {
-                    tracing::error!("handler panicked");
-                    ApiError::Internal.into_response()
-                })),
-        )
-}
-
-/// Request ids for requests that come without one: random (version 4) UUIDs from the
-/// thread's generator. tower-http's `MakeRequestUuid` asks the kernel for every id, a
-/// system call per request.
-#[derive(Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
-        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let mut buffer = uuid::Uuid::encode_buffer();
-        let text = id.hyphenated().encode_lower(&mut buffer);
-        axum::http::HeaderValue::from_str(text)
-            .ok()
-            .map(RequestId::new)
-    }
-}
-
-/// The span every log line of a request is recorded in, with its request id.
-fn request_span(request: &Request<Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        request_id = %request_id,
-    )
-}
 
 /// Serves [`app`] on `listener` until `shutdown` completes, then closes realtime sockets
 /// with a close frame and lets in-flight requests finish. Each request knows the address

@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use studyflow_backend::prompts::cli::PromptsCommand;
-use studyflow_backend::vault::cli::VaultCommand;
-use studyflow_backend::{AppState, BackendConfig, db};
+use studyflow_backend::cli::prompts::PromptsCommand;
+use studyflow_backend::cli::vault::VaultCommand;
+use studyflow_backend::{AppState, BackendConfig, cli, db};
 
 /// mimalloc rather than glibc malloc: the request path allocates and frees many small
 /// buffers per request, and under load glibc's malloc took about a sixth of the CPU.
@@ -52,11 +52,11 @@ async fn main() -> anyhow::Result<()> {
     );
     match command {
         Command::Vault { command } => {
-            studyflow_backend::vault::cli::run(&config, command).await?;
+            cli::vault::run(&config, command).await?;
             return Ok(());
         }
         Command::Prompts { command } => {
-            studyflow_backend::prompts::cli::run(&config, command)?;
+            cli::prompts::run(&config, command)?;
             return Ok(());
         }
         Command::Serve | Command::Migrate => {}
@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", state.config.listen_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "backend listening");
+    #[cfg(feature = "test-hooks")]
     if let Some(spec) = &state.config.test_alter_field {
         tracing::warn!(%spec, "TEST_ALTER_FIELD is set: answers are deliberately altered (test only)");
     }

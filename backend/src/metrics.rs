@@ -1,23 +1,21 @@
-//! Prometheus metrics of the backend, served at `GET /metrics`.
+//! Prometheus metrics of the backend, served at `GET /metrics` ([`crate::http`] holds the
+//! endpoint and the middleware that counts requests).
 //!
 //! Every metric name is a constant here; dashboards and alerts use exactly these names.
 //! Labels are bounded: function names from the fixed list, provider names, outcomes and
-//! status codes — never a user id or a raw path.
+//! status codes — never a user id or a raw path. A leaf module: every layer counts
+//! through [`Metrics`], so it depends on nothing of the crate but [`crate::ai_types`].
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Result, TextEncoder,
 };
 use sqlx::PgPool;
 
-use crate::config::FUNCTIONS;
-use crate::{AppState, Result};
+use crate::ai_types::Usage;
 
 /// Requests answered, by function (`other` outside the functions) and status code.
 pub const REQUESTS_TOTAL: &str = "studyflow_backend_requests_total";
@@ -320,7 +318,7 @@ impl Metrics {
         self.ai_fallbacks.with_label_values(&[provider]).inc();
     }
 
-    pub fn ai_tokens(&self, provider: &str, usage: crate::providers::chat::Usage) {
+    pub fn ai_tokens(&self, provider: &str, usage: Usage) {
         self.ai_tokens
             .with_label_values(&[provider, "prompt"])
             .inc_by(usage.prompt_tokens);
@@ -395,7 +393,8 @@ impl Metrics {
         self.shadow_requests.with_label_values(&[function]).inc();
     }
 
-    fn request(&self, function: &str, status: StatusCode, elapsed: Duration) {
+    /// One answered request of `function` (a bounded label).
+    pub fn request(&self, function: &str, status: StatusCode, elapsed: Duration) {
         self.requests
             .with_label_values(&[function, status.as_str()])
             .inc();
@@ -421,57 +420,9 @@ impl Metrics {
     }
 }
 
-/// The function a route path belongs to, as a bounded label.
-pub fn function_label(path: &str) -> &'static str {
-    let name = path
-        .strip_prefix("/functions/v1/")
-        .map(|rest| rest.split('/').next().unwrap_or(rest));
-    match name {
-        Some(name) => FUNCTIONS
-            .iter()
-            .find(|f| **f == name)
-            .copied()
-            .unwrap_or("other"),
-        None => "other",
-    }
-}
-
-/// Middleware counting and timing every request by function and status.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let function = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("other", |path| function_label(path.as_str()));
-    if state.shadow.is_dry_run(request.headers()) {
-        state.metrics.shadow_request(function);
-    }
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    state
-        .metrics
-        .request(function, response.status(), started.elapsed());
-    response
-}
-
-/// `GET /metrics`.
-pub async fn scrape(State(state): State<AppState>) -> Response {
-    let text = state
-        .metrics
-        .render(&state.db, state.config.db_max_connections);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_are_bounded() {
-        assert_eq!(function_label("/functions/v1/ai-proxy"), "ai-proxy");
-        assert_eq!(function_label("/functions/v1/ai-proxy/{*rest}"), "ai-proxy");
-        assert_eq!(function_label("/functions/v1/unknown"), "other");
-        assert_eq!(function_label("/health"), "other");
-    }
 
     #[test]
     fn every_name_is_registered() {
@@ -485,7 +436,7 @@ mod tests {
         metrics.ai_attempt("openai", "ok", Duration::from_millis(3));
         metrics.ai_retry("openai");
         metrics.ai_fallback("deepseek");
-        metrics.ai_tokens("openai", crate::providers::chat::Usage::new(1, 2));
+        metrics.ai_tokens("openai", Usage::new(1, 2));
         metrics.ai_first_token("openai", Duration::from_millis(3));
         metrics.ai_stream("openai", "completed");
         metrics.breaker_transition("openai", "open", 2);

@@ -13,14 +13,14 @@ use crate::cors::AllowedOrigins;
 use crate::functions::encryption::Cipher;
 use crate::metrics::Metrics;
 use crate::providers::chain::AiRouter;
-use crate::providers::keys::ProviderKeys;
+use crate::providers::keys::{ProviderKeys, Refresher};
 use crate::providers::{CallContext, ProviderClient};
 use crate::rate_limit::AiRateLimiter;
 use crate::redis_client::RedisClient;
 use crate::security_audit::SecurityAudit;
 use crate::shadow::ShadowMarker;
 use crate::store::RequestDb;
-use crate::vault::{MasterKey, Refresher, Vault};
+use crate::vault::{MasterKey, Vault};
 use crate::{Error, Result, db};
 
 /// Cheap to clone: everything inside is shared.

@@ -1,6 +1,10 @@
 //! TEST ONLY: makes one function's JSON answers differ from the legacy at one field
 //! (`TEST_ALTER_FIELD=<function>:<json pointer>`), so the diff pipeline can be shown a
 //! real regression end to end. Off unless configured; a warning is logged at start.
+//!
+//! Compiled only with the `test-hooks` feature, which only the end-to-end harness
+//! (`tests/Cargo.toml`) enables: a build of `studyflow-backend` alone has neither this
+//! layer nor the `TEST_ALTER_FIELD` setting.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};

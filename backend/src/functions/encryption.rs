@@ -6,18 +6,19 @@
 //! result = standard base64 of IV (12 random bytes) ‖ ciphertext ‖ 16-byte tag. The key
 //! is derived once, on first use. Noise: `result` of `encrypt`.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use base64::Engine;
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use ring::rand::{SecureRandom, SystemRandom};
+use rand::RngCore;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use sha2::Sha256;
 
 use super::{Invocation, any_method};
 use crate::AppState;
@@ -29,6 +30,8 @@ use crate::js::value::{to_js_string, truthy};
 const NAME: &str = "encryption";
 
 const PBKDF2_ITERATIONS: u32 = 100_000;
+const KEY_LEN: usize = 32;
+const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 pub fn router() -> Router<AppState> {
@@ -37,8 +40,7 @@ pub fn router() -> Router<AppState> {
 
 /// The derived AES-256-GCM key.
 pub struct Cipher {
-    key: LessSafeKey,
-    random: SystemRandom,
+    cipher: Aes256Gcm,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -61,29 +63,24 @@ pub enum CipherError {
 impl Cipher {
     /// PBKDF2-HMAC-SHA256 of the password and salt (deliberately slow: run it once).
     pub fn derive(password: &[u8], salt: &[u8]) -> Result<Self, CipherError> {
-        let mut bytes = [0u8; 32];
-        let iterations = NonZeroU32::new(PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
-        ring::pbkdf2::derive(
-            ring::pbkdf2::PBKDF2_HMAC_SHA256,
-            iterations,
-            salt,
-            password,
-            &mut bytes,
-        );
-        let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| CipherError::Crypto)?;
-        Ok(Self {
-            key: LessSafeKey::new(unbound),
-            random: SystemRandom::new(),
-        })
+        let mut bytes = [0u8; KEY_LEN];
+        pbkdf2::pbkdf2_hmac::<Sha256>(password, salt, PBKDF2_ITERATIONS, &mut bytes);
+        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| CipherError::Crypto)?;
+        Ok(Self { cipher })
     }
 
-    /// base64(IV ‖ ciphertext ‖ tag) of the UTF-8 plaintext.
+    /// base64(IV ‖ ciphertext ‖ tag) of the UTF-8 plaintext, under a fresh random IV.
     pub fn encrypt(&self, plaintext: &str) -> Result<String, CipherError> {
         let mut iv = [0u8; NONCE_LEN];
-        self.random.fill(&mut iv).map_err(|_| CipherError::Crypto)?;
-        let mut sealed = plaintext.as_bytes().to_vec();
-        self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(iv), Aad::empty(), &mut sealed)
+        rand::rng().fill_bytes(&mut iv);
+        self.encrypt_with_iv(iv, plaintext)
+    }
+
+    /// [`Cipher::encrypt`] under the given IV (tests pin it to check known vectors).
+    fn encrypt_with_iv(&self, iv: [u8; NONCE_LEN], plaintext: &str) -> Result<String, CipherError> {
+        let sealed = self
+            .cipher
+            .encrypt(&Nonce::from(iv), plaintext.as_bytes())
             .map_err(|_| CipherError::Crypto)?;
         let mut combined = iv.to_vec();
         combined.extend_from_slice(&sealed);
@@ -92,18 +89,18 @@ impl Cipher {
 
     /// The plaintext of `encoded`, decoded like `atob` and `TextDecoder` do.
     pub fn decrypt(&self, encoded: &str) -> Result<String, CipherError> {
-        let mut combined = forgiving_base64(encoded).ok_or(CipherError::Base64)?;
+        let combined = forgiving_base64(encoded).ok_or(CipherError::Base64)?;
         if combined.len() < NONCE_LEN + TAG_LEN {
             return Err(CipherError::TooShort);
         }
-        let mut sealed = combined.split_off(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&combined).map_err(|_| CipherError::Crypto)?;
+        let (iv, sealed) = combined.split_at(NONCE_LEN);
+        let iv: [u8; NONCE_LEN] = iv.try_into().map_err(|_| CipherError::Crypto)?;
         let plain = self
-            .key
-            .open_in_place(nonce, Aad::empty(), &mut sealed)
+            .cipher
+            .decrypt(&Nonce::from(iv), sealed)
             .map_err(|_| CipherError::Crypto)?;
         // TextDecoder: replacement characters for invalid UTF-8, a leading BOM dropped.
-        let text = String::from_utf8_lossy(plain);
+        let text = String::from_utf8_lossy(&plain);
         Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_owned())
     }
 }
@@ -275,6 +272,29 @@ mod tests {
             cipher.decrypt(WEBCRYPTO_SAMPLE).expect("decrypts"),
             "StudyFlow ✓"
         );
+    }
+
+    /// Vectors of the format (IV ‖ ciphertext ‖ tag, standard base64) under key "key",
+    /// salt "salt": the output must stay byte for byte what the legacy reads and writes.
+    const KNOWN_VECTORS: [([u8; 12], &str, &str); 2] = [
+        (
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+            "StudyFlow ✓",
+            "AAECAwQFBgcICQoLpczrTyAx8wwX+0xNYW6xoZTjvEAYmXiemDKqSGY=",
+        ),
+        ([0xa5; 12], "", "paWlpaWlpaWlpaWlCRqziz9JHrN8Z0Xpb+gy+A=="),
+    ];
+
+    #[test]
+    fn known_vectors_encrypt_and_decrypt() {
+        let cipher = Cipher::derive(b"key", b"salt").expect("derives");
+        for (iv, plaintext, encoded) in KNOWN_VECTORS {
+            assert_eq!(
+                cipher.encrypt_with_iv(iv, plaintext).expect("encrypts"),
+                encoded
+            );
+            assert_eq!(cipher.decrypt(encoded).expect("decrypts"), plaintext);
+        }
     }
 
     const WEBCRYPTO_SAMPLE: &str = "AqPZHeH2fB+kW0GbwsJG0gihMHYVL/WPuAMb4TmxSzSma+ReItTvN6Y=";

@@ -9,7 +9,6 @@
 //! start-up with the file and line. Printing and the filters follow JavaScript
 //! ([`filters`]), so a template literal of the legacy moves over as it reads.
 
-pub mod cli;
 pub mod filters;
 
 use std::collections::BTreeMap;

@@ -49,95 +49,10 @@ use super::wire::Wire;
 use super::{
     CallContext, Endpoint, Origins, Provider, ProviderClient, ProviderError, ProviderReply,
 };
+pub use crate::ai_types::{AiUse, ChainEntry};
 use crate::config::BackendConfig;
 use crate::js;
 use crate::metrics::Metrics;
-
-/// What the AI is asked for: each use has its own chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum AiUse {
-    /// `ai-tutor-stream`, the new streaming tutor.
-    TutorStream,
-    /// `ai-tutor-professional` (legacy: DeepSeek only).
-    Tutor,
-    /// `ai-study-analytics` (legacy: OpenAI only).
-    Analytics,
-    /// `ai-study-recommendations` (legacy: OpenAI only).
-    Recommendations,
-}
-
-impl AiUse {
-    pub const ALL: [AiUse; 4] = [
-        AiUse::TutorStream,
-        AiUse::Tutor,
-        AiUse::Analytics,
-        AiUse::Recommendations,
-    ];
-
-    /// The function name, used as the metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            AiUse::TutorStream => "ai-tutor-stream",
-            AiUse::Tutor => "ai-tutor-professional",
-            AiUse::Analytics => "ai-study-analytics",
-            AiUse::Recommendations => "ai-study-recommendations",
-        }
-    }
-
-    /// The variable holding the chain.
-    pub fn config_key(self) -> &'static str {
-        match self {
-            AiUse::TutorStream => "AI_CHAIN_TUTOR_STREAM",
-            AiUse::Tutor => "AI_CHAIN_TUTOR",
-            AiUse::Analytics => "AI_CHAIN_ANALYTICS",
-            AiUse::Recommendations => "AI_CHAIN_RECOMMENDATIONS",
-        }
-    }
-
-    /// The provider the legacy function calls, for the legacy uses.
-    pub fn legacy_provider(self) -> Option<Provider> {
-        match self {
-            AiUse::TutorStream => None,
-            AiUse::Tutor => Some(Provider::DeepSeek),
-            AiUse::Analytics | AiUse::Recommendations => Some(Provider::OpenAi),
-        }
-    }
-}
-
-/// One link of a chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainEntry {
-    pub provider: Provider,
-    pub model: String,
-}
-
-impl ChainEntry {
-    /// `provider[:model]`, comma-separated; the model defaults to the provider's.
-    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
-        let mut chain: Vec<ChainEntry> = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, model) = match item.split_once(':') {
-                Some((name, model)) => (name.trim(), Some(model.trim())),
-                None => (item, None),
-            };
-            let provider =
-                Provider::parse(name).ok_or_else(|| format!("unknown provider `{name}`"))?;
-            let model = match model {
-                Some("") => return Err(format!("`{item}` names an empty model")),
-                Some(model) => model.to_owned(),
-                None => provider.default_model().to_owned(),
-            };
-            if chain.iter().any(|e| e.provider == provider) {
-                return Err(format!("{provider} is listed twice"));
-            }
-            chain.push(ChainEntry { provider, model });
-        }
-        if chain.is_empty() {
-            return Err("names no provider".into());
-        }
-        Ok(chain)
-    }
-}
 
 /// The time limits of a walk.
 #[derive(Debug, Clone, Copy)]
@@ -780,30 +695,6 @@ mod tests {
     use crate::providers::chat::Role;
 
     #[test]
-    fn chains_parse_with_default_models() {
-        let chain = ChainEntry::parse_list("deepseek, openai:gpt-4o, claude").expect("valid");
-        assert_eq!(
-            chain,
-            vec![
-                ChainEntry {
-                    provider: Provider::DeepSeek,
-                    model: "deepseek-chat".into()
-                },
-                ChainEntry {
-                    provider: Provider::OpenAi,
-                    model: "gpt-4o".into()
-                },
-                ChainEntry {
-                    provider: Provider::Anthropic,
-                    model: "claude-3-haiku-20240307".into()
-                },
-            ]
-        );
-        assert!(ChainEntry::parse_list("").is_err());
-        assert!(ChainEntry::parse_list("openai:").is_err());
-    }
-
-    #[test]
     fn legacy_payloads_become_prompts() {
         let payload = json!({"model": "deepseek-chat", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}, {"role": "assistant"}], "temperature": 0.3, "max_tokens": 100, "stream": false});
         let prompt = Prompt::from_chat_payload(&payload);
@@ -822,7 +713,7 @@ mod tests {
             provider: Provider::Gemini,
             model: "gemini-1.5-flash".into(),
             text: "hello".into(),
-            usage: Some(super::super::chat::Usage::new(2, 3)),
+            usage: Some(crate::ai_types::Usage::new(2, 3)),
         };
         let completion = chat_completion(&answer);
         assert_eq!(completion["choices"][0]["message"]["content"], "hello");

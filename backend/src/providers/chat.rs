@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::Stream;
-use serde::Serialize;
 
 use super::Provider;
+pub use crate::ai_types::Usage;
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,25 +89,6 @@ impl ChatRequest {
             .map(|m| m.content.as_str())
             .collect();
         (!parts.is_empty()).then(|| parts.join("\n\n"))
-    }
-}
-
-/// Tokens a call used, as the provider counted them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Usage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-}
-
-impl Usage {
-    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Self {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-        }
     }
 }
 

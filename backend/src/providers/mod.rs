@@ -40,75 +40,11 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+pub use crate::ai_types::Provider;
 use crate::config::BackendConfig;
 use crate::js;
 use crate::metrics::Metrics;
 use keys::ProviderKeys;
-
-/// The providers the functions talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Provider {
-    OpenAi,
-    DeepSeek,
-    Anthropic,
-    Gemini,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 4] = [
-        Provider::OpenAi,
-        Provider::DeepSeek,
-        Provider::Anthropic,
-        Provider::Gemini,
-    ];
-
-    /// The metric label, also the name in chains and the vault.
-    pub fn label(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::DeepSeek => "deepseek",
-            Provider::Anthropic => "anthropic",
-            Provider::Gemini => "gemini",
-        }
-    }
-
-    /// A provider by name (`claude` is accepted for Anthropic, as the legacy calls it).
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "openai" => Some(Provider::OpenAi),
-            "deepseek" => Some(Provider::DeepSeek),
-            "anthropic" | "claude" => Some(Provider::Anthropic),
-            "gemini" => Some(Provider::Gemini),
-            _ => None,
-        }
-    }
-
-    /// The model a chain uses when its entry names none (the legacy's defaults).
-    pub fn default_model(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "gpt-4o-mini",
-            Provider::DeepSeek => "deepseek-chat",
-            Provider::Anthropic => "claude-3-haiku-20240307",
-            Provider::Gemini => "gemini-1.5-flash",
-        }
-    }
-
-    /// The real API's origin.
-    pub fn real_origin(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "https://api.openai.com",
-            Provider::DeepSeek => "https://api.deepseek.com",
-            Provider::Anthropic => "https://api.anthropic.com",
-            Provider::Gemini => "https://generativelanguage.googleapis.com",
-        }
-    }
-}
-
-impl std::fmt::Display for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
 
 /// An endpoint as the legacy functions call it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

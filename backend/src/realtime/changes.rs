@@ -14,8 +14,6 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use super::hub::Hub;
-
 /// The `NOTIFY` channel of the trigger.
 pub const CHANNEL: &str = "studyflow_realtime";
 
@@ -196,17 +194,22 @@ impl Change {
     }
 }
 
-/// Listens for changes until the task is aborted, reconnecting after failures.
-pub async fn listen(pool: PgPool, hub: Hub, tables: Vec<String>) {
+/// Listens for changes until the task is aborted, reconnecting after failures, and hands
+/// each change of `tables` to `deliver` (the hub's [`super::Hub::deliver_change`]).
+pub async fn listen(pool: PgPool, tables: Vec<String>, deliver: impl Fn(&Change)) {
     loop {
-        if let Err(error) = listen_once(&pool, &hub, &tables).await {
+        if let Err(error) = listen_once(&pool, &tables, &deliver).await {
             tracing::warn!(%error, "realtime change listener failed; retrying");
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
-async fn listen_once(pool: &PgPool, hub: &Hub, tables: &[String]) -> Result<(), sqlx::Error> {
+async fn listen_once(
+    pool: &PgPool,
+    tables: &[String],
+    deliver: &impl Fn(&Change),
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
     tracing::info!(channel = CHANNEL, "realtime change listener ready");
@@ -225,7 +228,7 @@ async fn listen_once(pool: &PgPool, hub: &Hub, tables: &[String]) -> Result<(), 
         if change.large {
             fetch_large(pool, &mut change).await;
         }
-        hub.deliver_change(&change);
+        deliver(&change);
     }
 }
 

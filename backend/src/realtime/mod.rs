@@ -41,13 +41,12 @@ pub fn spawn_background(state: &AppState) -> Vec<JoinHandle<()>> {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    let hub = state.realtime.clone();
     vec![
         tokio::spawn(state.realtime.clone().run_bus()),
         tokio::spawn(state.realtime.clone().keep_alive()),
-        tokio::spawn(changes::listen(
-            state.db.clone(),
-            state.realtime.clone(),
-            tables,
-        )),
+        tokio::spawn(changes::listen(state.db.clone(), tables, move |change| {
+            hub.deliver_change(change)
+        })),
     ]
 }

@@ -16,13 +16,12 @@
 //!   backend and every change it sees are security events ([`crate::security_audit`]).
 //!
 //! A running backend reads the vault at start and every `VAULT_REFRESH_SECS`
-//! ([`refresh`]); provider clients use the vault's key, else the configured one.
+//! ([`crate::providers::keys::Refresher`]); provider clients use the vault's key, else
+//! the configured one.
 
 pub mod cipher;
-pub mod cli;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -31,9 +30,8 @@ use sqlx::{PgPool, Row};
 
 pub use cipher::{MasterKey, Sealed, fingerprint};
 
+use crate::ai_types::Provider;
 use crate::metrics::Metrics;
-use crate::providers::Provider;
-use crate::providers::keys::ProviderKeys;
 use crate::security_audit::{EventType, SecurityAudit, SecurityEvent};
 
 /// The label the key check value is sealed for.
@@ -145,6 +143,11 @@ impl Vault {
     /// The master key's version.
     pub fn key_version(&self) -> u32 {
         self.key.version()
+    }
+
+    /// Where this vault records its security events.
+    pub fn audit(&self) -> &SecurityAudit {
+        &self.audit
     }
 
     /// `Ok` when the vault has no check value for `key`'s version, or `key` opens it.
@@ -596,80 +599,4 @@ pub async fn list_rows(pool: &PgPool) -> Result<Vec<SecretInfo>, VaultError> {
             })
         })
         .collect()
-}
-
-/// Keeps a running backend's [`ProviderKeys`] in step with the vault.
-///
-/// A read that fails keeps the keys already loaded (a rotation finished before this
-/// server got the new master key must not take its providers away); failures and
-/// changes of the loaded set are security events, steady re-reads are only counted.
-#[derive(Debug)]
-pub struct Refresher {
-    vault: Vault,
-    keys: ProviderKeys,
-    last: Option<Result<Vec<(Provider, String)>, String>>,
-}
-
-impl Refresher {
-    pub fn new(vault: Vault, keys: ProviderKeys) -> Self {
-        Self {
-            vault,
-            keys,
-            last: None,
-        }
-    }
-
-    /// Reads the vault once; `true` when the keys were loaded.
-    pub async fn once(&mut self) -> bool {
-        let outcome = match self.vault.load_all().await {
-            Ok(loaded) => {
-                let prints: Vec<(Provider, String)> = loaded
-                    .iter()
-                    .map(|(p, k)| (*p, fingerprint(k.expose_secret())))
-                    .collect();
-                self.keys.install_vault_keys(loaded);
-                Ok(prints)
-            }
-            Err(error) => Err(error.to_string()),
-        };
-        let loaded = outcome.is_ok();
-        if self.last.as_ref() != Some(&outcome) {
-            let version = self.vault.key_version();
-            let event = match &outcome {
-                Ok(prints) => {
-                    let listed: serde_json::Map<String, serde_json::Value> = prints
-                        .iter()
-                        .map(|(p, f)| (p.label().to_owned(), json!(f)))
-                        .collect();
-                    tracing::info!(
-                        key_version = version,
-                        providers = ?prints.iter().map(|(p, _)| p.label()).collect::<Vec<_>>(),
-                        "provider keys loaded from the vault"
-                    );
-                    SecurityEvent::new(
-                        EventType::VaultRead,
-                        json!({"key_version": version, "fingerprints": listed}),
-                    )
-                }
-                Err(error) => {
-                    tracing::error!(%error, "reading the key vault failed; keeping the keys loaded before");
-                    SecurityEvent::new(
-                        EventType::VaultReadFailed,
-                        json!({"key_version": version, "error": error}),
-                    )
-                }
-            };
-            self.vault.audit.record(event);
-            self.last = Some(outcome);
-        }
-        loaded
-    }
-
-    /// Re-reads the vault every `every`, until the process ends.
-    pub async fn run(mut self, every: Duration) {
-        loop {
-            tokio::time::sleep(every).await;
-            self.once().await;
-        }
-    }
 }

@@ -20,11 +20,11 @@ use clap::Subcommand;
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::{MasterKey, Vault, VaultError, list_rows};
+use crate::ai_types::Provider;
 use crate::config::BackendConfig;
 use crate::metrics::Metrics;
-use crate::providers::Provider;
 use crate::security_audit::{EventType, SecurityAudit, SecurityEvent};
+use crate::vault::{MasterKey, Vault, list_rows};
 use crate::{Error, Result, db};
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +70,7 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
     db::migrate(&pool).await?;
     let audit = SecurityAudit::new(pool.clone(), metrics.clone());
     if let VaultCommand::List = command {
-        let rows = list_rows(&pool).await.map_err(vault_error)?;
+        let rows = list_rows(&pool).await?;
         let _ = audit
             .write(SecurityEvent::new(
                 EventType::VaultList,
@@ -101,9 +101,7 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
         .ok_or_else(|| Error::Config("VAULT_MASTER_KEY: required by this vault command".into()))?;
     let key = MasterKey::from_base64(key, config.vault_key_version)
         .map_err(|why| Error::Config(format!("VAULT_MASTER_KEY: {why}")))?;
-    let vault = Vault::open(pool, key, audit, metrics)
-        .await
-        .map_err(vault_error)?;
+    let vault = Vault::open(pool, key, audit, metrics).await?;
     match command {
         VaultCommand::GenerateKey | VaultCommand::List => {}
         VaultCommand::Put { provider, from_env } => {
@@ -114,10 +112,7 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
                 }
                 None => read_stdin(&format!("{} API key", provider.label()))?,
             };
-            let info = vault
-                .put(provider, &SecretString::from(secret))
-                .await
-                .map_err(vault_error)?;
+            let info = vault.put(provider, &SecretString::from(secret)).await?;
             println!(
                 "Stored the {} key under master key version {} ({}).",
                 info.provider, info.key_version, info.fingerprint
@@ -125,7 +120,7 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
         }
         VaultCommand::Remove { provider } => {
             let provider = provider_named(&provider)?;
-            if vault.remove(provider).await.map_err(vault_error)? {
+            if vault.remove(provider).await? {
                 println!("Removed the {} key.", provider.label());
             } else {
                 println!("The vault held no {} key.", provider.label());
@@ -140,7 +135,7 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
             let version = new_version.unwrap_or(vault.key_version() + 1);
             let new = MasterKey::from_base64(&SecretString::from(text), version)
                 .map_err(|why| Error::Config(format!("{new_key_env}: {why}")))?;
-            let rotation = vault.rotate(&new).await.map_err(vault_error)?;
+            let rotation = vault.rotate(&new).await?;
             println!(
                 "Rotated {} key(s) from master key version {} to {} ({} already were).\n\
                  Servers on version {} keep reading. Next: set VAULT_MASTER_KEY to the new key \
@@ -155,7 +150,7 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
             );
         }
         VaultCommand::FinishRotation => {
-            let dropped = vault.finish_rotation().await.map_err(vault_error)?;
+            let dropped = vault.finish_rotation().await?;
             println!(
                 "Rotation finished: {dropped} old ciphertext(s) dropped; only master key version {} reads the vault now.",
                 vault.key_version()
@@ -181,8 +176,4 @@ fn read_stdin(what: &str) -> Result<String> {
         .read_line(&mut line)
         .map_err(|e| Error::Config(format!("reading stdin: {e}")))?;
     Ok(line.trim().to_owned())
-}
-
-fn vault_error(error: VaultError) -> Error {
-    Error::Vault(error.to_string())
 }

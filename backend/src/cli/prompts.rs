@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::{FUNCTIONS, Prompts};
 use crate::config::BackendConfig;
 use crate::functions::{
     ai_study_analytics, ai_study_recommendations, ai_tutor_professional, ai_tutor_stream,
 };
 use crate::js::errors::get;
 use crate::js::value::truthy;
+use crate::prompts::{FUNCTIONS, Prompts};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum PromptsCommand {
