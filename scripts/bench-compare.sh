@@ -55,7 +55,7 @@ curr_port=$(start_gateway current "$current")
 run() {
   local rps p99
   rps=$(wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$1/bench/json" | awk '/Requests\/sec/ {print $2}')
-  p99=$(STUDYFLOW_WRK_RATE=1000 wrk -t2 -c16 -d"${seconds}s" -s "$ROOT/tests/src/bench/wrk.lua" \
+  p99=$(STUDYFLOW_WRK_RATE=1000 wrk -t2 -c16 -d"${seconds}s" -s "$ROOT/bench/src/wrk.lua" \
     "http://127.0.0.1:$1/bench/json" | python3 -c '
 import json, sys
 for line in sys.stdin:

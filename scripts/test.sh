@@ -21,8 +21,15 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "Checking the legacy stand-in (deno check, deno lint)"
 (cd tests && ./node_modules/.bin/deno check --quiet legacy/main.ts && ./node_modules/.bin/deno lint --quiet legacy/)
 
-say "Building binaries for the end-to-end tests"
-cargo build --release --workspace --bins --quiet
+# One release build for binaries and tests: `--tests` brings the dev-dependencies into
+# feature resolution, so the binaries the end-to-end tests launch and the test binaries
+# share every dependency build (a plain `--bins` build resolves features without them
+# and compiles much of the tree a second time). The benchmark suite (`make bench`, the
+# only crate with plotting code) is left out.
+tested=(--workspace --exclude studyflow-bench)
+
+say "Building binaries and tests"
+cargo build --release "${tested[@]}" --bins --tests --quiet --timings
 
 say "Running the tests"
-cargo test --release --workspace --no-fail-fast
+cargo test --release "${tested[@]}" --no-fail-fast

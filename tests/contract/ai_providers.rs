@@ -14,7 +14,7 @@ use studyflow_backend::providers::chain::{AiUse, Prompt};
 use studyflow_backend::providers::chat::{
     Availability, ChatMessage, ChatRequest, Role, StreamEvent, Usage,
 };
-use studyflow_e2e::fake_providers::Completion;
+use studyflow_testkit::fake_providers::Completion;
 
 use crate::support::TestApp;
 

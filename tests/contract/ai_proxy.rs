@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use studyflow_e2e::tokens;
+use studyflow_testkit::tokens;
 
 use crate::support::{Answer, JWT_SECRET, TestApp};
 
@@ -44,7 +44,7 @@ async fn failures_in_the_legacy_order() {
 
     let expired = tokens::access_token(
         JWT_SECRET,
-        studyflow_e2e::stack::DEMO_USER_ID,
+        studyflow_testkit::stack::DEMO_USER_ID,
         "x@gmail.com",
         -3600,
     );
@@ -253,7 +253,7 @@ async fn overrides_usage_log_and_rate_limit_row() {
     assert_eq!(logs.len(), 1);
     let content = answer.body["content"].as_str().expect("content");
     let expected_tokens = (content.encode_utf16().count() + prompt.len()).div_ceil(4);
-    assert_eq!(logs[0]["user_id"], studyflow_e2e::stack::DEMO_USER_ID);
+    assert_eq!(logs[0]["user_id"], studyflow_testkit::stack::DEMO_USER_ID);
     assert_eq!(logs[0]["provider"], "gemini");
     assert_eq!(logs[0]["model"], "gemini-pro");
     assert_eq!(logs[0]["tokens_used"], json!(expected_tokens));
@@ -273,7 +273,7 @@ async fn overrides_usage_log_and_rate_limit_row() {
 
     let limits = app.rows("rate_limits").await;
     assert_eq!(limits.len(), 1, "{limits:?}");
-    assert_eq!(limits[0]["user_id"], studyflow_e2e::stack::DEMO_USER_ID);
+    assert_eq!(limits[0]["user_id"], studyflow_testkit::stack::DEMO_USER_ID);
     let window = limits[0]["window_start"].as_str().expect("window");
     assert!(window.contains(":00+00:00"), "starts on a minute: {window}");
     // Intentional fix: the row counts the minute's requests (1 or 2 when the minute turned).
@@ -319,8 +319,12 @@ async fn sixty_requests_a_minute_then_429() {
 
     // The window is per user.
     let other = uuid::Uuid::new_v4();
-    studyflow_e2e::database::ensure_user(
-        &format!("{}/{}", studyflow_e2e::database::server_url(), app.database),
+    studyflow_testkit::database::ensure_user(
+        &format!(
+            "{}/{}",
+            studyflow_testkit::database::server_url(),
+            app.database
+        ),
         other,
         "other@gmail.com",
     )

@@ -55,7 +55,7 @@ async fn analyses_the_users_rows() {
     let app = TestApp::start("analytics_ok").await;
     seed(
         &app.db,
-        studyflow_e2e::stack::DEMO_USER_ID,
+        studyflow_testkit::stack::DEMO_USER_ID,
         "Algebra homework",
     )
     .await;
@@ -118,7 +118,7 @@ async fn failures() {
     // A directive in a task title reaches the fake through the prompt.
     seed(
         &app.db,
-        studyflow_e2e::stack::DEMO_USER_ID,
+        studyflow_testkit::stack::DEMO_USER_ID,
         "[[fake:status=503]]",
     )
     .await;
@@ -131,7 +131,7 @@ async fn failures() {
     let app = TestApp::start("analytics_bad").await;
     seed(
         &app.db,
-        studyflow_e2e::stack::DEMO_USER_ID,
+        studyflow_testkit::stack::DEMO_USER_ID,
         "[[fake:malformed]]",
     )
     .await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use studyflow_e2e::fake_providers::Completion;
+use studyflow_testkit::fake_providers::Completion;
 
 use crate::ai_providers::shape;
 use crate::support::{SseEvent, SseReader, TestApp};

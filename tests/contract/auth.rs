@@ -14,7 +14,7 @@ use axum::routing::get;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
-use studyflow_e2e::stack::DEMO_USER_ID;
+use studyflow_testkit::stack::DEMO_USER_ID;
 
 use crate::support::{JWT_SECRET, TestApp, serve};
 
@@ -202,7 +202,7 @@ async fn hs256_tokens_and_their_failures() {
     );
     // The anon key (no subject) and a user that does not exist.
     assert_eq!(
-        status_with(&app, &studyflow_e2e::tokens::anon_key(JWT_SECRET)).await,
+        status_with(&app, &studyflow_testkit::tokens::anon_key(JWT_SECRET)).await,
         401
     );
     let mut stranger = claims(3600);

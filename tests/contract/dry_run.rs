@@ -43,7 +43,7 @@ type Headers = Vec<(&'static str, String)>;
 
 /// The writing requests of the contract, each with the status it answers.
 fn writes(app: &TestApp) -> Vec<(&'static str, Headers, Value, u16)> {
-    let user = studyflow_e2e::stack::DEMO_USER_ID;
+    let user = studyflow_testkit::stack::DEMO_USER_ID;
     vec![
         (
             "ai-proxy",
@@ -82,7 +82,7 @@ fn writes(app: &TestApp) -> Vec<(&'static str, Headers, Value, u16)> {
 /// A study session, so the anomaly check has history to compare with.
 async fn add_session(app: &TestApp) {
     sqlx::query("insert into study_sessions (user_id, title, duration) values ($1::uuid, 's', 10)")
-        .bind(studyflow_e2e::stack::DEMO_USER_ID)
+        .bind(studyflow_testkit::stack::DEMO_USER_ID)
         .execute(&app.db)
         .await
         .expect("session");

@@ -9,7 +9,7 @@ use crate::support::{TestApp, assert_design_error};
 #[tokio::test]
 async fn health_ready_and_metrics() {
     let app = TestApp::start_with("ops", |config| {
-        config.embedding_model_dir = Some(studyflow_e2e::stack::embedding_model_dir());
+        config.embedding_model_dir = Some(studyflow_testkit::stack::embedding_model_dir());
     })
     .await;
     let health = app.request(Method::GET, "/health", &[], None).await;

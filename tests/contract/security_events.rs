@@ -81,7 +81,7 @@ async fn failed_authentication_is_recorded() {
 #[tokio::test]
 async fn rate_limit_hits_are_recorded() {
     let app = TestApp::start("sec_rate").await;
-    let user = studyflow_e2e::stack::DEMO_USER_ID;
+    let user = studyflow_testkit::stack::DEMO_USER_ID;
     // The user has used the minute's 60 requests already.
     sqlx::query(
         "insert into public.rate_limits (user_id, window_start, requests_count) \

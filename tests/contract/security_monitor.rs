@@ -42,7 +42,7 @@ async fn csp_reports_and_security_events_are_stored() {
         json!({"type": "csp_violation", "blocked_uri": "https://evil.example/x.js", "violated_directive": "script-src", "source_file": "https://app.example", "line_number": 12})
     );
 
-    let user = studyflow_e2e::stack::DEMO_USER_ID;
+    let user = studyflow_testkit::stack::DEMO_USER_ID;
     let answer = app
         .post(
             FUNCTION,
@@ -83,7 +83,7 @@ async fn csp_reports_and_security_events_are_stored() {
 #[tokio::test]
 async fn rate_limit_checks_and_anomalies() {
     let app = TestApp::start("secmon_checks").await;
-    let user = studyflow_e2e::stack::DEMO_USER_ID;
+    let user = studyflow_testkit::stack::DEMO_USER_ID;
     sqlx::query(
         "insert into rate_limits (user_id, window_start, action, blocked_until)
          values ($1::uuid, now(), 'login', '2099-01-01T12:34:56.789123Z')",

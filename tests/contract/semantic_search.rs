@@ -48,14 +48,14 @@ fn sentences() -> Vec<String> {
 
 /// The reference vectors of `texts`.
 async fn reference(texts: &[String]) -> Vec<Vec<f64>> {
-    let root = studyflow_e2e::stack::repo_root();
+    let root = studyflow_testkit::stack::repo_root();
     let mut child = tokio::process::Command::new("python3")
         .arg(root.join("tests/reference/minilm.py"))
         .arg("embed")
-        .env("PYTHONPATH", studyflow_e2e::stack::python_deps())
+        .env("PYTHONPATH", studyflow_testkit::stack::python_deps())
         .env(
             "EMBEDDING_MODEL_DIR",
-            studyflow_e2e::stack::embedding_model_dir(),
+            studyflow_testkit::stack::embedding_model_dir(),
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -90,7 +90,7 @@ fn vector(answer: &Value) -> Vec<f64> {
 
 async fn with_model() -> TestApp {
     TestApp::start_with("semantic", |config| {
-        config.embedding_model_dir = Some(studyflow_e2e::stack::embedding_model_dir());
+        config.embedding_model_dir = Some(studyflow_testkit::stack::embedding_model_dir());
         config.embedding_max_query_chars = 20_000;
     })
     .await

@@ -3,7 +3,7 @@
 //! migrates first, both at once, and both again on every restart, in any order.
 
 use sqlx::PgPool;
-use studyflow_e2e::database;
+use studyflow_testkit::database;
 
 /// A fresh, empty database of this test.
 async fn fresh(label: &str) -> (String, String) {

@@ -9,8 +9,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 use sqlx::PgPool;
 use studyflow_backend::{AppState, BackendConfig};
-use studyflow_e2e::stack::{DEMO_USER_EMAIL, DEMO_USER_ID};
-use studyflow_e2e::{database, fake_providers, tokens};
+use studyflow_testkit::stack::{DEMO_USER_EMAIL, DEMO_USER_ID};
+use studyflow_testkit::{database, fake_providers, tokens};
 use tokio::task::JoinHandle;
 
 pub const JWT_SECRET: &str = "contract-test-secret-with-at-least-32-characters";
@@ -66,7 +66,7 @@ pub fn base_config(providers_url: &str, database_url: &str, redis_prefix: &str) 
     BackendConfig {
         listen_addr: "127.0.0.1:0".into(),
         database_url: database_url.into(),
-        redis_url: studyflow_e2e::stack::redis_url().as_str().into(),
+        redis_url: studyflow_testkit::stack::redis_url().as_str().into(),
         redis_key_prefix: redis_prefix.into(),
         supabase_jwt_secret: Some(JWT_SECRET.into()),
         encryption_key: Some(ENCRYPTION_KEY.into()),
@@ -227,7 +227,7 @@ impl TestApp {
 
     /// A Redis connection for inspecting this test's keys.
     pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(studyflow_e2e::stack::redis_url())
+        redis::Client::open(studyflow_testkit::stack::redis_url())
             .expect("redis url")
             .get_multiplexed_async_connection()
             .await

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use studyflow_e2e::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
+use studyflow_testkit::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
 
 use crate::harness::{diff_overview, route_summary, routes_file_with_phases};
 
@@ -120,7 +120,7 @@ async fn start(mode: &str) -> (Stack, String) {
 
 async fn finish(stack: Stack, database: &str) {
     stack.stop().await;
-    studyflow_e2e::database::drop(database)
+    studyflow_testkit::database::drop(database)
         .await
         .expect("drop database");
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use studyflow_e2e::database;
-use studyflow_e2e::stack::{self, Stack, StackOptions};
+use studyflow_testkit::database;
+use studyflow_testkit::stack::{self, Stack, StackOptions};
 use tokio::io::AsyncWriteExt;
 
 /// What one CLI run printed, and whether it succeeded.

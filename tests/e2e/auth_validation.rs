@@ -1,7 +1,7 @@
 //! `auth-validation` through the gateway with the real supabase-js client, served by the
 //! legacy stand-in and then by the new backend: the same contract both times.
 
-use studyflow_e2e::stack::{Stack, StackOptions};
+use studyflow_testkit::stack::{Stack, StackOptions};
 
 use crate::harness::{routes_file_with, run_node_test};
 
@@ -22,7 +22,7 @@ async fn supabase_js_gets_the_contract_from_legacy_and_from_the_backend() {
     run_node_test(&stack, "auth-validation.test.mjs", "new").await;
 
     stack.stop().await;
-    studyflow_e2e::database::drop(&database)
+    studyflow_testkit::database::drop(&database)
         .await
         .expect("drop database");
 }

@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use studyflow_e2e::stack::{self, DEV_ADMIN_TOKEN, Stack, StackOptions};
+use studyflow_testkit::stack::{self, DEV_ADMIN_TOKEN, Stack, StackOptions};
 
 #[tokio::test]
 async fn the_console_runs_a_canary_and_a_rollback_in_a_browser() {
@@ -49,6 +49,6 @@ async fn the_console_runs_a_canary_and_a_rollback_in_a_browser() {
         std::fs::copy(dir.join(shot), root.join("docs").join(shot)).expect("copy screenshot");
     }
     stack.stop().await;
-    let _ = studyflow_e2e::database::drop(&database).await;
-    let _ = studyflow_e2e::database::drop(&format!("{database}_diffs")).await;
+    let _ = studyflow_testkit::database::drop(&database).await;
+    let _ = studyflow_testkit::database::drop(&format!("{database}_diffs")).await;
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use studyflow_e2e::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
+use studyflow_testkit::stack::{DEV_ADMIN_TOKEN, Stack, StackOptions};
 
 use crate::harness::{diff_overview, route_summary, routes_file_with_phases};
 
@@ -127,7 +127,7 @@ async fn reports_show_a_deliberate_regression_and_the_contracts_noise() {
 
     // Markdown from the CLI and the HTML page carry the same numbers.
     let cli = tokio::process::Command::new(
-        studyflow_e2e::stack::bin_dir()
+        studyflow_testkit::stack::bin_dir()
             .expect("bins")
             .join("studyflow-gateway"),
     )
@@ -176,6 +176,6 @@ async fn reports_show_a_deliberate_regression_and_the_contracts_noise() {
     }
 
     stack.stop().await;
-    let _ = studyflow_e2e::database::drop(&database).await;
-    let _ = studyflow_e2e::database::drop(&format!("{database}_diffs")).await;
+    let _ = studyflow_testkit::database::drop(&database).await;
+    let _ = studyflow_testkit::database::drop(&format!("{database}_diffs")).await;
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use serde_json::Value;
-use studyflow_e2e::stack::{self, DEV_ADMIN_TOKEN, Stack};
+use studyflow_testkit::stack::{self, DEV_ADMIN_TOKEN, Stack};
 
 /// Writes a routes file that puts `route` in `phase` (every other route stays as shipped).
 pub fn routes_file_with(dir: &Path, route: &str, phase: &str) -> PathBuf {

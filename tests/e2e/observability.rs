@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use regex::Regex;
 use serde_json::{Value, json};
-use studyflow_e2e::stack::{self, DEV_ADMIN_TOKEN, Process, Stack, StackOptions};
+use studyflow_testkit::stack::{self, DEV_ADMIN_TOKEN, Process, Stack, StackOptions};
 
 fn dashboards_dir() -> PathBuf {
     stack::repo_root().join("dashboards")
@@ -216,7 +216,7 @@ async fn prometheus_sees_every_dashboard_and_alert_through_a_whole_cutover() {
         );
         let tokens: Vec<String> = (0..20)
             .map(|i| {
-                studyflow_e2e::tokens::access_token(
+                studyflow_testkit::tokens::access_token(
                     stack::DEV_JWT_SECRET,
                     &format!("user-{i}"),
                     "s@gmail.com",
@@ -331,8 +331,8 @@ async fn prometheus_sees_every_dashboard_and_alert_through_a_whole_cutover() {
         .get(format!("{prom_url}/api/v1/query_range"))
         .query(&[
             ("query", "(sum(rate(studyflow_gateway_requests_total{side=\"new\",route=\"auth-validation\"}[3s])) or sum(rate(studyflow_gateway_requests_total{route=\"auth-validation\"}[3s])) * 0) / sum(rate(studyflow_gateway_requests_total{route=\"auth-validation\"}[3s]))"),
-            ("start", &(studyflow_e2e::tokens::now() - window.as_secs() as i64).to_string()),
-            ("end", &studyflow_e2e::tokens::now().to_string()),
+            ("start", &(studyflow_testkit::tokens::now() - window.as_secs() as i64).to_string()),
+            ("end", &studyflow_testkit::tokens::now().to_string()),
             ("step", "1"),
         ])
         .send()
@@ -357,15 +357,18 @@ async fn prometheus_sees_every_dashboard_and_alert_through_a_whole_cutover() {
         peak > 0.9,
         "the new backend served the route in primary ({peak})"
     );
-    let plot = dir.join("cutover-progress.png");
-    studyflow_e2e::bench::plot::share(&plot, &points).expect("plot");
-    if std::env::var_os("STUDYFLOW_WRITE_DOCS").is_some() {
-        std::fs::copy(&plot, stack::repo_root().join("docs/cutover-progress.png"))
-            .expect("copy plot");
-    }
+    // The points for docs/cutover-progress.png, which `studyflow-bench cutover-plot` draws
+    // (the test suite builds no plotting code).
+    let share_file = dir.join("cutover-share.json");
+    std::fs::write(&share_file, serde_json::to_vec(&points).expect("points")).expect("write");
+    println!(
+        "cutover share written to {}; draw it with `target/release/studyflow-bench cutover-plot {} docs/cutover-progress.png`",
+        share_file.display(),
+        share_file.display()
+    );
 
     prometheus.terminate().await;
     stack.stop().await;
-    let _ = studyflow_e2e::database::drop(&database).await;
-    let _ = studyflow_e2e::database::drop(&format!("{database}_diffs")).await;
+    let _ = studyflow_testkit::database::drop(&database).await;
+    let _ = studyflow_testkit::database::drop(&format!("{database}_diffs")).await;
 }

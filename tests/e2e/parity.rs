@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use studyflow_e2e::stack::{Stack, StackOptions};
+use studyflow_testkit::stack::{Stack, StackOptions};
 
 const CORPUS: &str = include_str!("../parity/corpus.json");
 
@@ -160,7 +160,7 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
         sqlx::query(statement).execute(&db).await.expect("seed");
     }
 
-    let stranger = studyflow_e2e::tokens::access_token(
+    let stranger = studyflow_testkit::tokens::access_token(
         &stack.jwt_secret,
         &uuid::Uuid::new_v4().to_string(),
         "stranger@gmail.com",
@@ -266,7 +266,7 @@ async fn legacy_and_backend_answer_the_corpus_alike() {
     db.close().await;
     stack.stop().await;
     forget_redis_keys(&format!("{database}:")).await;
-    studyflow_e2e::database::drop(&database)
+    studyflow_testkit::database::drop(&database)
         .await
         .expect("drop database");
 }
@@ -351,7 +351,7 @@ async fn encryption_round_trips(client: &reqwest::Client, stack: &Stack) {
 
 /// Deletes the stack's rate-limit windows (they would expire within a minute anyway).
 async fn forget_redis_keys(prefix: &str) {
-    let Ok(client) = redis::Client::open(studyflow_e2e::stack::redis_url()) else {
+    let Ok(client) = redis::Client::open(studyflow_testkit::stack::redis_url()) else {
         return;
     };
     let Ok(mut redis) = client.get_multiplexed_async_connection().await else {
@@ -372,7 +372,7 @@ async fn forget_redis_keys(prefix: &str) {
 /// with its file and line.
 #[tokio::test]
 async fn a_prompt_change_in_prompts_dir_reaches_the_provider_without_a_rebuild() {
-    let root = studyflow_e2e::stack::repo_root();
+    let root = studyflow_testkit::stack::repo_root();
     let shipped = std::fs::read_to_string(root.join("backend/prompts/ai-tutor-professional.jinja"))
         .expect("shipped template");
     let ours = shipped.replace(
@@ -415,7 +415,7 @@ async fn a_prompt_change_in_prompts_dir_reaches_the_provider_without_a_rebuild()
     );
 
     // `prompts render` shows exactly that request.
-    let backend = studyflow_e2e::stack::bin_dir()
+    let backend = studyflow_testkit::stack::bin_dir()
         .expect("binaries")
         .join("studyflow-backend");
     let rendered = std::process::Command::new(&backend)
@@ -460,7 +460,7 @@ async fn a_prompt_change_in_prompts_dir_reaches_the_provider_without_a_rebuild()
 
     stack.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
-    studyflow_e2e::database::drop(&database)
+    studyflow_testkit::database::drop(&database)
         .await
         .expect("drop database");
 }

@@ -4,8 +4,8 @@
 //! timeout.
 
 use futures_util::{SinkExt, StreamExt};
-use studyflow_e2e::stack::{DEMO_USER_EMAIL, DEMO_USER_ID, Stack, StackOptions};
-use studyflow_e2e::{database, tokens};
+use studyflow_testkit::stack::{DEMO_USER_EMAIL, DEMO_USER_ID, Stack, StackOptions};
+use studyflow_testkit::{database, tokens};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::harness::{routes_file_with, run_node_test_with};

@@ -5,7 +5,7 @@
 
 use std::process::Stdio;
 
-use studyflow_e2e::stack::{self, DEV_ADMIN_TOKEN, Stack, StackOptions};
+use studyflow_testkit::stack::{self, DEV_ADMIN_TOKEN, Stack, StackOptions};
 
 /// The marked blocks of the README, in order.
 fn walkthrough_blocks(readme: &str) -> Vec<String> {
@@ -131,6 +131,6 @@ async fn the_readme_walkthrough_runs_as_written() {
     );
 
     stack.stop().await;
-    let _ = studyflow_e2e::database::drop(&database).await;
-    let _ = studyflow_e2e::database::drop(&format!("{database}_diffs")).await;
+    let _ = studyflow_testkit::database::drop(&database).await;
+    let _ = studyflow_testkit::database::drop(&format!("{database}_diffs")).await;
 }

@@ -313,31 +313,19 @@ async fn websocket(State(state): State<UpstreamState>, upgrade: WebSocketUpgrade
 
 /// Creates an empty database on the local Postgres and returns its URL.
 pub async fn fresh_database() -> String {
-    use sqlx::Connection;
-    let server = std::env::var("STUDYFLOW_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let name = format!(
         "studyflow_test_gw_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+    studyflow_testkit::database::create(&name)
         .await
-        .expect("postgres");
-    sqlx::query(&format!("create database \"{name}\""))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    format!("{server}/{name}")
+        .expect("create database")
 }
 
 /// Drops a database made by [`fresh_database`].
 pub async fn drop_database(url: &str) {
-    use sqlx::Connection;
-    let (server, name) = url.rsplit_once('/').expect("url");
-    if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{server}/postgres")).await {
-        let _ = sqlx::query(&format!("drop database if exists \"{name}\" with (force)"))
-            .execute(&mut admin)
-            .await;
+    if let Some((_, name)) = url.rsplit_once('/') {
+        let _ = studyflow_testkit::database::drop(name).await;
     }
 }
 
@@ -670,8 +658,7 @@ pub struct UnleashServer {
 impl UnleashServer {
     pub async fn start() -> Self {
         use tokio::io::AsyncBufReadExt;
-        let server = std::env::var("STUDYFLOW_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let server = studyflow_testkit::database::server_url();
         let database = format!(
             "studyflow_test_unleash_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -791,7 +778,7 @@ impl RedisNamespace {
     }
 
     pub fn url() -> String {
-        std::env::var("STUDYFLOW_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        studyflow_testkit::stack::redis_url()
     }
 
     /// The gateway configuration section for a fleet in this namespace.

@@ -1,8 +1,8 @@
 //! `make run`: starts the whole local stack and prints where everything is.
 
 use clap::{Parser, Subcommand};
-use studyflow_e2e::stack::{self, Ports, Stack, StackOptions};
 use studyflow_gateway::operations::api::RoutesAnswer;
+use studyflow_testkit::stack::{self, Ports, Stack, StackOptions};
 
 /// Starts fake providers, legacy stand-in, backend and gateway; Ctrl-C stops them.
 #[derive(Debug, Parser)]

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::bench::gateway::{Running, Settings, Target, Workload};
-use crate::bench::load::Load;
-use crate::bench::process::{rss_kib, with_children};
+use crate::gateway::{Running, Settings, Target, Workload};
+use crate::load::Load;
+use crate::process::{rss_kib, with_children};
 
 /// What the soak run saw.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ pub async fn run(
         connections: settings.connections,
         rate: Some(rate),
     };
-    let before = crate::bench::gateway::shadow_counters(&running.admin_url).await?;
+    let before = crate::gateway::shadow_counters(&running.admin_url).await?;
     let sampler = tokio::spawn(async move {
         let started = Instant::now();
         let mut samples = Vec::new();
@@ -79,7 +79,7 @@ pub async fn run(
     });
     let measured = settings.generator.run(&load).await?;
     let samples = sampler.await?;
-    let after = crate::bench::gateway::shadow_counters(&running.admin_url).await?;
+    let after = crate::gateway::shadow_counters(&running.admin_url).await?;
     running.stop().await;
     Ok(Soak {
         minutes,

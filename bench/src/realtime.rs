@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::process::rss_kib;
-use crate::stack::{Stack, StackOptions};
+use studyflow_testkit::stack::{Stack, StackOptions};
 
 const TOPIC: &str = "realtime:room:bench";
 
@@ -131,7 +131,7 @@ pub async fn run(clients: usize, broadcasts: usize) -> anyhow::Result<RealtimeRe
     second.terminate().await;
     let database = stack.options.database.clone();
     stack.stop().await;
-    crate::database::drop(&database).await.ok();
+    studyflow_testkit::database::drop(&database).await.ok();
     Ok(result)
 }
 

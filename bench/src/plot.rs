@@ -5,8 +5,8 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::bench::gateway::CaseResult;
-use crate::bench::load::FIXED_RATE;
+use crate::gateway::CaseResult;
+use crate::load::FIXED_RATE;
 
 /// A TrueType font from Debian's fonts-dejavu-core (installed by `make bench`).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";

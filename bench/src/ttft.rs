@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use studyflow_backend::functions::ai_tutor_professional::conversation;
 use studyflow_backend::prompts::Prompts;
 
-use crate::bench::report::ms;
-use crate::stack::{Ports, Stack, StackOptions};
+use crate::report::ms;
+use studyflow_testkit::stack::{Ports, Stack, StackOptions};
 
 /// The three ways to the same answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,10 +112,9 @@ async fn one(
         Target::Direct => request.bearer_auth("fake-deepseek-key"),
         // A signed-in student of their own per request, so the per-user AI rate limit
         // (60 a minute) never shapes the measurement.
-        Target::Backend | Target::Gateway => request.bearer_auth(crate::stack::user_token(
-            &format!("bench-{}", uuid::Uuid::new_v4()),
-            600,
-        )),
+        Target::Backend | Target::Gateway => request.bearer_auth(
+            studyflow_testkit::stack::user_token(&format!("bench-{}", uuid::Uuid::new_v4()), 600),
+        ),
     };
     let started = Instant::now();
     let response = request.send().await?;
@@ -149,7 +148,7 @@ pub async fn run(work_dir: &Path, requests: usize, warmup: usize) -> anyhow::Res
         ports: Ports::free()?,
         routes_file: None,
         log_dir: work_dir.join("logs"),
-        redis_url: crate::stack::redis_url(),
+        redis_url: studyflow_testkit::stack::redis_url(),
         backend_env: vec![
             ("RUST_LOG".into(), "warn".into()),
             ("AI_CHAIN_TUTOR_STREAM".into(), "deepseek".into()),

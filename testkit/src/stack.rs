@@ -158,7 +158,7 @@ fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir()?.join(name);
     if !path.exists() {
         bail!(
-            "{} is missing: build the binaries first (`cargo build --release --workspace --bins`, which `make test` does)",
+            "{} is missing: build the binaries first (`make build`, or `make test` which builds them)",
             path.display()
         );
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::bench::load::{FIXED_RATE, Generator, Load, Measured, SATURATION};
-use crate::bench::report::ms;
-use crate::stack::{Ports, Stack, StackOptions};
+use crate::load::{FIXED_RATE, Generator, Load, Measured, SATURATION};
+use crate::report::ms;
+use studyflow_testkit::stack::{Ports, Stack, StackOptions};
 
 /// One function call measured on one side.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub async fn run(
         ports: Ports::free()?,
         routes_file: None,
         log_dir: work_dir.join("logs"),
-        redis_url: crate::stack::redis_url(),
+        redis_url: studyflow_testkit::stack::redis_url(),
         backend_env: vec![("RUST_LOG".into(), "warn".into())],
         gateway_env: Vec::new(),
     };

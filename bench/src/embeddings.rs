@@ -12,8 +12,8 @@ use anyhow::Context;
 use serde::Deserialize;
 use studyflow_backend::embedding::{Embedder, MiniLm};
 
-use crate::bench::report::ms;
-use crate::stack::{embedding_model_dir, python_deps, repo_root};
+use crate::report::ms;
+use studyflow_testkit::stack::{embedding_model_dir, python_deps, repo_root};
 
 /// The sentences every implementation embeds, in turn (short to a few hundred tokens).
 const SENTENCES: [&str; 6] = [

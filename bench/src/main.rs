@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use studyflow_e2e::bench::gateway::{self, Settings, Target};
-use studyflow_e2e::bench::{
+use studyflow_bench::gateway::{self, Settings, Target};
+use studyflow_bench::{
     criterion, embeddings, functions, load, plot, realtime, report, soak, ttft, upstream,
 };
-use studyflow_e2e::stack;
+use studyflow_testkit::stack;
 
 #[derive(Debug, Parser)]
 #[command(name = "studyflow-bench", version)]
@@ -79,6 +79,12 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         connections: usize,
     },
+    /// Draws the cutover plot (`docs/cutover-progress.png`) from the share-served-by-new
+    /// points the observability e2e test writes (`cutover-share.json`).
+    CutoverPlot {
+        points: std::path::PathBuf,
+        out: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -92,6 +98,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Upstream { listen } => {
             let listener = tokio::net::TcpListener::bind(&listen).await?;
             upstream::serve(listener).await?;
+        }
+        Command::CutoverPlot { points, out } => {
+            let points: Vec<(f64, f64)> = serde_json::from_slice(&std::fs::read(&points)?)?;
+            plot::share(&out, &points)?;
+            println!("wrote {}", out.display());
         }
         Command::Realtime {
             clients,

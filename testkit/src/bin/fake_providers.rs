@@ -14,6 +14,6 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
     println!("fake providers listening on {}", listener.local_addr()?);
-    studyflow_e2e::fake_providers::serve(listener).await?;
+    studyflow_testkit::fake_providers::serve(listener).await?;
     Ok(())
 }

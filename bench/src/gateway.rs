@@ -10,10 +10,10 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::bench::load::{self, FIXED_RATE, Load, Measured, SATURATION};
-use crate::bench::process::{Sampler, Usage};
-use crate::bench::report::ms;
-use crate::stack::{DEV_ADMIN_TOKEN, Ports, Process};
+use crate::load::{self, FIXED_RATE, Load, Measured, SATURATION};
+use crate::process::{Sampler, Usage};
+use crate::report::ms;
+use studyflow_testkit::stack::{DEV_ADMIN_TOKEN, Ports, Process};
 
 /// How long and how hard each case runs.
 #[derive(Debug, Clone)]
@@ -169,8 +169,8 @@ impl Running {
             dir.join("routes.yaml"),
             "routes:\n  - {name: bench, path: /bench/*, phase: legacy}\n",
         )?;
-        let diffs_url = crate::database::create("studyflow_bench_diffs").await?;
-        let nginx_port = crate::stack::Ports::free()?.gateway;
+        let diffs_url = studyflow_testkit::database::create("studyflow_bench_diffs").await?;
+        let nginx_port = studyflow_testkit::stack::Ports::free()?.gateway;
         let mut running = Self {
             _legacy: legacy,
             _new: new,

@@ -1,4 +1,4 @@
-//! The benchmark runner behind `make bench`: starts the pieces as release processes on
+//! The benchmark suites behind `make bench`: starts the pieces as release processes on
 //! this machine, drives them with the `wrk` load generator (Debian's package), samples CPU and memory of the
 //! process under test, and writes the tables into `docs/benchmarks.md`.
 //!
