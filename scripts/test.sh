@@ -16,7 +16,9 @@ psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -Atqc \
 
 say "Checking format and lints"
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+# --release: build scripts and proc-macros are then compiled once, for this check and the
+# release build below alike.
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 
 say "Checking the legacy stand-in (deno check, deno lint)"
 (cd tests && ./node_modules/.bin/deno check --quiet legacy/main.ts && ./node_modules/.bin/deno lint --quiet legacy/)
