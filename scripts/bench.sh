@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark suite, in release builds, side by side in one run;
 # rewrites docs/benchmarks.md and docs/benchmarks-latency.png. Not part of `make test`.
-# After `make test` (which builds the same release binaries) it takes about 18 minutes
-# on 2 cores, 10 of them the memory soak (`BENCH_SOAK_MINUTES=0 make bench` skips it).
+# After `make test` (which builds the release binaries but not the benchmark suite) it
+# takes about 20 minutes on 2 cores, 10 of them the memory soak (`BENCH_SOAK_MINUTES=0
+# make bench` skips it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -22,8 +23,8 @@ bench="$ROOT/target/release/studyflow-bench"
 
 say "Diff engine (criterion)"
 rm -rf "$ROOT"/target/criterion/compare*   # results of renamed benchmarks would linger
-# --workspace: the same dependency features as `make test`'s release build, so nothing
-# is compiled again.
+# --workspace: the same dependency features as the build above, so the diff engine is
+# not compiled again.
 (cd "$ROOT" && cargo bench --quiet --workspace --bench diff -- --noplot --warm-up-time 1 --measurement-time 3)
 "$bench" diff-engine
 

@@ -74,7 +74,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&state.config.listen_addr)
         .await
         .with_context(|| format!("listening on {}", state.config.listen_addr))?;
-    tracing::info!(addr = %listener.local_addr()?, "backend listening");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "backend listening");
+    // The line a supervisor (or the test harness) reads to learn the port, which matters
+    // when `LISTEN_ADDR` asks for any free port (port 0).
+    println!("studyflow-backend listening on http://{addr}");
     #[cfg(feature = "test-hooks")]
     if let Some(spec) = &state.config.test_alter_field {
         tracing::warn!(%spec, "TEST_ALTER_FIELD is set: answers are deliberately altered (test only)");

@@ -30,7 +30,7 @@ pub async fn run(
     std::fs::create_dir_all(work_dir)?;
     let options = StackOptions {
         database: "studyflow_bench".into(),
-        ports: Ports::free()?,
+        ports: Ports::any(),
         routes_file: None,
         log_dir: work_dir.join("logs"),
         redis_url: studyflow_testkit::stack::redis_url(),

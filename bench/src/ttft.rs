@@ -145,7 +145,7 @@ pub async fn run(work_dir: &Path, requests: usize, warmup: usize) -> anyhow::Res
     std::fs::create_dir_all(work_dir)?;
     let options = StackOptions {
         database: "studyflow_bench".into(),
-        ports: Ports::free()?,
+        ports: Ports::any(),
         routes_file: None,
         log_dir: work_dir.join("logs"),
         redis_url: studyflow_testkit::stack::redis_url(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use pingora::listeners::TcpSocketOptions;
 use pingora::proxy::http_proxy_service;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
@@ -22,7 +23,7 @@ use crate::guard::GuardService;
 use crate::history::{History, Recorder};
 use crate::identity::Clients;
 use crate::metrics::Metrics;
-use crate::shadow;
+use crate::shadow::{self, ComparedPair};
 use crate::sources::FlagSources;
 use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
@@ -58,7 +59,7 @@ pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
             .as_ref()
             .map_or("studyflow-gateway", |u| u.app_name.as_str()),
         hostname(),
-        config.listen
+        instance_port(&config.listen)
     );
     let settings = ControlSettings {
         routes_file: config.routes_file.clone(),
@@ -146,33 +147,25 @@ pub fn run(prepared: Prepared) -> Result<()> {
         Arc::clone(&metrics),
         clients,
     );
+    // Every port is bound (or refused) before anything serves.
+    let proxy_port = ProxyPort::bind(&config.listen)?;
+    let admin_listener = std::net::TcpListener::bind(admin_addr)
+        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr} cannot be bound: {e}")))?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr}: {e}")))?;
     let mut proxy = http_proxy_service(&server.configuration, gateway);
-    proxy.add_tcp(&config.listen);
+    proxy_port.add_to(&mut proxy);
     server.add_service(proxy);
 
     let mut worker = GenBackgroundService::new("shadow traffic".into(), Arc::new(shadow_worker));
     worker.threads = Some(2);
     server.add_service(worker);
     let store_dropped = Arc::new(AtomicU64::new(0));
-    let store = config
-        .diff_store
-        .database_url
-        .as_ref()
-        .map(|url| StoreTarget {
-            database_url: url.expose_secret().to_owned(),
-            settings: config.diff_store.settings(),
-            dropped: Arc::clone(&store_dropped),
-        });
-    let redactor = studyflow_diffing::Redactor::new(&config.redact_patterns)
-        .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
+    let comparer = comparer(&config, compare_rx, &store_dropped, &metrics)?;
     server.add_service(GenBackgroundService::new(
         "comparison".into(),
-        Arc::new(Comparer::new(
-            compare_rx,
-            store,
-            redactor,
-            Arc::clone(&metrics),
-        )),
+        Arc::new(comparer),
     ));
     let history = Arc::new(History::default());
     server.add_service(GenBackgroundService::new(
@@ -183,11 +176,6 @@ pub fn run(prepared: Prepared) -> Result<()> {
             history: Arc::clone(&history),
         }),
     ));
-    // Every port is bound (or refused) before anything serves.
-    let admin_listener = std::net::TcpListener::bind(admin_addr)
-        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr} cannot be bound: {e}")))?;
-    std::net::TcpListener::bind(&config.listen)
-        .map_err(|e| Error::Config(format!("`listen` {} cannot be bound: {e}", config.listen)))?;
     server.add_service(GenBackgroundService::new(
         "flag sources".into(),
         Arc::new(FlagSources {
@@ -202,29 +190,124 @@ pub fn run(prepared: Prepared) -> Result<()> {
             config: config.guard.clone(),
         }),
     ));
-    let admin = AdminService::new(
-        admin_listener,
-        control,
-        config.admin_token.as_ref(),
-        AdminParts {
-            diff_database: config.diff_store.database_url.clone(),
-            store_dropped,
-            metrics: Arc::clone(&metrics),
-            plane: ControlPlane {
-                guard: config.guard.clone(),
-                promotion: config.promotion.clone(),
-                resync: Duration::from_secs(config.fleet.resync_secs),
-            },
-            history: Arc::clone(&history),
+    let parts = AdminParts {
+        diff_database: config.diff_store.database_url.clone(),
+        store_dropped,
+        metrics: Arc::clone(&metrics),
+        plane: ControlPlane {
+            guard: config.guard.clone(),
+            promotion: config.promotion.clone(),
+            resync: Duration::from_secs(config.fleet.resync_secs),
         },
-    )
-    .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr}: {e}")))?;
+        history: Arc::clone(&history),
+    };
+    let admin = AdminService::new(admin_listener, control, config.admin_token.as_ref(), parts)
+        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr}: {e}")))?;
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
         Arc::new(admin.with_console(config.console.settings())),
     ));
-    tracing::info!(listen = %config.listen, admin = %config.admin_listen, "gateway starting");
+    tracing::info!(listen = %proxy_port.addr, admin = %admin_addr, "gateway starting");
+    // The line a supervisor (or the test harness) reads to learn the ports, which matters
+    // when `listen` or `admin_listen` asks for any free port (port 0).
+    println!(
+        "studyflow-gateway listening on http://{} admin http://{admin_addr}",
+        proxy_port.addr
+    );
     server.run_forever()
+}
+
+/// The comparison worker: compares the pairs the shadow worker captures and feeds the
+/// diff store (when one is configured), redacting first.
+fn comparer(
+    config: &GatewayConfig,
+    pairs: mpsc::Receiver<ComparedPair>,
+    store_dropped: &Arc<AtomicU64>,
+    metrics: &Arc<Metrics>,
+) -> Result<Comparer> {
+    let store = config
+        .diff_store
+        .database_url
+        .as_ref()
+        .map(|url| StoreTarget {
+            database_url: url.expose_secret().to_owned(),
+            settings: config.diff_store.settings(),
+            dropped: Arc::clone(store_dropped),
+        });
+    let redactor = studyflow_diffing::Redactor::new(&config.redact_patterns)
+        .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
+    Ok(Comparer::new(pairs, store, redactor, Arc::clone(metrics)))
+}
+
+/// The proxy's listening port, bound before pingora starts.
+///
+/// pingora binds its listeners itself, when its service starts, and does not say which
+/// port it got. A fixed port is checked by binding it once here, so a taken port is a
+/// configuration error at start. Port 0 (any free port, what tests use so that no two
+/// processes race for one) is taken here: a socket bound with `SO_REUSEPORT`, never
+/// listening, holds the port for the life of the process, and pingora binds the same
+/// port with `SO_REUSEPORT` too. A socket that does not listen receives no connection,
+/// so every connection goes to pingora's listener.
+#[derive(Debug)]
+struct ProxyPort {
+    addr: std::net::SocketAddr,
+    held: Option<socket2::Socket>,
+}
+
+impl ProxyPort {
+    fn bind(listen: &str) -> Result<Self> {
+        let refused =
+            |e: std::io::Error| Error::Config(format!("`listen` {listen} cannot be bound: {e}"));
+        let wanted: std::net::SocketAddr = listen
+            .parse()
+            .map_err(|_| Error::Config(format!("`listen` {listen} is not an address")))?;
+        if wanted.port() != 0 {
+            let probe = std::net::TcpListener::bind(wanted).map_err(refused)?;
+            drop(probe);
+            return Ok(Self {
+                addr: wanted,
+                held: None,
+            });
+        }
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(wanted),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .map_err(refused)?;
+        socket.set_reuse_port(true).map_err(refused)?;
+        socket.bind(&wanted.into()).map_err(refused)?;
+        let addr = socket
+            .local_addr()
+            .map_err(refused)?
+            .as_socket()
+            .ok_or_else(|| Error::Config(format!("`listen` {listen}: not an IP address")))?;
+        Ok(Self {
+            addr,
+            held: Some(socket),
+        })
+    }
+
+    fn add_to<A>(&self, service: &mut pingora::services::listening::Service<A>) {
+        let addr = self.addr.to_string();
+        if self.held.is_some() {
+            let mut options = TcpSocketOptions::default();
+            options.so_reuseport = Some(true);
+            service.add_tcp_with_settings(&addr, options);
+        } else {
+            service.add_tcp(&addr);
+        }
+    }
+}
+
+/// What tells this instance apart on its host: the listen address, or the process id
+/// when the port is picked at start.
+fn instance_port(listen: &str) -> String {
+    if listen.ends_with(":0") {
+        format!("pid{}", std::process::id())
+    } else {
+        listen.to_owned()
+    }
 }
 
 fn hostname() -> String {

@@ -4,10 +4,13 @@
 //!   Deno, the backend, the gateway) on one machine, for `make run`, the tests and the
 //!   benchmarks, with the ports each child process listens on.
 //! - [`fake_providers`] is the wire-compatible fake of the AI providers, the only fake.
+//! - [`process`] starts the services so that each says where it listens (race-free
+//!   ports).
 //! - [`tokens`] mints Supabase-style access tokens for test users.
 //! - [`database`] creates fresh, migrated databases.
 
 pub mod database;
 pub mod fake_providers;
+pub mod process;
 pub mod stack;
 pub mod tokens;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+use crate::process::{self, tail};
 use crate::{database, tokens};
 
 /// The user `make run` creates and prints a token for.
@@ -66,7 +67,22 @@ impl Ports {
         }
     }
 
-    /// Ports the OS reports free right now, for tests running side by side.
+    /// Every service on a port the OS picks when it binds (port 0); the stack learns
+    /// the ports from the services' announcements, without a race. For tests and
+    /// benchmarks running side by side.
+    pub fn any() -> Self {
+        Self {
+            gateway: 0,
+            admin: 0,
+            backend: 0,
+            legacy: 0,
+            providers: 0,
+        }
+    }
+
+    /// Ports the OS reports free right now, for programs that cannot listen on port 0
+    /// and say which port they got (nginx, Prometheus in the benchmarks and tests). The
+    /// port is free when this returns, not reserved: prefer [`Ports::any`].
     pub fn free() -> anyhow::Result<Self> {
         let listeners = (0..5)
             .map(|_| TcpListener::bind("127.0.0.1:0"))
@@ -100,14 +116,14 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
-    /// Options for one test: a fresh database and free ports.
+    /// Options for one test: a fresh database, every port picked by the OS.
     pub fn for_test(name: &str) -> anyhow::Result<Self> {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let database = format!("studyflow_test_{name}_{}", &suffix[..8]);
         Ok(Self {
             log_dir: repo_root().join("target/e2e-logs").join(&database),
             database,
-            ports: Ports::free()?,
+            ports: Ports::any(),
             routes_file: None,
             redis_url: redis_url(),
             backend_env: Vec::new(),
@@ -186,8 +202,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `command` with its output in `log` and waits until `health` answers 2xx.
-    /// Fails with the log's tail when the process exits first or is not healthy in time.
+    /// Starts a program that cannot say where it listens (nginx, Prometheus) with its
+    /// output in `log`, and waits until `health` answers 2xx.
     pub async fn spawn(
         name: &'static str,
         mut command: Command,
@@ -204,6 +220,26 @@ impl Process {
             .spawn()
             .with_context(|| format!("starting {name}"))?;
         let mut process = Self { name, child, log };
+        process.wait_healthy(health).await?;
+        Ok(process)
+    }
+
+    /// Starts one of the stack's services, which announce where they listen (see
+    /// [`crate::process`]), and returns it with the URLs it announced.
+    pub async fn start(
+        name: &'static str,
+        mut command: Command,
+        log: PathBuf,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
+        let (child, urls) =
+            process::start_announced(name, &mut command, &log, START_TIMEOUT).await?;
+        Ok((Self { name, child, log }, urls))
+    }
+
+    /// Waits until `health` answers 2xx; fails with the log's tail when the process
+    /// exits first or is not healthy in time.
+    pub async fn wait_healthy(&mut self, health: &str) -> anyhow::Result<()> {
+        let name = self.name;
         let started = Instant::now();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -215,18 +251,18 @@ impl Process {
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Ok(process);
+                return Ok(());
             }
-            if let Some(status) = process.child.try_wait()? {
+            if let Some(status) = self.child.try_wait()? {
                 bail!(
                     "{name} exited ({status}) before it was healthy:\n{}",
-                    tail(&process.log)
+                    tail(&self.log)
                 );
             }
             if started.elapsed() > START_TIMEOUT {
                 bail!(
                     "{name} not healthy at {health} after {START_TIMEOUT:?}:\n{}",
-                    tail(&process.log)
+                    tail(&self.log)
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -272,14 +308,13 @@ impl Stack {
         let diffs_url = database::create(&format!("{}_diffs", options.database)).await?;
         let demo = uuid::Uuid::parse_str(DEMO_USER_ID)?;
         database::ensure_user(&database_url, demo, DEMO_USER_EMAIL).await?;
-        let ports = options.ports;
-        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        // Filled in as each service announces where it listens.
         let mut stack = Self {
-            gateway_url: url(ports.gateway),
-            admin_url: url(ports.admin),
-            backend_url: url(ports.backend),
-            legacy_url: url(ports.legacy),
-            providers_url: url(ports.providers),
+            gateway_url: String::new(),
+            admin_url: String::new(),
+            backend_url: String::new(),
+            legacy_url: String::new(),
+            providers_url: String::new(),
             jwt_secret: DEV_JWT_SECRET.into(),
             shadow_secret: generate_secret(),
             database_url,
@@ -325,11 +360,15 @@ impl Stack {
             "FAKE_PROVIDERS_LISTEN",
             format!("127.0.0.1:{}", self.options.ports.providers),
         );
-        let health = format!("{}/health", self.providers_url);
-        self.spawn("fake-providers", command, &health).await
+        let [url] = self
+            .start_service("fake-providers", command, "/health")
+            .await?;
+        self.options.ports.providers = port_of(&url)?;
+        self.providers_url = url;
+        Ok(())
     }
 
-    /// The backend's command, listening on `port`.
+    /// The backend's command, listening on `port` (0: any free port).
     fn backend_command(&self, port: u16) -> anyhow::Result<Command> {
         let mut command = Command::new(binary("studyflow-backend")?);
         command
@@ -343,8 +382,10 @@ impl Stack {
 
     async fn start_backend(&mut self) -> anyhow::Result<()> {
         let command = self.backend_command(self.options.ports.backend)?;
-        let health = format!("{}/ready", self.backend_url);
-        self.spawn("backend", command, &health).await
+        let [url] = self.start_service("backend", command, "/ready").await?;
+        self.options.ports.backend = port_of(&url)?;
+        self.backend_url = url;
+        Ok(())
     }
 
     /// Starts one more backend instance with the same environment on a free port (for
@@ -354,11 +395,14 @@ impl Stack {
         &self,
         name: &'static str,
     ) -> anyhow::Result<(Process, String)> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let command = self.backend_command(port)?;
-        let url = format!("http://127.0.0.1:{port}");
+        let command = self.backend_command(0)?;
         let log = self.options.log_dir.join(format!("{name}.log"));
-        let process = Process::spawn(name, command, &format!("{url}/ready"), log).await?;
+        let (mut process, urls) = Process::start(name, command, log).await?;
+        let url = urls
+            .into_iter()
+            .next()
+            .context("the backend announced no URL")?;
+        process.wait_healthy(&format!("{url}/ready")).await?;
         Ok((process, url))
     }
 
@@ -381,8 +425,10 @@ impl Stack {
             .env("DENO_NO_UPDATE_CHECK", "1")
             .env("TZ", "UTC")
             .env("NO_COLOR", "1");
-        let health = format!("{}/health", self.legacy_url);
-        self.spawn("legacy", command, &health).await
+        let [url] = self.start_service("legacy", command, "/health").await?;
+        self.options.ports.legacy = port_of(&url)?;
+        self.legacy_url = url;
+        Ok(())
     }
 
     async fn start_gateway(&mut self) -> anyhow::Result<()> {
@@ -418,11 +464,22 @@ impl Stack {
             command.env("STUDYFLOW_GATEWAY__ROUTES_FILE", file);
         }
         command.envs(self.options.gateway_env.iter().cloned());
-        let health = format!("{}/health", self.admin_url);
-        self.spawn("gateway", command, &health).await
+        let log = self.options.log_dir.join("gateway.log");
+        let (mut process, urls) = Process::start("gateway", command, log).await?;
+        let [proxy, admin] = <[String; 2]>::try_from(urls)
+            .map_err(|urls| anyhow::anyhow!("the gateway announced {urls:?}"))?;
+        process.wait_healthy(&format!("{admin}/health")).await?;
+        // pingora binds the announced proxy port when its service starts.
+        process::wait_accepting(&proxy, START_TIMEOUT).await?;
+        self.processes.push(process);
+        self.options.ports.gateway = port_of(&proxy)?;
+        self.options.ports.admin = port_of(&admin)?;
+        self.gateway_url = proxy;
+        self.admin_url = admin;
+        Ok(())
     }
 
-    /// Restarts the gateway with another routes file (same ports).
+    /// Restarts the gateway with another routes file, on the ports it had.
     pub async fn restart_gateway(&mut self, routes_file: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(index) = self.processes.iter().position(|p| p.name == "gateway") {
             let process = self.processes.remove(index);
@@ -432,16 +489,21 @@ impl Stack {
         self.start_gateway().await
     }
 
-    async fn spawn(
+    /// Starts a service that announces one URL, waits until `health` (a path) answers
+    /// there, and keeps the process.
+    async fn start_service(
         &mut self,
         name: &'static str,
         command: Command,
         health: &str,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<[String; 1]> {
         let log = self.options.log_dir.join(format!("{name}.log"));
-        let process = Process::spawn(name, command, health, log).await?;
+        let (mut process, urls) = Process::start(name, command, log).await?;
+        let url = <[String; 1]>::try_from(urls)
+            .map_err(|urls| anyhow::anyhow!("{name} announced {urls:?}"))?;
+        process.wait_healthy(&format!("{}{health}", url[0])).await?;
         self.processes.push(process);
-        Ok(())
+        Ok(url)
     }
 
     /// An access token for the demo user, valid for `ttl_secs`.
@@ -483,6 +545,13 @@ impl Stack {
     }
 }
 
+/// The port of an announced `http://host:port` URL.
+fn port_of(url: &str) -> anyhow::Result<u16> {
+    url.rsplit_once(':')
+        .and_then(|(_, port)| port.parse().ok())
+        .with_context(|| format!("no port in {url}"))
+}
+
 /// A random secret (244 bits from two v4 UUIDs), with a prefix that keeps it text for
 /// every configuration layer.
 fn generate_secret() -> String {
@@ -509,10 +578,4 @@ async fn terminate(mut process: Process) {
         tracing::warn!(name = process.name, "did not stop in time; killing");
     }
     let _ = process.child.kill().await;
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }

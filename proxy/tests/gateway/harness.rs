@@ -358,17 +358,19 @@ impl Gateway {
         let dir = std::env::temp_dir().join(format!("sf-gw-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("routes.yaml"), routes).expect("routes");
-        let (port, admin) = (free_port(), free_port());
+        // Port 0: the gateway takes free ports and announces them (no race with other
+        // tests); `spawn` writes them into the config, so a restart keeps them and the
+        // CLI, which reads the config, finds the admin API.
         let config = format!(
-            "listen: 127.0.0.1:{port}\nadmin_listen: 127.0.0.1:{admin}\nadmin_token: {TOKEN}\nroutes_file: {routes}\nstate_file: {state}\nsnapshot_file: {snapshot}\nlegacy_url: {legacy}\nnew_url: {new}\n{extra}\n",
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nadmin_token: {TOKEN}\nroutes_file: {routes}\nstate_file: {state}\nsnapshot_file: {snapshot}\nlegacy_url: {legacy}\nnew_url: {new}\n{extra}\n",
             routes = dir.join("routes.yaml").display(),
             state = dir.join("state.json").display(),
             snapshot = dir.join("snapshot.json").display(),
         );
         std::fs::write(dir.join("gateway.yaml"), config).expect("config");
         let mut gateway = Self {
-            url: format!("http://127.0.0.1:{port}"),
-            admin_url: format!("http://127.0.0.1:{admin}"),
+            url: String::new(),
+            admin_url: String::new(),
             dir,
             child: None,
         };
@@ -377,20 +379,27 @@ impl Gateway {
     }
 
     async fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.join("gateway.log")).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"));
+        command
             .arg("--config")
-            .arg(self.dir.join("gateway.yaml"))
+            .arg(self.config_file())
             .env("RUST_LOG", "info")
             .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", SHADOW_SECRET)
-            .env("STUDYFLOW_GATEWAY__GUARD__JWT_SECRET", JWT_SECRET)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("gateway starts");
+            .env("STUDYFLOW_GATEWAY__GUARD__JWT_SECRET", JWT_SECRET);
+        let log = self.dir.join("gateway.log");
+        let (child, urls) = studyflow_testkit::process::start_announced(
+            "gateway",
+            &mut command,
+            &log,
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("gateway did not start: {e:#}"));
         self.child = Some(child);
+        let [url, admin_url] = <[String; 2]>::try_from(urls).expect("proxy and admin URLs");
+        self.url = url;
+        self.admin_url = admin_url;
+        self.keep_ports();
         let client = reqwest::Client::new();
         let started = Instant::now();
         loop {
@@ -398,8 +407,8 @@ impl Gateway {
                 .get(format!("{}/health", self.admin_url))
                 .send()
                 .await;
-            let proxy =
-                tokio::net::TcpStream::connect(self.url.trim_start_matches("http://")).await;
+            // pingora binds the announced proxy port when its service starts.
+            let proxy = studyflow_testkit::process::wait_accepting(&self.url, Duration::ZERO).await;
             if admin.is_ok_and(|r| r.status().is_success()) && proxy.is_ok() {
                 return;
             }
@@ -410,6 +419,26 @@ impl Gateway {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Writes the announced ports into the config file in place of port 0.
+    fn keep_ports(&self) {
+        let file = self.config_file();
+        let config = std::fs::read_to_string(&file).expect("config");
+        let host = |url: &str| url.trim_start_matches("http://").to_owned();
+        let kept: Vec<String> = config
+            .lines()
+            .map(|line| {
+                if line.starts_with("listen:") {
+                    format!("listen: {}", host(&self.url))
+                } else if line.starts_with("admin_listen:") {
+                    format!("admin_listen: {}", host(&self.admin_url))
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        std::fs::write(&file, kept.join("\n") + "\n").expect("config");
     }
 
     /// Stops the gateway (SIGTERM) and starts it again with the same files.
@@ -452,6 +481,18 @@ impl Gateway {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until this gateway's guard has looked at `route` `more` times from now (it
+    /// ticks every `guard.interval_ms`), so a test can say what the guard did, or did
+    /// not do, once it had its say. Gives up after 20 s; the caller's assertion speaks.
+    pub async fn wait_guard_checks(&self, route: &str, more: u64) {
+        let checks = |view: &Value| view["guard"]["checks"].as_u64().unwrap_or(0);
+        let from = checks(&self.route(route).await);
+        self.wait_route(route, Duration::from_secs(20), |view| {
+            checks(view) >= from + more
+        })
+        .await;
     }
 
     pub fn log(&self) -> String {

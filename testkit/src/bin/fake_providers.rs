@@ -13,7 +13,10 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let listener = tokio::net::TcpListener::bind(&cli.listen).await?;
-    println!("fake providers listening on {}", listener.local_addr()?);
+    println!(
+        "fake providers listening on http://{}",
+        listener.local_addr()?
+    );
     studyflow_testkit::fake_providers::serve(listener).await?;
     Ok(())
 }
