@@ -54,6 +54,7 @@ pub fn safe_phase(phase: Phase, trip: Trip) -> Option<Phase> {
 pub async fn evaluate(control: &Arc<Control>, config: &GuardConfig) {
     let table = control.table();
     for route in table.routes() {
+        route.stats.guard_checked();
         // A route the legacy does not have has nowhere to go back to.
         if route.held || route.spec.blocked || !route.spec.legacy_twin || !route.phase.serves_new()
         {

@@ -70,6 +70,9 @@ pub struct RouteStats {
     new_connect_failures: AtomicU64,
     /// Automatic rollbacks of this route by this instance's guard.
     auto_rollbacks: AtomicU64,
+    /// Times this instance's guard has looked at the route (it ticks every
+    /// `guard.interval_ms`); what a wait for "the guard has had its say" waits on.
+    guard_checks: AtomicU64,
     /// New-side outcomes and verdicts, per second, for the guard.
     pub window: Window,
     /// The same counts since the last phase change, for the promotion gate.
@@ -438,6 +441,15 @@ impl RouteStats {
 
     pub fn auto_rollback(&self) {
         bump(&self.auto_rollbacks);
+    }
+
+    /// The guard looked at the route (whether or not it could act on it).
+    pub fn guard_checked(&self) {
+        bump(&self.guard_checks);
+    }
+
+    pub fn guard_checks(&self) -> u64 {
+        self.guard_checks.load(Ordering::Relaxed)
     }
 
     /// The phase in force changed: the guard's window and the gate's counts start again.

@@ -94,6 +94,7 @@ fn route_view(state: &AdminState, route: &Route) -> RouteView {
         .map(|t| GuardWindow {
             window_secs: t.window_secs,
             window: route.stats.window.totals(t.window_secs),
+            checks: route.stats.guard_checks(),
         });
     RouteView {
         name: route.spec.name.clone(),

@@ -120,6 +120,9 @@ pub struct ErrorAnswer {
 pub struct GuardWindow {
     pub window_secs: u64,
     pub window: Evidence,
+    /// Times this instance's guard has looked at the route.
+    #[serde(default)]
+    pub checks: u64,
 }
 
 /// One route as the admin API shows it.

@@ -33,7 +33,7 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
     // Healthy: the guard leaves the route alone.
     let answers = traffic(&gateway, "/functions/v1/flaky", 30).await;
     assert!(answers.iter().all(|(s, side)| *s == 200 && side == "new"));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    gateway.wait_guard_checks("flaky", 6).await;
     assert_eq!(gateway.route("flaky").await["phase"], "canary");
 
     // The new backend starts failing for every student: within the window the route is
@@ -92,7 +92,7 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
     // No flapping: healthy again, the route stays where the guard put it.
     new.fail(false);
     traffic(&gateway, "/functions/v1/flaky", 20).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    gateway.wait_guard_checks("flaky", 15).await;
     let route = gateway.route("flaky").await;
     assert_eq!(
         (route["phase"].as_str(), route["held"].as_bool()),
@@ -143,7 +143,7 @@ async fn noise_only_differences_never_trigger_a_rollback_but_regressions_do() {
         "{report}"
     );
     // Several evaluations later, the noise-only route is still in canary.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    gateway.wait_guard_checks("noisy", 10).await;
     let noisy = gateway.route("noisy").await;
     assert_eq!(
         (

@@ -255,7 +255,7 @@ async fn errors_the_legacy_gives_too_never_roll_a_route_back() {
             )
             .await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    gateway.wait_guard_checks("analytics", 8).await;
     let view = gateway.route("analytics").await;
     assert_eq!(view["phase"], "primary", "{view}\n{}", gateway.log());
     assert_eq!(view["held"], false);

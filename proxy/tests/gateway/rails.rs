@@ -320,7 +320,7 @@ async fn a_route_with_no_legacy_twin_is_never_rolled_back_into_a_404() {
     for _ in 0..30 {
         gateway.get("/functions/v1/stream").await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    gateway.wait_guard_checks("stream", 5).await;
     assert_eq!(gateway.route("stream").await["phase"], "decommissioned");
 
     // The console offers no rollback for it.

@@ -244,7 +244,13 @@ async fn unleash_down_leaves_serving_unchanged_and_a_restart_serves_from_the_sna
 
     // Unleash stops: serving goes on unchanged; /ready reports the failing source.
     unleash.stop().await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The event: the gateway's next poll of Unleash fails.
+    let started = std::time::Instant::now();
+    while gateway.ready().await.1["sources"]["unleash"]["failures"].as_u64() < Some(1)
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for _ in 0..5 {
         let (status, side, _) = gateway.get("/functions/v1/main").await;
         assert_eq!((status, side.as_str()), (200, "new"));
