@@ -128,167 +128,163 @@ pub struct Metrics {
     vault_operations: IntCounterVec,
 }
 
+/// Creates metrics and registers each in its registry.
+struct Registrar(Registry);
+
+impl Registrar {
+    fn keep<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> Result<M> {
+        self.0.register(Box::new(metric.clone()))?;
+        Ok(metric)
+    }
+
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec> {
+        self.keep(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec> {
+        self.keep(IntGaugeVec::new(Opts::new(name, help), labels)?)
+    }
+
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        buckets: &[f64],
+    ) -> Result<HistogramVec> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        self.keep(HistogramVec::new(opts, labels)?)
+    }
+}
+
+/// Seconds to answer a request.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Seconds of one provider call (the legacy calls).
+const PROVIDER_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+/// Seconds of one attempt of a provider chain.
+const ATTEMPT_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Seconds to a stream's first token.
+const FIRST_TOKEN_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
 impl Metrics {
     pub fn new() -> Result<Self> {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(REQUESTS_TOTAL, "Requests answered by the backend"),
-            &["function", "status"],
-        )?;
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(REQUEST_DURATION_SECONDS, "Time to answer a request").buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
-            &["function"],
-        )?;
-        let provider_calls = IntCounterVec::new(
-            Opts::new(PROVIDER_CALLS_TOTAL, "Calls to AI providers"),
-            &["provider", "outcome"],
-        )?;
-        let provider_duration = HistogramVec::new(
-            HistogramOpts::new(
+        let r = Registrar(Registry::new());
+        Ok(Self {
+            requests: r.counter(
+                REQUESTS_TOTAL,
+                "Requests answered by the backend",
+                &["function", "status"],
+            )?,
+            request_duration: r.histogram(
+                REQUEST_DURATION_SECONDS,
+                "Time to answer a request",
+                &["function"],
+                REQUEST_BUCKETS,
+            )?,
+            provider_calls: r.counter(
+                PROVIDER_CALLS_TOTAL,
+                "Calls to AI providers",
+                &["provider", "outcome"],
+            )?,
+            provider_duration: r.histogram(
                 PROVIDER_CALL_DURATION_SECONDS,
                 "Duration of AI provider calls",
-            )
-            .buckets(vec![
-                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-            ]),
-            &["provider"],
-        )?;
-        let pool_connections = IntGaugeVec::new(
-            Opts::new(DB_POOL_CONNECTIONS, "Database pool connections by state"),
-            &["state"],
-        )?;
-        let pool_max = IntGauge::new(DB_POOL_MAX_CONNECTIONS, "Configured database pool size")?;
-        let redis_errors = IntCounterVec::new(
-            Opts::new(REDIS_ERRORS_TOTAL, "Failed Redis operations"),
-            &["operation"],
-        )?;
-        let rate_limit_rejections = IntCounterVec::new(
-            Opts::new(
+                &["provider"],
+                PROVIDER_BUCKETS,
+            )?,
+            pool_connections: r.gauge(
+                DB_POOL_CONNECTIONS,
+                "Database pool connections by state",
+                &["state"],
+            )?,
+            pool_max: r.keep(IntGauge::new(
+                DB_POOL_MAX_CONNECTIONS,
+                "Configured database pool size",
+            )?)?,
+            redis_errors: r.counter(
+                REDIS_ERRORS_TOTAL,
+                "Failed Redis operations",
+                &["operation"],
+            )?,
+            rate_limit_rejections: r.counter(
                 RATE_LIMIT_REJECTIONS_TOTAL,
                 "Requests refused by the AI rate limit",
-            ),
-            &["function", "limiter"],
-        )?;
-        let shadow_requests = IntCounterVec::new(
-            Opts::new(SHADOW_REQUESTS_TOTAL, "Shadowed (dry-run) requests"),
-            &["function"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(request_duration.clone()))?;
-        registry.register(Box::new(provider_calls.clone()))?;
-        registry.register(Box::new(provider_duration.clone()))?;
-        registry.register(Box::new(pool_connections.clone()))?;
-        registry.register(Box::new(pool_max.clone()))?;
-        registry.register(Box::new(redis_errors.clone()))?;
-        registry.register(Box::new(rate_limit_rejections.clone()))?;
-        registry.register(Box::new(shadow_requests.clone()))?;
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec> {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(metric.clone()))?;
-            Ok(metric)
-        };
-        let ai_answers = counter(
-            AI_ANSWERS_TOTAL,
-            "Answers of the AI provider chains",
-            &["function", "provider", "outcome"],
-        )?;
-        let ai_attempts = counter(
-            AI_ATTEMPTS_TOTAL,
-            "Calls made by the AI provider chains",
-            &["provider", "outcome"],
-        )?;
-        let ai_retries = counter(AI_RETRIES_TOTAL, "Retries of an AI provider", &["provider"])?;
-        let ai_fallbacks = counter(
-            AI_FALLBACKS_TOTAL,
-            "Times a chain moved past a failed AI provider",
-            &["provider"],
-        )?;
-        let ai_tokens = counter(
-            AI_TOKENS_TOTAL,
-            "Tokens used by AI provider calls",
-            &["provider", "kind"],
-        )?;
-        let ai_streams = counter(
-            AI_STREAMS_TOTAL,
-            "AI streams after their first token, by outcome",
-            &["provider", "outcome"],
-        )?;
-        let ai_breaker_transitions = counter(
-            AI_BREAKER_TRANSITIONS_TOTAL,
-            "Circuit breaker transitions",
-            &["provider", "state"],
-        )?;
-        let security_events = counter(
-            SECURITY_EVENTS_TOTAL,
-            "Security events (also in security_audit_log)",
-            &["event"],
-        )?;
-        let security_audit_dropped = counter(
-            SECURITY_AUDIT_DROPPED_TOTAL,
-            "Security events not written to security_audit_log",
-            &["reason"],
-        )?;
-        let vault_operations = counter(
-            VAULT_OPERATIONS_TOTAL,
-            "Key vault operations",
-            &["operation", "outcome"],
-        )?;
-        let ai_attempt_duration = HistogramVec::new(
-            HistogramOpts::new(
+                &["function", "limiter"],
+            )?,
+            shadow_requests: r.counter(
+                SHADOW_REQUESTS_TOTAL,
+                "Shadowed (dry-run) requests",
+                &["function"],
+            )?,
+            ai_answers: r.counter(
+                AI_ANSWERS_TOTAL,
+                "Answers of the AI provider chains",
+                &["function", "provider", "outcome"],
+            )?,
+            ai_attempts: r.counter(
+                AI_ATTEMPTS_TOTAL,
+                "Calls made by the AI provider chains",
+                &["provider", "outcome"],
+            )?,
+            ai_attempt_duration: r.histogram(
                 AI_ATTEMPT_DURATION_SECONDS,
                 "Duration of AI provider calls made by the chains",
-            )
-            .buckets(vec![
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
-            &["provider"],
-        )?;
-        registry.register(Box::new(ai_attempt_duration.clone()))?;
-        let ai_first_token = HistogramVec::new(
-            HistogramOpts::new(
+                &["provider"],
+                ATTEMPT_BUCKETS,
+            )?,
+            ai_retries: r.counter(AI_RETRIES_TOTAL, "Retries of an AI provider", &["provider"])?,
+            ai_fallbacks: r.counter(
+                AI_FALLBACKS_TOTAL,
+                "Times a chain moved past a failed AI provider",
+                &["provider"],
+            )?,
+            ai_tokens: r.counter(
+                AI_TOKENS_TOTAL,
+                "Tokens used by AI provider calls",
+                &["provider", "kind"],
+            )?,
+            ai_first_token: r.histogram(
                 AI_TIME_TO_FIRST_TOKEN_SECONDS,
                 "Time from the start of a streaming chain to its first token",
-            )
-            .buckets(vec![
-                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["provider"],
-        )?;
-        registry.register(Box::new(ai_first_token.clone()))?;
-        let ai_breaker_state = IntGaugeVec::new(
-            Opts::new(
+                &["provider"],
+                FIRST_TOKEN_BUCKETS,
+            )?,
+            ai_streams: r.counter(
+                AI_STREAMS_TOTAL,
+                "AI streams after their first token, by outcome",
+                &["provider", "outcome"],
+            )?,
+            ai_breaker_state: r.gauge(
                 AI_BREAKER_STATE,
                 "Circuit breaker state (0 closed, 1 half-open, 2 open)",
-            ),
-            &["provider"],
-        )?;
-        registry.register(Box::new(ai_breaker_state.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            request_duration,
-            provider_calls,
-            provider_duration,
-            pool_connections,
-            pool_max,
-            redis_errors,
-            rate_limit_rejections,
-            shadow_requests,
-            ai_answers,
-            ai_attempts,
-            ai_attempt_duration,
-            ai_retries,
-            ai_fallbacks,
-            ai_tokens,
-            ai_first_token,
-            ai_streams,
-            ai_breaker_state,
-            ai_breaker_transitions,
-            security_events,
-            security_audit_dropped,
-            vault_operations,
+                &["provider"],
+            )?,
+            ai_breaker_transitions: r.counter(
+                AI_BREAKER_TRANSITIONS_TOTAL,
+                "Circuit breaker transitions",
+                &["provider", "state"],
+            )?,
+            security_events: r.counter(
+                SECURITY_EVENTS_TOTAL,
+                "Security events (also in security_audit_log)",
+                &["event"],
+            )?,
+            security_audit_dropped: r.counter(
+                SECURITY_AUDIT_DROPPED_TOTAL,
+                "Security events not written to security_audit_log",
+                &["reason"],
+            )?,
+            vault_operations: r.counter(
+                VAULT_OPERATIONS_TOTAL,
+                "Key vault operations",
+                &["operation", "outcome"],
+            )?,
+            // Last: every metric above is registered by now.
+            registry: r.0,
         })
     }
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::mpsc;
 
 use crate::noise::{ShapeHit, Verdict};
@@ -285,6 +285,17 @@ struct PairDelta {
     provider_skipped: i64,
 }
 
+impl PairDelta {
+    fn count(&mut self, verdict: Verdict) {
+        self.compared += 1;
+        match verdict {
+            Verdict::Equal => self.equal += 1,
+            Verdict::Noise => self.noise += 1,
+            Verdict::Regression => self.regression += 1,
+        }
+    }
+}
+
 #[derive(Default)]
 struct ShapeDelta {
     differing: i64,
@@ -334,57 +345,77 @@ async fn flush(
     batch: Vec<Record>,
     samples_per_shape: i64,
 ) -> Result<(), sqlx::Error> {
-    let mut pairs: HashMap<(String, DateTime<Utc>), PairDelta> = HashMap::new();
-    let mut phase_pairs: HashMap<(String, String, DateTime<Utc>), PairDelta> = HashMap::new();
-    let mut shapes: HashMap<(String, String, DateTime<Utc>), ShapeDelta> = HashMap::new();
-    let mut samples = Vec::new();
-    for mut record in batch {
-        let bucket = record
-            .at
-            .duration_trunc(chrono::TimeDelta::minutes(1))
-            .unwrap_or(record.at);
+    let tally = Tally::of(batch);
+    let mut tx = pool.begin().await?;
+    tally.write_pairs(&mut tx).await?;
+    tally.write_phase_pairs(&mut tx).await?;
+    tally.write_shapes(&mut tx).await?;
+    tally.write_samples(&mut tx, samples_per_shape).await?;
+    tx.commit().await
+}
+
+/// A sample ready to store: route, primary shape, every shape, verdict, sample.
+type PendingSample = (String, String, Vec<String>, Verdict, Sample);
+
+/// One batch of records summed per table row, so each row is written once per flush.
+#[derive(Default)]
+struct Tally {
+    /// Per route and minute.
+    pairs: HashMap<(String, DateTime<Utc>), PairDelta>,
+    /// Per route, phase and second (what the promotion gate counts).
+    phase_pairs: HashMap<(String, String, DateTime<Utc>), PairDelta>,
+    /// Per route, path shape and minute.
+    shapes: HashMap<(String, String, DateTime<Utc>), ShapeDelta>,
+    samples: Vec<PendingSample>,
+}
+
+impl Tally {
+    fn of(batch: Vec<Record>) -> Self {
+        let mut tally = Self::default();
+        for record in batch {
+            tally.add(record);
+        }
+        tally
+    }
+
+    fn add(&mut self, mut record: Record) {
+        let truncate = |delta| record.at.duration_trunc(delta).unwrap_or(record.at);
+        let bucket = truncate(chrono::TimeDelta::minutes(1));
+        let second = truncate(chrono::TimeDelta::seconds(1));
         if record.provider_skipped {
-            pairs
+            self.pairs
                 .entry((record.route, bucket))
                 .or_default()
                 .provider_skipped += 1;
-            continue;
+            return;
         }
-        let second = record
-            .at
-            .duration_trunc(chrono::TimeDelta::seconds(1))
-            .unwrap_or(record.at);
+        let phase = std::mem::take(&mut record.phase);
         for pair in [
-            pairs.entry((record.route.clone(), bucket)).or_default(),
-            phase_pairs
-                .entry((
-                    record.route.clone(),
-                    std::mem::take(&mut record.phase),
-                    second,
-                ))
+            self.pairs
+                .entry((record.route.clone(), bucket))
+                .or_default(),
+            self.phase_pairs
+                .entry((record.route.clone(), phase, second))
                 .or_default(),
         ] {
-            pair.compared += 1;
-            match record.verdict {
-                Verdict::Equal => pair.equal += 1,
-                Verdict::Noise => pair.noise += 1,
-                Verdict::Regression => pair.regression += 1,
-            }
+            pair.count(record.verdict);
         }
         for hit in &record.shapes {
-            let delta = shapes
+            let delta = self
+                .shapes
                 .entry((record.route.clone(), hit.shape.clone(), bucket))
                 .or_default();
             delta.differing += 1;
             delta.noise += i64::from(hit.noise);
         }
         for shape in &record.probe_shapes {
-            shapes
+            self.shapes
                 .entry((record.route.clone(), shape.clone(), bucket))
                 .or_default()
                 .probe += 1;
         }
         if let Some(sample) = record.sample {
+            // The sample is filed under its first regression's shape, else its first.
             let primary = record
                 .shapes
                 .iter()
@@ -393,87 +424,107 @@ async fn flush(
                 .map(|s| s.shape.clone())
                 .unwrap_or_default();
             let all: Vec<String> = record.shapes.iter().map(|s| s.shape.clone()).collect();
-            samples.push((record.route, primary, all, record.verdict, sample));
+            self.samples
+                .push((record.route, primary, all, record.verdict, sample));
         }
     }
-    let mut tx = pool.begin().await?;
-    for ((route, bucket), d) in pairs {
-        sqlx::query(
-            "insert into diffs.pair_counts (route, bucket, compared, equal, noise, regression, provider_skipped) values ($1, $2, $3, $4, $5, $6, $7)
-             on conflict (route, bucket) do update set compared = pair_counts.compared + excluded.compared,
-               equal = pair_counts.equal + excluded.equal, noise = pair_counts.noise + excluded.noise,
-               regression = pair_counts.regression + excluded.regression,
-               provider_skipped = pair_counts.provider_skipped + excluded.provider_skipped",
-        )
-        .bind(route)
-        .bind(bucket)
-        .bind(d.compared)
-        .bind(d.equal)
-        .bind(d.noise)
-        .bind(d.regression)
-        .bind(d.provider_skipped)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for ((route, phase, second), d) in phase_pairs {
-        sqlx::query(
-            "insert into diffs.phase_pair_counts (route, phase, second, compared, regression) values ($1, $2, $3, $4, $5)
-             on conflict (route, phase, second) do update set compared = phase_pair_counts.compared + excluded.compared,
-               regression = phase_pair_counts.regression + excluded.regression",
-        )
-        .bind(route)
-        .bind(phase)
-        .bind(second)
-        .bind(d.compared)
-        .bind(d.regression)
-        .execute(&mut *tx)
-        .await?;
-    }
-    for ((route, shape, bucket), d) in shapes {
-        sqlx::query(
-            "insert into diffs.shape_counts (route, shape, bucket, differing, noise, probe) values ($1, $2, $3, $4, $5, $6)
-             on conflict (route, shape, bucket) do update set differing = shape_counts.differing + excluded.differing,
-               noise = shape_counts.noise + excluded.noise, probe = shape_counts.probe + excluded.probe",
-        )
-        .bind(route)
-        .bind(shape)
-        .bind(bucket)
-        .bind(d.differing)
-        .bind(d.noise)
-        .bind(d.probe)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let mut trimmed: Vec<(String, String)> = Vec::new();
-    for (route, shape, all, verdict, sample) in samples {
-        sqlx::query(
-            "insert into diffs.samples (route, shape, shapes, request_id, verdict, exchange, differences) values ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&route)
-        .bind(&shape)
-        .bind(&all)
-        .bind(&sample.request_id)
-        .bind(verdict.name())
-        .bind(sqlx::types::Json(&sample.exchange))
-        .bind(sqlx::types::Json(&sample.differences))
-        .execute(&mut *tx)
-        .await?;
-        if !trimmed.contains(&(route.clone(), shape.clone())) {
-            trimmed.push((route, shape));
+
+    async fn write_pairs(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        for ((route, bucket), d) in &self.pairs {
+            sqlx::query(
+                "insert into diffs.pair_counts (route, bucket, compared, equal, noise, regression, provider_skipped) values ($1, $2, $3, $4, $5, $6, $7)
+                 on conflict (route, bucket) do update set compared = pair_counts.compared + excluded.compared,
+                   equal = pair_counts.equal + excluded.equal, noise = pair_counts.noise + excluded.noise,
+                   regression = pair_counts.regression + excluded.regression,
+                   provider_skipped = pair_counts.provider_skipped + excluded.provider_skipped",
+            )
+            .bind(route)
+            .bind(bucket)
+            .bind(d.compared)
+            .bind(d.equal)
+            .bind(d.noise)
+            .bind(d.regression)
+            .bind(d.provider_skipped)
+            .execute(&mut *tx)
+            .await?;
         }
+        Ok(())
     }
-    for (route, shape) in trimmed {
-        sqlx::query(
-            "delete from diffs.samples where route = $1 and shape = $2 and id not in
-               (select id from diffs.samples where route = $1 and shape = $2 order by id desc limit $3)",
-        )
-        .bind(route)
-        .bind(shape)
-        .bind(samples_per_shape)
-        .execute(&mut *tx)
-        .await?;
+
+    async fn write_phase_pairs(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        for ((route, phase, second), d) in &self.phase_pairs {
+            sqlx::query(
+                "insert into diffs.phase_pair_counts (route, phase, second, compared, regression) values ($1, $2, $3, $4, $5)
+                 on conflict (route, phase, second) do update set compared = phase_pair_counts.compared + excluded.compared,
+                   regression = phase_pair_counts.regression + excluded.regression",
+            )
+            .bind(route)
+            .bind(phase)
+            .bind(second)
+            .bind(d.compared)
+            .bind(d.regression)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
     }
-    tx.commit().await
+
+    async fn write_shapes(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        for ((route, shape, bucket), d) in &self.shapes {
+            sqlx::query(
+                "insert into diffs.shape_counts (route, shape, bucket, differing, noise, probe) values ($1, $2, $3, $4, $5, $6)
+                 on conflict (route, shape, bucket) do update set differing = shape_counts.differing + excluded.differing,
+                   noise = shape_counts.noise + excluded.noise, probe = shape_counts.probe + excluded.probe",
+            )
+            .bind(route)
+            .bind(shape)
+            .bind(bucket)
+            .bind(d.differing)
+            .bind(d.noise)
+            .bind(d.probe)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores the samples, then keeps only the newest `per_shape` of each shape touched.
+    async fn write_samples(
+        &self,
+        tx: &mut PgConnection,
+        per_shape: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut touched: Vec<(&str, &str)> = Vec::new();
+        for (route, shape, all, verdict, sample) in &self.samples {
+            sqlx::query(
+                "insert into diffs.samples (route, shape, shapes, request_id, verdict, exchange, differences) values ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(route)
+            .bind(shape)
+            .bind(all)
+            .bind(&sample.request_id)
+            .bind(verdict.name())
+            .bind(sqlx::types::Json(&sample.exchange))
+            .bind(sqlx::types::Json(&sample.differences))
+            .execute(&mut *tx)
+            .await?;
+            if !touched.contains(&(route, shape)) {
+                touched.push((route, shape));
+            }
+        }
+        for (route, shape) in touched {
+            sqlx::query(
+                "delete from diffs.samples where route = $1 and shape = $2 and id not in
+                   (select id from diffs.samples where route = $1 and shape = $2 order by id desc limit $3)",
+            )
+            .bind(route)
+            .bind(shape)
+            .bind(per_shape)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 async fn cleanup(pool: &PgPool, retention: Duration) -> Result<(), sqlx::Error> {
