@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::load::{FIXED_RATE, Generator, Load, Measured, SATURATION};
 use crate::report::ms;
-use studyflow_testkit::stack::{Ports, Stack, StackOptions};
+use studyflow_testkit::stack::{Stack, StackOptions};
 
 /// One function call measured on one side.
 #[derive(Debug, Clone)]
@@ -28,15 +28,7 @@ pub async fn run(
     connections: usize,
 ) -> anyhow::Result<Vec<FunctionResult>> {
     std::fs::create_dir_all(work_dir)?;
-    let options = StackOptions {
-        database: "studyflow_bench".into(),
-        ports: Ports::any(),
-        routes_file: None,
-        log_dir: work_dir.join("logs"),
-        redis_url: studyflow_testkit::stack::redis_url(),
-        backend_env: vec![("RUST_LOG".into(), "warn".into())],
-        gateway_env: Vec::new(),
-    };
+    let options = StackOptions::for_bench(work_dir);
     let stack = Stack::start(options).await?;
     let bodies = [
         (

@@ -19,7 +19,7 @@ use studyflow_backend::functions::ai_tutor_professional::conversation;
 use studyflow_backend::prompts::Prompts;
 
 use crate::report::ms;
-use studyflow_testkit::stack::{Ports, Stack, StackOptions};
+use studyflow_testkit::stack::{Stack, StackOptions};
 
 /// The three ways to the same answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,18 +143,10 @@ async fn one(
 /// measures `requests` streams per target after `warmup` each.
 pub async fn run(work_dir: &Path, requests: usize, warmup: usize) -> anyhow::Result<Vec<Samples>> {
     std::fs::create_dir_all(work_dir)?;
-    let options = StackOptions {
-        database: "studyflow_bench".into(),
-        ports: Ports::any(),
-        routes_file: None,
-        log_dir: work_dir.join("logs"),
-        redis_url: studyflow_testkit::stack::redis_url(),
-        backend_env: vec![
-            ("RUST_LOG".into(), "warn".into()),
-            ("AI_CHAIN_TUTOR_STREAM".into(), "deepseek".into()),
-        ],
-        gateway_env: Vec::new(),
-    };
+    let mut options = StackOptions::for_bench(work_dir);
+    options
+        .backend_env
+        .push(("AI_CHAIN_TUTOR_STREAM".into(), "deepseek".into()));
     let stack = Stack::start(options).await?;
     let result = measure(&stack, requests, warmup).await;
     stack.stop().await;

@@ -132,6 +132,22 @@ impl StackOptions {
     }
 }
 
+impl StackOptions {
+    /// Options for a benchmark: the benchmark database (kept between runs), every port
+    /// picked by the OS, logs under `work_dir`, a backend that logs warnings only.
+    pub fn for_bench(work_dir: &Path) -> Self {
+        Self {
+            database: "studyflow_bench".into(),
+            ports: Ports::any(),
+            routes_file: None,
+            log_dir: work_dir.join("logs"),
+            redis_url: redis_url(),
+            backend_env: vec![("RUST_LOG".into(), "warn".into())],
+            gateway_env: Vec::new(),
+        }
+    }
+}
+
 /// The Redis server the stack uses.
 pub fn redis_url() -> String {
     std::env::var("STUDYFLOW_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
