@@ -400,8 +400,17 @@ impl BackendConfig {
         }
     }
 
+    /// Checks every value at start, by area, so a mistake is named before anything
+    /// serves.
     fn validate(&self) -> Result<()> {
-        let bad = |key: &str, why: String| Err(Error::Config(format!("{key}: {why}")));
+        self.validate_server()?;
+        self.validate_database()?;
+        self.validate_realtime()?;
+        self.validate_ai()?;
+        self.validate_vault()
+    }
+
+    fn validate_server(&self) -> Result<()> {
         if self.listen_addr.parse::<std::net::SocketAddr>().is_err() {
             return bad(
                 "LISTEN_ADDR",
@@ -424,28 +433,44 @@ impl BackendConfig {
                 }
             }
         }
-        if self.db_max_connections == 0 {
-            return bad("DB_MAX_CONNECTIONS", "must be at least 1".into());
+        if self.max_body_bytes < 1024 {
+            return bad("MAX_BODY_BYTES", "must be at least 1024".into());
         }
+        if let Some(secret) = &self.shadow_secret {
+            use secrecy::ExposeSecret;
+            if secret.expose_secret().chars().count() < MIN_SHADOW_SECRET_CHARS {
+                return bad(
+                    "SHADOW_SECRET",
+                    format!("must be at least {MIN_SHADOW_SECRET_CHARS} characters"),
+                );
+            }
+        }
+        self.shadow_overrides()
+            .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
+        self.trusted_proxy_list()
+            .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
+        Ok(())
+    }
+
+    fn validate_database(&self) -> Result<()> {
+        at_least_one(&[
+            ("DB_MAX_CONNECTIONS", u64::from(self.db_max_connections)),
+            ("DB_ACQUIRE_TIMEOUT_SECS", self.db_acquire_timeout_secs),
+        ])?;
         if self.db_min_connections > self.db_max_connections {
             return bad(
                 "DB_MIN_CONNECTIONS",
                 "must not exceed DB_MAX_CONNECTIONS".into(),
             );
         }
-        if self.db_acquire_timeout_secs == 0 {
-            return bad("DB_ACQUIRE_TIMEOUT_SECS", "must be at least 1".into());
-        }
-        if self.max_body_bytes < 1024 {
-            return bad("MAX_BODY_BYTES", "must be at least 1024".into());
-        }
-        if self.provider_timeout_secs == 0 {
-            return bad("PROVIDER_TIMEOUT_SECS", "must be at least 1".into());
-        }
         if self.redis_key_prefix.contains(char::is_whitespace) {
             return bad("REDIS_KEY_PREFIX", "must not contain whitespace".into());
         }
-        for (key, value) in [
+        Ok(())
+    }
+
+    fn validate_realtime(&self) -> Result<()> {
+        at_least_one(&[
             (
                 "REALTIME_HEARTBEAT_TIMEOUT_SECS",
                 self.realtime_heartbeat_timeout_secs,
@@ -455,11 +480,7 @@ impl BackendConfig {
                 u64::from(self.realtime_max_events_per_sec),
             ),
             ("REALTIME_SEND_QUEUE", self.realtime_send_queue as u64),
-        ] {
-            if value == 0 {
-                return bad(key, "must be at least 1".into());
-            }
-        }
+        ])?;
         if self.realtime_max_message_bytes < 1024 {
             return bad("REALTIME_MAX_MESSAGE_BYTES", "must be at least 1024".into());
         }
@@ -474,44 +495,33 @@ impl BackendConfig {
                 );
             }
         }
-        self.shadow_overrides()
-            .map_err(|why| Error::Config(format!("SHADOW_PROVIDER_OVERRIDES: {why}")))?;
-        if let Some(secret) = &self.shadow_secret {
-            use secrecy::ExposeSecret;
-            if secret.expose_secret().chars().count() < MIN_SHADOW_SECRET_CHARS {
-                return bad(
-                    "SHADOW_SECRET",
-                    format!("must be at least {MIN_SHADOW_SECRET_CHARS} characters"),
-                );
-            }
-        }
-        self.trusted_proxy_list()
-            .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
+        Ok(())
+    }
+
+    fn validate_ai(&self) -> Result<()> {
         for ai_use in AiUse::ALL {
             self.chain(ai_use)
                 .map_err(|why| Error::Config(format!("{}: {why}", ai_use.config_key())))?;
         }
-        for (key, value) in [
+        at_least_one(&[
+            ("PROVIDER_TIMEOUT_SECS", self.provider_timeout_secs),
             ("AI_ATTEMPT_TIMEOUT_MS", self.ai_attempt_timeout_ms),
             ("AI_DEADLINE_MS", self.ai_deadline_ms),
             ("AI_STREAM_IDLE_TIMEOUT_MS", self.ai_stream_idle_timeout_ms),
             ("AI_RETRY_BASE_MS", self.ai_retry_base_ms),
             ("AI_BREAKER_WINDOW_SECS", self.ai_breaker_window_secs),
             ("AI_BREAKER_OPEN_SECS", self.ai_breaker_open_secs),
-            ("VAULT_REFRESH_SECS", self.vault_refresh_secs),
-        ] {
-            if value == 0 {
-                return bad(key, "must be at least 1".into());
-            }
-        }
+            ("AI_BREAKER_FAILURES", u64::from(self.ai_breaker_failures)),
+            (
+                "AI_BREAKER_HALF_OPEN_PROBES",
+                u64::from(self.ai_breaker_half_open_probes),
+            ),
+        ])?;
         if self.ai_retry_max_delay_ms < self.ai_retry_base_ms {
             return bad(
                 "AI_RETRY_MAX_DELAY_MS",
                 "must not be below AI_RETRY_BASE_MS".into(),
             );
-        }
-        if self.ai_breaker_failures == 0 {
-            return bad("AI_BREAKER_FAILURES", "must be at least 1".into());
         }
         if !(self.ai_breaker_error_rate > 0.0 && self.ai_breaker_error_rate <= 1.0) {
             return bad(
@@ -519,12 +529,14 @@ impl BackendConfig {
                 "must be above 0 and at most 1".into(),
             );
         }
-        if self.ai_breaker_half_open_probes == 0 {
-            return bad("AI_BREAKER_HALF_OPEN_PROBES", "must be at least 1".into());
-        }
-        if self.vault_key_version == 0 {
-            return bad("VAULT_KEY_VERSION", "must be at least 1".into());
-        }
+        Ok(())
+    }
+
+    fn validate_vault(&self) -> Result<()> {
+        at_least_one(&[
+            ("VAULT_REFRESH_SECS", self.vault_refresh_secs),
+            ("VAULT_KEY_VERSION", u64::from(self.vault_key_version)),
+        ])?;
         if let Some(key) = &self.vault_master_key {
             crate::vault::MasterKey::from_base64(key, self.vault_key_version)
                 .map_err(|why| Error::Config(format!("VAULT_MASTER_KEY: {why}")))?;
@@ -600,6 +612,19 @@ impl BackendConfig {
         self.anthropic_api_key
             .as_ref()
             .or(self.claude_api_key.as_ref())
+    }
+}
+
+/// A configuration error naming the variable.
+fn bad(key: &str, why: String) -> Result<()> {
+    Err(Error::Config(format!("{key}: {why}")))
+}
+
+/// Fails on the first of `values` that is 0, naming its variable.
+fn at_least_one(values: &[(&str, u64)]) -> Result<()> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => bad(key, "must be at least 1".into()),
+        None => Ok(()),
     }
 }
 

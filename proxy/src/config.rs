@@ -517,6 +517,8 @@ impl GatewayConfig {
         Ok(config)
     }
 
+    /// Checks every value at start, section by section, so a mistake is named before
+    /// anything serves.
     fn validate(&self) -> Result<()> {
         for (key, value) in [
             ("listen", &self.listen),
@@ -528,29 +530,51 @@ impl GatewayConfig {
                 ))
             })?;
         }
-        let positive = [
+        at_least_one(&[
             ("threads", self.threads as u64),
             ("connect_timeout_secs", self.connect_timeout_secs),
             ("read_timeout_secs", self.read_timeout_secs),
-            ("shadow.max_concurrency", self.shadow.max_concurrency as u64),
-            ("shadow.queue_size", self.shadow.queue_size as u64),
-            ("shadow.timeout_ms", self.shadow.timeout_ms),
-            (
-                "shadow.max_buffered_bytes",
-                self.shadow.max_buffered_bytes as u64,
-            ),
-            (
-                "shadow.compare_queue_size",
-                self.shadow.compare_queue_size as u64,
-            ),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                return Err(Error::Config(format!("`{key}` must be at least 1")));
-            }
-        }
+        ])?;
         self.trusted_proxies()?;
-        if let Some(secret) = &self.shadow.secret {
+        self.shadow.validate()?;
+        studyflow_diffing::Redactor::new(&self.redact_patterns)
+            .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
+        if let Some(unleash) = &self.unleash {
+            unleash.validate()?;
+        }
+        self.console.validate()?;
+        self.fleet.validate()?;
+        self.guard.validate()?;
+        self.promotion.validate()
+    }
+}
+
+/// Fails on the first of `values` that is 0, naming its key.
+fn at_least_one(values: &[(&str, u64)]) -> Result<()> {
+    match values.iter().find(|(_, value)| *value == 0) {
+        Some((key, _)) => Err(Error::Config(format!("`{key}` must be at least 1"))),
+        None => Ok(()),
+    }
+}
+
+/// Fails on the first of `rates` outside 0–1, naming its key.
+fn rates(rates: &[(&str, f64)]) -> Result<()> {
+    match rates.iter().find(|(_, rate)| !(0.0..=1.0).contains(rate)) {
+        Some((key, _)) => Err(Error::Config(format!("`{key}` must be between 0 and 1"))),
+        None => Ok(()),
+    }
+}
+
+impl ShadowConfig {
+    fn validate(&self) -> Result<()> {
+        at_least_one(&[
+            ("shadow.max_concurrency", self.max_concurrency as u64),
+            ("shadow.queue_size", self.queue_size as u64),
+            ("shadow.timeout_ms", self.timeout_ms),
+            ("shadow.max_buffered_bytes", self.max_buffered_bytes as u64),
+            ("shadow.compare_queue_size", self.compare_queue_size as u64),
+        ])?;
+        if let Some(secret) = &self.secret {
             let text = secret.expose_secret();
             if text.len() < 16 || !text.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(Error::Config(
@@ -558,82 +582,80 @@ impl GatewayConfig {
                 ));
             }
         }
-        studyflow_diffing::Redactor::new(&self.redact_patterns)
-            .map_err(|e| Error::Config(format!("`redact_patterns`: {e}")))?;
-        if let Some(unleash) = &self.unleash {
-            let url = url::Url::parse(&unleash.url).ok();
-            if !url.is_some_and(|u| matches!(u.scheme(), "http" | "https")) {
-                return Err(Error::Config(format!(
-                    "`unleash.url` must be an http(s) URL, got `{}`",
-                    unleash.url
-                )));
-            }
-            for (key, value) in [
-                ("unleash.refresh_ms", unleash.refresh_ms),
-                ("unleash.timeout_ms", unleash.timeout_ms),
-            ] {
-                if value == 0 {
-                    return Err(Error::Config(format!("`{key}` must be at least 1")));
-                }
-            }
+        Ok(())
+    }
+}
+
+impl UnleashConfig {
+    fn validate(&self) -> Result<()> {
+        let url = url::Url::parse(&self.url).ok();
+        if !url.is_some_and(|u| matches!(u.scheme(), "http" | "https")) {
+            return Err(Error::Config(format!(
+                "`unleash.url` must be an http(s) URL, got `{}`",
+                self.url
+            )));
         }
-        self.console.validate()?;
-        if self.fleet.prefix.trim().is_empty() {
+        at_least_one(&[
+            ("unleash.refresh_ms", self.refresh_ms),
+            ("unleash.timeout_ms", self.timeout_ms),
+        ])
+    }
+}
+
+impl FleetConfig {
+    fn validate(&self) -> Result<()> {
+        if self.prefix.trim().is_empty() {
             return Err(Error::Config("`fleet.prefix` must not be empty".into()));
         }
-        if self.fleet.timeout_ms == 0 || self.fleet.resync_secs == 0 {
+        if self.timeout_ms == 0 || self.resync_secs == 0 {
             return Err(Error::Config(
                 "`fleet.timeout_ms` and `fleet.resync_secs` must be at least 1".into(),
             ));
         }
-        if self.guard.interval_ms == 0 {
+        Ok(())
+    }
+}
+
+impl GuardConfig {
+    /// The interval, and the thresholds of the defaults and of every route's override.
+    fn validate(&self) -> Result<()> {
+        if self.interval_ms == 0 {
             return Err(Error::Config(
                 "`guard.interval_ms` must be at least 1".into(),
             ));
         }
-        let routes = self
-            .guard
+        let overrides = self
             .routes
             .keys()
-            .map(|r| format!("guard.routes.{r}."));
-        for prefix in std::iter::once("guard.".to_owned()).chain(routes) {
-            let route = prefix
-                .strip_prefix("guard.routes.")
-                .map(|r| r.trim_end_matches('.'));
-            let t = match route {
-                Some(route) => self.guard.for_route(route),
-                None => Some(self.guard.thresholds()),
-            };
-            let Some(t) = t else { continue };
+            .filter_map(|route| Some((format!("guard.routes.{route}."), self.for_route(route)?)));
+        for (prefix, t) in
+            std::iter::once(("guard.".to_owned(), self.thresholds())).chain(overrides)
+        {
             if !(1..=crate::stats::MAX_WINDOW_SECS).contains(&t.window_secs) {
                 return Err(Error::Config(format!(
                     "`{prefix}window_secs` must be 1 to {}",
                     crate::stats::MAX_WINDOW_SECS
                 )));
             }
-            for (key, value) in [
-                ("max_error_rate", t.max_error_rate),
-                ("max_mismatch_rate", t.max_mismatch_rate),
-            ] {
-                if !(0.0..=1.0).contains(&value) {
-                    return Err(Error::Config(format!(
-                        "`{prefix}{key}` must be between 0 and 1"
-                    )));
-                }
-            }
+            rates(&[
+                (&format!("{prefix}max_error_rate"), t.max_error_rate),
+                (&format!("{prefix}max_mismatch_rate"), t.max_mismatch_rate),
+            ])?;
         }
-        let p = &self.promotion;
-        for (key, value) in [
-            ("promotion.max_mismatch_rate", p.max_mismatch_rate),
-            ("promotion.max_error_rate", p.max_error_rate),
-        ] {
-            if !(0.0..=1.0).contains(&value) {
-                return Err(Error::Config(format!("`{key}` must be between 0 and 1")));
-            }
-        }
-        if p.canary_steps.is_empty()
-            || p.canary_steps.windows(2).any(|w| w[0] >= w[1])
-            || p.canary_steps.iter().any(|s| *s == 0 || *s > 100)
+        Ok(())
+    }
+}
+
+impl PromotionConfig {
+    fn validate(&self) -> Result<()> {
+        rates(&[
+            ("promotion.max_mismatch_rate", self.max_mismatch_rate),
+            ("promotion.max_error_rate", self.max_error_rate),
+        ])?;
+        let steps = &self.canary_steps;
+        if steps.is_empty()
+            || steps.windows(2).any(|w| w[0] >= w[1])
+            || steps.iter().any(|s| *s == 0 || *s > 100)
         {
             return Err(Error::Config(
                 "`promotion.canary_steps` must be increasing percentages from 1 to 100".into(),
