@@ -495,10 +495,17 @@ fn refusal(status: u16, body: &[u8]) -> CliError {
     CliError::Refused { status, message }
 }
 
-/// A route name as one path segment of the admin API (a name with `/` or `?` stays
-/// one segment and is refused by the API as unknown).
+/// What a route name keeps unencoded in a path segment: letters, digits, `-`, `_`, `~`.
+/// Everything else is percent-encoded.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A route name as one path segment of the admin API: whatever it holds (`/`, `?`, a
+/// space, `+`), the API reads back the same name.
 fn segment(route: &str) -> String {
-    url::form_urlencoded::byte_serialize(route.as_bytes()).collect()
+    percent_encoding::utf8_percent_encode(route, SEGMENT).to_string()
 }
 
 /// The answer of `set` or `promote`: the gate's evidence and what changed, or the gate's
@@ -767,4 +774,31 @@ fn audit_table(entries: &[AuditEntry]) -> String {
         out.push_str("no changes recorded\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_name_is_one_path_segment_whatever_it_holds() {
+        assert_eq!(segment("ai-tutor_stream"), "ai-tutor_stream");
+        assert_eq!(segment("tasks/rollback"), "tasks%2Frollback");
+        assert_eq!(segment("a b+c?d#e"), "a%20b%2Bc%3Fd%23e");
+        assert_eq!(segment(".."), "%2E%2E");
+        // Read back as a path segment, each gives the name it came from. (A name of dots
+        // alone cannot survive: URLs resolve `%2E%2E` as `..`; it reaches no route.)
+        for name in ["tasks/rollback", "a b+c?d#e", "a.b", "é"] {
+            let url = reqwest::Url::parse(&format!("http://admin/routes/{}", segment(name)))
+                .expect("url");
+            let last = url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .expect("segment");
+            let decoded = percent_encoding::percent_decode_str(last)
+                .decode_utf8()
+                .expect("utf-8");
+            assert_eq!(decoded, name);
+        }
+    }
 }
