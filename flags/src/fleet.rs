@@ -42,8 +42,11 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn fleet_error(context: &str, error: impl std::fmt::Display) -> Error {
-    Error::Fleet(format!("{context}: {error}"))
+fn fleet_error(context: &str, source: redis::RedisError) -> Error {
+    Error::Fleet {
+        context: context.to_owned(),
+        source,
+    }
 }
 
 impl RedisStore {
@@ -109,7 +112,7 @@ impl RedisStore {
         {
             Ok(Ok(pubsub)) => pubsub,
             Ok(Err(e)) => return fleet_error("subscribing", e),
-            Err(_) => return Error::Fleet("subscribing: timed out".into()),
+            Err(_) => return Error::FleetSubscription("subscribing: timed out"),
         };
         let (mut sink, mut stream) = pubsub.split();
         if let Err(e) = sink.subscribe(self.channel()).await {
@@ -119,7 +122,7 @@ impl RedisStore {
         while stream.next().await.is_some() {
             wake.notify_one();
         }
-        Error::Fleet("subscription connection closed".into())
+        Error::FleetSubscription("subscription connection closed")
     }
 }
 
@@ -135,7 +138,10 @@ impl OverrideStore for RedisStore {
             .map(|(route, text)| {
                 serde_json::from_str(&text)
                     .map(|o| (route.clone(), o))
-                    .map_err(|e| Error::Fleet(format!("override of `{route}` in redis: {e}")))
+                    .map_err(|source| Error::FleetEntry {
+                        route: route.clone(),
+                        source,
+                    })
             })
             .collect()
     }
@@ -152,14 +158,14 @@ impl OverrideStore for RedisStore {
         for (route, change, entry) in &changes {
             match change {
                 Some(o) => {
-                    let text = serde_json::to_string(o).map_err(|e| Error::State(e.to_string()))?;
+                    let text = serde_json::to_string(o).map_err(Error::Encode)?;
                     pipe.hset(&overrides, route, text).ignore();
                 }
                 None => {
                     pipe.hdel(&overrides, route).ignore();
                 }
             }
-            let text = serde_json::to_string(entry).map_err(|e| Error::State(e.to_string()))?;
+            let text = serde_json::to_string(entry).map_err(Error::Encode)?;
             pipe.lpush(&audit, text).ignore();
             routes.push(route.clone());
         }

@@ -45,12 +45,15 @@ impl Snapshot {
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| Error::State(format!("snapshot {}: {e}", path.display())))
+            .map_err(|source| Error::Corrupt {
+                path: path.to_owned(),
+                source,
+            })
     }
 
     /// Writes the snapshot atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::State(e.to_string()))?;
+        let text = serde_json::to_string_pretty(self).map_err(Error::Encode)?;
         write_file_atomically(path, &text)
     }
 }

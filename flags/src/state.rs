@@ -146,8 +146,10 @@ impl StateStore {
                     path: path.to_owned(),
                     source,
                 })?;
-                serde_json::from_str(&text)
-                    .map_err(|e| Error::State(format!("{}: {e}", path.display())))?
+                serde_json::from_str(&text).map_err(|source| Error::Corrupt {
+                    path: path.to_owned(),
+                    source,
+                })?
             }
             _ => State::default(),
         };
@@ -235,14 +237,17 @@ impl FlagSource for StateStore {
 }
 
 fn write_atomically(path: &Path, state: &State) -> Result<()> {
-    let text = serde_json::to_string_pretty(state).map_err(|e| Error::State(e.to_string()))?;
+    let text = serde_json::to_string_pretty(state).map_err(Error::Encode)?;
     write_file_atomically(path, &text)
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers see the old
 /// or the new content, never half of it.
 pub(crate) fn write_file_atomically(path: &Path, text: &str) -> Result<()> {
-    let fail = |e: std::io::Error| Error::State(format!("writing {}: {e}", path.display()));
+    let fail = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }

@@ -235,7 +235,7 @@ impl UnleashSource {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
-            .map_err(|e| Error::Unleash(format!("http client: {e}")))?;
+            .map_err(|e| Error::unleash_call("http client", e))?;
         let refresh_ms = settings.refresh.as_millis() as u64;
         let api_url = settings.api_url();
         let client = ClientBuilder::default()
@@ -249,7 +249,7 @@ impl UnleashSource {
                 Some(settings.client_token.expose_secret().to_owned()),
                 Arc::new(CheckedTransport(ReqwestTransport::new(http))),
             )
-            .map_err(|e| Error::Unleash(e.to_string()))?;
+            .map_err(|e| Error::unleash_call("client", e))?;
         Ok(Self {
             endpoint: unleash_api_client::api::features_endpoint(&api_url),
             client,
@@ -262,7 +262,7 @@ impl UnleashSource {
         self.client
             .register()
             .await
-            .map_err(|e| Error::Unleash(format!("registering: {e}")))
+            .map_err(|e| Error::unleash_call("registering", e))
     }
 }
 
@@ -278,7 +278,7 @@ impl FlagSource for UnleashSource {
             .http
             .get_json(&self.endpoint, Some(self.refresh_ms))
             .await
-            .map_err(|e| Error::Unleash(format!("fetching toggles: {e:#}")))?;
+            .map_err(|e| Error::unleash_call("fetching toggles", e))?;
         layer_from_features(&features)
     }
 }
@@ -310,7 +310,7 @@ impl UnleashAdmin {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
-            .map_err(|e| Error::Unleash(format!("http client: {e}")))?;
+            .map_err(|e| Error::unleash_call("http client", e))?;
         Ok(Some(Self {
             http,
             base: format!(
@@ -339,7 +339,7 @@ impl UnleashAdmin {
         let response = request
             .send()
             .await
-            .map_err(|e| Error::Unleash(format!("{method} {path}: {e}")))?;
+            .map_err(|e| Error::unleash_call(format!("{method} {path}"), e))?;
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
         let value = serde_json::from_str(&text).unwrap_or(Value::Null);

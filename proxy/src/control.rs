@@ -705,18 +705,21 @@ impl Control {
         };
         let _guard = self.change.lock().await;
         let layers = lock(&self.layers).clone();
-        let loaded = self.file_source.load_file().and_then(|file| {
-            let mut scratch = lock(&self.stats).clone();
-            RouteTable::compile(
-                &file,
-                layers.unleash.as_ref(),
-                &override_layer(&layers.overrides),
-                &self.upstreams,
-                &mut scratch,
-            )
-            .map(|_| file)
-            .map_err(|e| studyflow_flags::Error::State(e.to_string()))
-        });
+        let loaded = self
+            .file_source
+            .load_file()
+            .map_err(Error::from)
+            .and_then(|file| {
+                let mut scratch = lock(&self.stats).clone();
+                RouteTable::compile(
+                    &file,
+                    layers.unleash.as_ref(),
+                    &override_layer(&layers.overrides),
+                    &self.upstreams,
+                    &mut scratch,
+                )
+                .map(|_| file)
+            });
         match loaded {
             Ok(file) => {
                 self.rebuild(&file)?;
@@ -732,7 +735,7 @@ impl Control {
                 *lock(&self.last_reload_error) = Some(error.to_string());
                 self.health
                     .failed("file", &error.to_string(), Serving::LastGood);
-                Err(Error::Routes(error))
+                Err(error)
             }
         }
     }
