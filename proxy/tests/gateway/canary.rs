@@ -106,9 +106,8 @@ async fn canary_split_is_sticky_close_to_the_setting_and_only_grows() {
 
     // Raising the percentage keeps everyone who was on new there.
     let (status, _) = gateway
-        .admin(
-            Method::PUT,
-            "/routes/split",
+        .set_phase(
+            "split",
             json!({"phase": "canary", "percent": 60, "force": true, "reason": "widen"}),
         )
         .await;

@@ -269,6 +269,11 @@ async fn changes_without_a_session_or_csrf_token_are_refused() {
     );
 }
 
+/// A probe that must get the admin API's JSON 400 ([`JSON`]) or the console's error
+/// page ([`PAGE`]).
+const JSON: bool = true;
+const PAGE: bool = false;
+
 /// Whether an answer is the JSON 400 of the admin API.
 async fn json_400(response: reqwest::Response) -> Result<(), String> {
     let status = response.status();
@@ -353,36 +358,27 @@ async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
     console_reads.push("/ui?page=-1".into());
     console_reads.push("/ui/login?next=%FF&next=%FF".into());
 
-    let mut failures = Vec::new();
-    for path in &admin_reads {
-        let answer = crate::harness::client()
-            .get(format!("{}{path}", gateway.admin_url))
+    // Each probe: what it is, the request, and the kind of 400 it must get (the admin
+    // API's JSON error or the console's error page).
+    let admin = |method: reqwest::Method, path: &str| {
+        crate::harness::client()
+            .request(method, format!("{}{path}", gateway.admin_url))
             .bearer_auth(TOKEN)
-            .send()
-            .await;
-        match answer {
-            Ok(response) => {
-                if let Err(got) = json_400(response).await {
-                    failures.push(format!("GET {path}: {got}"));
-                }
-            }
-            Err(error) => failures.push(format!("GET {path}: no answer ({error})")),
-        }
+    };
+    let mut probes: Vec<(String, reqwest::RequestBuilder, bool)> = Vec::new();
+    for path in &admin_reads {
+        probes.push((
+            format!("GET {path}"),
+            admin(reqwest::Method::GET, path),
+            JSON,
+        ));
     }
     for path in &console_reads {
-        let answer = crate::harness::client()
-            .get(format!("{}{path}", gateway.admin_url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await;
-        match answer {
-            Ok(response) => {
-                if let Err(got) = page_400(response).await {
-                    failures.push(format!("GET {path}: {got}"));
-                }
-            }
-            Err(error) => failures.push(format!("GET {path}: no answer ({error})")),
-        }
+        probes.push((
+            format!("GET {path}"),
+            admin(reqwest::Method::GET, path),
+            PAGE,
+        ));
     }
     // Changes: malformed paths and bodies.
     let changes: [(&str, &str); 4] = [
@@ -392,21 +388,10 @@ async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
         ("/rollback", r#"{"reason":"#),
     ];
     for (path, body) in changes {
-        let answer = crate::harness::client()
-            .post(format!("{}{path}", gateway.admin_url))
-            .bearer_auth(TOKEN)
+        let request = admin(reqwest::Method::POST, path)
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        match answer {
-            Ok(response) => {
-                if let Err(got) = json_400(response).await {
-                    failures.push(format!("POST {path}: {got}"));
-                }
-            }
-            Err(error) => failures.push(format!("POST {path}: no answer ({error})")),
-        }
+            .body(body);
+        probes.push((format!("POST {path}"), request, JSON));
     }
     let forms: [(&str, &str); 5] = [
         ("/ui/login", ""),
@@ -416,20 +401,22 @@ async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
         ("/ui/rollback", "reason=x"),
     ];
     for (path, body) in forms {
-        let answer = browser()
+        let request = browser()
             .post(format!("{}{path}", gateway.admin_url))
             .bearer_auth(TOKEN)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await;
-        match answer {
-            Ok(response) => {
-                if let Err(got) = page_400(response).await {
-                    failures.push(format!("POST {path} {body}: {got}"));
-                }
-            }
-            Err(error) => failures.push(format!("POST {path}: no answer ({error})")),
+            .body(body);
+        probes.push((format!("POST {path} {body}"), request, PAGE));
+    }
+    let mut failures = Vec::new();
+    for (label, request, json) in probes {
+        let verdict = match request.send().await {
+            Ok(response) if json => json_400(response).await,
+            Ok(response) => page_400(response).await,
+            Err(error) => Err(format!("no answer ({error})")),
+        };
+        if let Err(got) = verdict {
+            failures.push(format!("{label}: {got}"));
         }
     }
     assert!(

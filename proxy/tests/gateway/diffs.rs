@@ -83,10 +83,8 @@ async fn reports_separate_regressions_from_noise_with_redacted_samples() {
     let token = bearer_for("student-1");
     for i in 0..10 {
         let (status, side, _) = gateway
-            .call(
-                Method::GET,
+            .get_with(
                 &format!("/report?n={i}&apikey=sb-anon-key"),
-                None,
                 &[("authorization", &token)],
             )
             .await;
@@ -353,12 +351,7 @@ async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
         .await;
     assert_eq!((status, side.as_str()), (200, "legacy"));
     let (status, _, _) = gateway
-        .call(
-            Method::GET,
-            "/report",
-            None,
-            &[("x-refresh-token", REFRESH_TOKEN)],
-        )
+        .get_with("/report", &[("x-refresh-token", REFRESH_TOKEN)])
         .await;
     assert_eq!(status, 200);
 

@@ -52,9 +52,8 @@ async fn a_rollback_issued_to_one_instance_reaches_all_three_within_a_second() {
     for round in 0..7 {
         // Forward on instance 1 (any instance would do) and wait until all three serve new.
         let (status, body) = fleet[round % 3]
-            .admin(
-                Method::PUT,
-                "/routes/tutor",
+            .set_phase(
+                "tutor",
                 json!({"phase": "primary", "force": true, "reason": format!("round {round}")}),
             )
             .await;

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
-
 use crate::harness::{Gateway, TestUpstream, bearer_for};
 
 const GUARD: &str = "guard:\n  interval_ms: 200\n  window_secs: 5\n  min_requests: 10\n  max_error_rate: 0.2\n  min_pairs: 10\n  max_mismatch_rate: 0.2\n";
@@ -15,9 +13,7 @@ async fn traffic(gateway: &Gateway, path: &str, n: usize) -> Vec<(u16, String)> 
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
         let token = bearer_for(&format!("student-{i}"));
-        let (status, side, _) = gateway
-            .call(Method::GET, path, None, &[("authorization", &token)])
-            .await;
+        let (status, side, _) = gateway.get_with(path, &[("authorization", &token)]).await;
         out.push((status, side));
     }
     out
@@ -44,12 +40,7 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
     for i in 0..100 {
         let token = bearer_for(&format!("failing-student-{i}"));
         let (status, _, _) = gateway
-            .call(
-                Method::GET,
-                "/functions/v1/flaky",
-                None,
-                &[("authorization", &token)],
-            )
+            .get_with("/functions/v1/flaky", &[("authorization", &token)])
             .await;
         failed += usize::from(status == 500);
         phase = gateway.route("flaky").await["phase"]

@@ -119,13 +119,7 @@ async fn fail_on_demand(
 
 /// A 401 sent without reading the request body (a missing header, say), as a function
 /// that checks headers first would.
-async fn early(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn early(_: Recorded) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         axum::Json(json!({"error": "Missing authorization header"})),
@@ -135,13 +129,7 @@ async fn early(
 
 /// An answer carrying headers in the gateway's own namespace, which must not reach
 /// clients as if the gateway had set them.
-async fn internal_headers(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn internal_headers(Recorded(state): Recorded) -> Response {
     (
         [
             ("x-studyflow-served-by", "forged"),
@@ -155,13 +143,7 @@ async fn internal_headers(
 /// An AI function whose provider failed on the legacy side (500), while the new side, in
 /// a dry run, skipped its provider call and says so. `?invalid` is a validation error
 /// given before any provider call, unmarked, with a different text on each side.
-async fn ai_answer(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn ai_answer(Recorded(state): Recorded, uri: Uri) -> Response {
     if uri.query() == Some("invalid") {
         let text = format!("{} says the message is required", state.side);
         return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": text}))).into_response();
@@ -181,19 +163,29 @@ async fn ai_answer(
 }
 
 /// The same answer on both sides but for a random id and the time (noise to declare).
-async fn noisy(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn noisy(_: Recorded) -> Response {
     axum::Json(json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "at": chrono::Utc::now().to_rfc3339(),
         "value": 1,
     }))
     .into_response()
+}
+
+/// The upstream's state, for a handler: extracting it records the request (with no
+/// body; `echo`, which reads the body, records itself).
+struct Recorded(UpstreamState);
+
+impl axum::extract::FromRequestParts<UpstreamState> for Recorded {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &UpstreamState,
+    ) -> Result<Self, Self::Rejection> {
+        record(state, &parts.method, &parts.uri, &parts.headers, 0);
+        Ok(Recorded(state.clone()))
+    }
 }
 
 fn record(state: &UpstreamState, method: &Method, uri: &Uri, headers: &HeaderMap, body_len: usize) {
@@ -234,14 +226,7 @@ async fn echo(
     .into_response()
 }
 
-async fn status(
-    State(state): State<UpstreamState>,
-    Path(code): Path<u16>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn status(Path(code): Path<u16>, Recorded(state): Recorded) -> Response {
     (
         StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT),
         axum::Json(json!({"side": state.side})),
@@ -251,13 +236,7 @@ async fn status(
 
 /// A JSON answer with a random id (noise within one side), a timestamp (declared noise),
 /// a side-specific `value` (a regression) and a token that must never be stored.
-async fn report(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn report(Recorded(state): Recorded) -> Response {
     axum::Json(json!({
         "id": uuid::Uuid::new_v4().to_string(),
         "at": chrono::Utc::now().to_rfc3339(),
@@ -273,13 +252,7 @@ pub const SAMPLE_JWT: &str =
     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXNlY3JldA";
 
 /// Three events, one second apart.
-async fn sse(
-    State(state): State<UpstreamState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    record(&state, &method, &uri, &headers, 0);
+async fn sse(Recorded(state): Recorded) -> Response {
     let side = state.side;
     let stream = futures_util::stream::unfold(0u32, move |n| async move {
         if n == 3 {
@@ -512,6 +485,17 @@ impl Gateway {
         self.call(reqwest::Method::GET, path, None, &[]).await
     }
 
+    /// A GET with extra headers.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> (u16, String, Value) {
+        self.call(reqwest::Method::GET, path, None, headers).await
+    }
+
+    /// A POST of `body`, with no extra headers.
+    pub async fn post(&self, path: &str, body: &[u8]) -> (u16, String, Value) {
+        self.call(reqwest::Method::POST, path, Some(body.to_vec()), &[])
+            .await
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,
@@ -539,6 +523,12 @@ impl Gateway {
     }
 
     /// An admin API call with the token; returns status and JSON body.
+    /// Sets a route's phase through the admin API (`body`: phase, percent, force, reason).
+    pub async fn set_phase(&self, route: &str, body: Value) -> (u16, Value) {
+        self.admin(reqwest::Method::PUT, &format!("/routes/{route}"), body)
+            .await
+    }
+
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
         let response = client()
             .request(method, format!("{}{path}", self.admin_url))

@@ -319,9 +319,8 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
     let two = Gateway::start(routes, &legacy.url, &new_url, &config).await;
     for route in ["tutor", "other"] {
         let (status, body) = one
-            .admin(
-                Method::PUT,
-                &format!("/routes/{route}"),
+            .set_phase(
+                route,
                 json!({"phase": "canary", "percent": 100, "force": true, "reason": "canary"}),
             )
             .await;
@@ -349,9 +348,8 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
     assert_eq!(side, "legacy");
     // Moving forward is refused while the store is down.
     let (status, body) = one
-        .admin(
-            Method::PUT,
-            "/routes/other",
+        .set_phase(
+            "other",
             json!({"phase": "primary", "force": true, "reason": "forward"}),
         )
         .await;
@@ -360,41 +358,21 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
     // The new backend dies under load: the guard rolls back locally, Redis or not. Until
     // then, the gateway's own answer says what happened and names the request.
     new_relay.cut();
-    let (status, _, body) = one
-        .call(
-            Method::POST,
-            "/functions/v1/tutor",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+    let (status, _, body) = one.post("/functions/v1/tutor", b"{}").await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["code"], "UPSTREAM_UNAVAILABLE", "{body}");
     assert!(body["request_id"].is_string(), "{body}");
     let started = Instant::now();
     let mut phase = Value::Null;
     while started.elapsed() < Duration::from_secs(10) {
-        one.call(
-            Method::POST,
-            "/functions/v1/tutor",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+        one.post("/functions/v1/tutor", b"{}").await;
         phase = one.route("tutor").await["phase"].clone();
         if phase != "canary" {
             break;
         }
     }
     assert_eq!(phase, "shadow", "{}", one.log());
-    let (status, side, _) = one
-        .call(
-            Method::POST,
-            "/functions/v1/tutor",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+    let (status, side, _) = one.post("/functions/v1/tutor", b"{}").await;
     assert_eq!((status, side.as_str()), (200, "legacy"));
 
     // Redis returns: the second instance hears of the operator's rollback.

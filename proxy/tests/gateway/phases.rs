@@ -100,14 +100,7 @@ async fn blocked_routes_are_answered_by_the_gateway() {
     let (status, _, body) = gateway.get("/functions/v1/test-keys").await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], "NOT_FOUND");
-    let (status, _, _) = gateway
-        .call(
-            Method::POST,
-            "/functions/v1/test-keys",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+    let (status, _, _) = gateway.post("/functions/v1/test-keys", b"{}").await;
     assert_eq!(status, 404);
     assert!(legacy.seen().is_empty() && new.seen().is_empty());
 }
@@ -134,14 +127,7 @@ async fn response_header_policy_is_applied() {
 async fn writes_are_never_copied_to_legacy_by_default() {
     let (legacy, new, gateway) = setup().await;
     // Primary: new serves; a POST is not copied to legacy, a GET is.
-    let (_, side, _) = gateway
-        .call(
-            Method::POST,
-            "/functions/v1/main",
-            Some(b"{\"a\":1}".to_vec()),
-            &[],
-        )
-        .await;
+    let (_, side, _) = gateway.post("/functions/v1/main", b"{\"a\":1}").await;
     assert_eq!(side, "new");
     gateway.get("/functions/v1/main").await;
     assert!(eventually(|| legacy.shadows().len() == 1).await);
@@ -154,14 +140,7 @@ async fn writes_are_never_copied_to_legacy_by_default() {
     );
 
     // Shadow: a POST is copied to the new backend as a dry run (marked), with its body.
-    let (_, side, _) = gateway
-        .call(
-            Method::POST,
-            "/functions/v1/watch",
-            Some(b"{\"a\":1}".to_vec()),
-            &[],
-        )
-        .await;
+    let (_, side, _) = gateway.post("/functions/v1/watch", b"{\"a\":1}").await;
     assert_eq!(side, "legacy");
     assert!(eventually(|| new.shadows().len() == 1).await);
     assert_eq!(new.shadows()[0].body_len, 7);
@@ -172,10 +151,8 @@ async fn a_copy_made_by_the_gateway_is_not_copied_again_and_a_forged_marker_chan
     let (_legacy, new, gateway) = setup().await;
     // A copy coming back (the new side is itself a gateway of this deployment).
     let (status, side, _) = gateway
-        .call(
-            Method::GET,
+        .get_with(
             "/functions/v1/watch",
-            None,
             &[("x-studyflow-shadow", SHADOW_SECRET)],
         )
         .await;
@@ -184,12 +161,7 @@ async fn a_copy_made_by_the_gateway_is_not_copied_again_and_a_forged_marker_chan
     assert!(new.seen().is_empty());
     // A client's marker is removed: the request is an ordinary one, copied as usual.
     let (status, _, _) = gateway
-        .call(
-            Method::GET,
-            "/functions/v1/watch",
-            None,
-            &[("x-studyflow-shadow", "1")],
-        )
+        .get_with("/functions/v1/watch", &[("x-studyflow-shadow", "1")])
         .await;
     assert_eq!(status, 200);
     assert!(eventually(|| new.shadows().len() == 1).await);

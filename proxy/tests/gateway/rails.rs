@@ -96,14 +96,7 @@ async fn routes_that_are_not_idempotent_are_judged_on_their_canary_pairs_in_prim
     let (gateway, database) = with_store(routes, &legacy.url, &new.url).await;
 
     // An idempotent route in primary copies writes to legacy; the other does not.
-    let (status, _, _) = gateway
-        .call(
-            Method::POST,
-            "/functions/v1/checks",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+    let (status, _, _) = gateway.post("/functions/v1/checks", b"{}").await;
     assert_eq!(status, 200);
     let posted = |seen: Vec<crate::harness::Seen>, path: &str| {
         seen.iter()
@@ -126,30 +119,22 @@ async fn routes_that_are_not_idempotent_are_judged_on_their_canary_pairs_in_prim
     for i in 0..20 {
         let token = crate::harness::bearer_for(&format!("student-{i}"));
         gateway
-            .call(
-                Method::GET,
-                "/noisy",
-                None,
-                &[("authorization", token.as_str())],
-            )
+            .get_with("/noisy", &[("authorization", token.as_str())])
             .await;
     }
     stored_pairs(&gateway, "writes", 20).await;
     let (status, answer) = promote(&gateway, "writes", json!({"reason": "to primary"})).await;
     assert_eq!((status, answer["to"].as_str()), (200, Some("canary 100%")));
     let (status, answer) = gateway
-        .admin(
-            Method::PUT,
-            "/routes/writes",
+        .set_phase(
+            "writes",
             json!({"phase": "primary", "force": true, "reason": "primary"}),
         )
         .await;
     assert_eq!(status, 200, "{answer}");
     legacy.clear();
     for _ in 0..5 {
-        gateway
-            .call(Method::POST, "/noisy", Some(b"{}".to_vec()), &[])
-            .await;
+        gateway.post("/noisy", b"{}").await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(posted(legacy.shadows(), "/noisy"), 0, "no copy of a write");
@@ -188,9 +173,8 @@ async fn every_step_forward_passes_the_gate_or_is_audited_as_forced() {
 
     // The admin API's `set` straight to decommissioned: refused with the evidence.
     let (status, answer) = gateway
-        .admin(
-            Method::PUT,
-            "/routes/auth",
+        .set_phase(
+            "auth",
             json!({"phase": "decommissioned", "reason": "skip ahead"}),
         )
         .await;
@@ -232,18 +216,13 @@ async fn every_step_forward_passes_the_gate_or_is_audited_as_forced() {
     );
     // Moving back never needs the gate.
     let (status, answer) = gateway
-        .admin(
-            Method::PUT,
-            "/routes/auth",
-            json!({"phase": "legacy", "reason": "back"}),
-        )
+        .set_phase("auth", json!({"phase": "legacy", "reason": "back"}))
         .await;
     assert_eq!((status, answer["action"].as_str()), (200, Some("set")));
     // legacy → shadow serves no user on new: no evidence needed.
     let (status, answer) = gateway
-        .admin(
-            Method::PUT,
-            "/routes/auth",
+        .set_phase(
+            "auth",
             json!({"phase": "shadow", "reason": "start comparing"}),
         )
         .await;
@@ -296,11 +275,7 @@ async fn a_route_with_no_legacy_twin_is_never_rolled_back_into_a_404() {
         "{answer}"
     );
     let (status, _) = gateway
-        .admin(
-            Method::PUT,
-            "/routes/stream",
-            json!({"phase": "legacy", "reason": "x"}),
-        )
+        .set_phase("stream", json!({"phase": "legacy", "reason": "x"}))
         .await;
     assert_eq!(status, 409);
     let (ok, out) = gateway

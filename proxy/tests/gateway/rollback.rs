@@ -52,14 +52,7 @@ async fn rollback_under_load_fails_no_request_and_applies_to_the_next_one() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let (_, side, _) = gateway
-        .call(
-            Method::POST,
-            "/functions/v1/tutor",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+    let (_, side, _) = gateway.post("/functions/v1/tutor", b"{}").await;
     assert_eq!(
         side, "legacy",
         "the first request after the rollback is served by legacy"

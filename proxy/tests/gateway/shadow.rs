@@ -128,14 +128,7 @@ async fn a_dead_new_side_falls_back_to_legacy_for_idempotent_requests() {
         (200, "legacy", Some("legacy"))
     );
     assert_eq!(gateway.route("main").await["counters"]["fallbacks"], 1);
-    let (status, _, _) = gateway
-        .call(
-            Method::POST,
-            "/functions/v1/main",
-            Some(b"{}".to_vec()),
-            &[],
-        )
-        .await;
+    let (status, _, _) = gateway.post("/functions/v1/main", b"{}").await;
     assert_eq!(status, 502, "a write is not replayed on the other side");
 }
 

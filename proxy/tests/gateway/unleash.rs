@@ -16,9 +16,7 @@ async fn sides(gateway: &Gateway, path: &str, users: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(users.len());
     for user in users {
         let token = bearer_for(user);
-        let (_, side, _) = gateway
-            .call(Method::GET, path, None, &[("authorization", &token)])
-            .await;
+        let (_, side, _) = gateway.get_with(path, &[("authorization", &token)]).await;
         out.push(side);
     }
     out
