@@ -7,7 +7,7 @@
 //! types while the dependencies keep pointing one way: the configuration describes
 //! chains with them, [`crate::providers`] builds on the configuration.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The providers the functions talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,8 +74,10 @@ impl std::fmt::Display for Provider {
     }
 }
 
-/// What the AI is asked for: each use has its own chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What the AI is asked for: each use has its own chain (configured under its snake-case
+/// name, `ai.chains.tutor_stream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AiUse {
     /// `ai-tutor-stream`, the new streaming tutor.
     TutorStream,
@@ -132,7 +134,22 @@ pub struct ChainEntry {
     pub model: String,
 }
 
+impl std::fmt::Display for ChainEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.provider, self.model)
+    }
+}
+
 impl ChainEntry {
+    /// A chain as it is configured: `provider:model`, comma-separated.
+    pub fn list_text(chain: &[ChainEntry]) -> String {
+        chain
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// `provider[:model]`, comma-separated; the model defaults to the provider's.
     pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
         let mut chain: Vec<ChainEntry> = Vec::new();

@@ -85,14 +85,16 @@ impl Authenticator {
     pub fn new(config: &BackendConfig, http: reqwest::Client) -> Self {
         Self {
             hs256: config
-                .supabase_jwt_secret
+                .auth
+                .jwt_secret
                 .as_ref()
                 .map(|secret| DecodingKey::from_secret(secret.expose_secret().as_bytes())),
             jwks: config
-                .supabase_jwks_url
+                .auth
+                .jwks_url
                 .as_ref()
-                .map(|url| JwksCache::new(url.clone(), http, config)),
-            leeway: config.jwt_leeway_secs,
+                .map(|url| JwksCache::new(url.to_string(), http, config)),
+            leeway: config.auth.jwt_leeway_secs,
         }
     }
 
@@ -212,10 +214,8 @@ mod tests {
     const SECRET: &str = "unit-test-secret-with-at-least-32-characters";
 
     fn authenticator() -> Authenticator {
-        let config = BackendConfig {
-            supabase_jwt_secret: Some(SECRET.into()),
-            ..BackendConfig::default()
-        };
+        let mut config = BackendConfig::default();
+        config.auth.jwt_secret = Some(SECRET.into());
         Authenticator::new(&config, reqwest::Client::new())
     }
 

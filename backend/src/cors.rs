@@ -27,10 +27,14 @@ pub struct AllowedOrigins {
 impl AllowedOrigins {
     /// Parses a comma-separated list; entries that are not URLs are skipped.
     pub fn parse(list: &str) -> Self {
+        Self::from_list(list.split(','))
+    }
+
+    /// The origins of a list, each trimmed; unparsable ones are left out.
+    pub fn from_list<S: AsRef<str>>(list: impl IntoIterator<Item = S>) -> Self {
         let origins = list
-            .split(',')
-            .map(str::trim)
-            .filter_map(origin_parts)
+            .into_iter()
+            .filter_map(|origin| origin_parts(origin.as_ref().trim()))
             .collect();
         Self { origins }
     }

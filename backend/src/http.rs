@@ -25,7 +25,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The complete HTTP application.
 pub fn app(state: AppState) -> Router {
-    let body_limit = state.config.max_body_bytes;
+    let body_limit = state.config.server.max_body_bytes;
     let routes = Router::new()
         .merge(health::router())
         .route("/metrics", get(scrape))
@@ -140,7 +140,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let text = state
         .metrics
-        .render(&state.db, state.config.db_max_connections);
+        .render(&state.db, state.config.database.max_connections);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

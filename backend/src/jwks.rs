@@ -56,8 +56,8 @@ impl JwksCache {
         Self {
             url,
             http,
-            ttl: Duration::from_secs(config.jwks_cache_secs),
-            min_refetch: Duration::from_secs(config.jwks_min_refetch_secs),
+            ttl: Duration::from_secs(config.auth.jwks_cache_secs),
+            min_refetch: Duration::from_secs(config.auth.jwks_min_refetch_secs),
             state: Arc::default(),
         }
     }

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use studyflow_backend::ai_types::{AiUse, ChainEntry};
 use studyflow_backend::cli::prompts::PromptsCommand;
 use studyflow_backend::cli::vault::VaultCommand;
 use studyflow_backend::{AppState, BackendConfig, cli, db};
@@ -47,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let command = cli.command.unwrap_or(Command::Serve);
     // The vault and prompts commands print their results on stdout; logs go to stderr.
     init_logging(
-        config.json_logs,
+        config.server.json_logs,
         matches!(command, Command::Vault { .. } | Command::Prompts { .. }),
     );
     match command {
@@ -71,9 +72,9 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let _vault_refresh = state.open_vault().await;
-    let listener = tokio::net::TcpListener::bind(&state.config.listen_addr)
+    let listener = tokio::net::TcpListener::bind(state.config.server.listen_addr)
         .await
-        .with_context(|| format!("listening on {}", state.config.listen_addr))?;
+        .with_context(|| format!("listening on {}", state.config.server.listen_addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "backend listening");
     // The line a supervisor (or the test harness) reads to learn the port, which matters
@@ -104,25 +105,27 @@ async fn shutdown_signal() {
 /// What is configured, without any secret: which keys are set, not their values.
 fn log_configuration(config: &BackendConfig) {
     let set = |present: bool| if present { "set" } else { "unset" };
+    let providers = &config.providers;
+    let chain = |ai_use| ChainEntry::list_text(config.ai.chain(ai_use));
     tracing::info!(
-        listen = %config.listen_addr,
-        jwt_secret = set(config.supabase_jwt_secret.is_some()),
-        jwks_url = config.supabase_jwks_url.as_deref().unwrap_or("unset"),
-        encryption = set(config.encryption_key.is_some() && config.encryption_salt.is_some()),
-        deepseek_key = set(config.deepseek_api_key.is_some()),
-        openai_key = set(config.openai_api_key.is_some()),
-        anthropic_key = set(config.anthropic_key().is_some()),
-        gemini_key = set(config.gemini_api_key.is_some()),
-        vault = set(config.vault_master_key.is_some()),
-        vault_key_version = config.vault_key_version,
-        chain_tutor_stream = %config.ai_chain_tutor_stream,
-        chain_tutor = %config.ai_chain_tutor,
-        shadow_secret = set(config.shadow_secret.is_some()),
-        shadow_provider_calls = ?config.shadow_provider_calls,
-        trusted_proxies = %config.trusted_proxies,
+        listen = %config.server.listen_addr,
+        jwt_secret = set(config.auth.jwt_secret.is_some()),
+        jwks_url = config.auth.jwks_url.as_ref().map_or("unset", url::Url::as_str),
+        encryption = set(config.encryption.key.is_some() && config.encryption.salt.is_some()),
+        deepseek_key = set(providers.deepseek.api_key.is_some()),
+        openai_key = set(providers.openai.api_key.is_some()),
+        anthropic_key = set(providers.anthropic_key().is_some()),
+        gemini_key = set(providers.gemini.api_key.is_some()),
+        vault = set(config.vault.master_key().is_some()),
+        vault_key_version = config.vault.key_version,
+        chain_tutor_stream = %chain(AiUse::TutorStream),
+        chain_tutor = %chain(AiUse::Tutor),
+        shadow_secret = set(config.shadow.secret.is_some()),
+        shadow_provider_calls = ?config.shadow.provider_calls,
+        trusted_proxies = ?config.server.trusted_proxies,
         "configuration loaded"
     );
-    if config.shadow_secret.is_none() {
+    if config.shadow.secret.is_none() {
         tracing::warn!(
             "SHADOW_SECRET is not set: the gateway's dry-run marker (x-studyflow-shadow) is ignored and shadow copies are served for real"
         );

@@ -128,11 +128,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_redis_the_in_process_window_limits() {
-        let config = BackendConfig {
-            // Nothing listens on port 1.
-            redis_url: "redis://127.0.0.1:1".into(),
-            ..BackendConfig::default()
-        };
+        let mut config = BackendConfig::default();
+        // Nothing listens on port 1.
+        config.redis.url = "redis://127.0.0.1:1".into();
         let metrics = Arc::new(Metrics::new().expect("metrics"));
         let limiter = AiRateLimiter::new(RedisClient::new(&config, metrics).expect("client"));
         for _ in 0..LIMIT {

@@ -38,7 +38,7 @@ impl std::fmt::Debug for RedisClient {
 impl RedisClient {
     /// Prepares the connection without connecting: the backend starts without Redis.
     pub fn new(config: &BackendConfig, metrics: Arc<Metrics>) -> Result<Self> {
-        let client = redis::Client::open(config.redis_url.expose_secret())?;
+        let client = redis::Client::open(config.redis.url.expose_secret())?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -48,7 +48,7 @@ impl RedisClient {
         let manager = ConnectionManager::new_lazy_with_config(client, manager_config)?;
         Ok(Self {
             manager,
-            prefix: config.redis_key_prefix.as_str().into(),
+            prefix: config.redis.key_prefix.as_str().into(),
             metrics,
         })
     }

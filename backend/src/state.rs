@@ -1,13 +1,11 @@
 //! Shared application state handed to every handler.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 
 use crate::auth::Authenticator;
-use crate::client_address::TrustedProxies;
 use crate::config::{BackendConfig, ShadowProviderMode};
 use crate::cors::AllowedOrigins;
 use crate::functions::encryption::Cipher;
@@ -20,7 +18,7 @@ use crate::redis_client::RedisClient;
 use crate::security_audit::SecurityAudit;
 use crate::shadow::ShadowMarker;
 use crate::store::RequestDb;
-use crate::vault::{MasterKey, Vault};
+use crate::vault::Vault;
 use crate::{Error, Result, db};
 
 /// Cheap to clone: everything inside is shared.
@@ -47,9 +45,6 @@ pub struct AppState {
     pub cipher: Arc<tokio::sync::OnceCell<Option<Arc<Cipher>>>>,
     /// Tells the gateway's shadow copies (dry runs) from other requests.
     pub shadow: ShadowMarker,
-    /// The proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<TrustedProxies>,
-    shadow_modes: Arc<BTreeMap<String, ShadowProviderMode>>,
     /// The provider messages of the AI functions (templates, checked at start).
     pub prompts: Arc<crate::prompts::Prompts>,
     /// The sentence-embedding model of `semantic-search`, or why there is none.
@@ -65,7 +60,7 @@ impl AppState {
         let metrics = Arc::new(Metrics::new()?);
         let db = db::pool(&config)?;
         let redis = RedisClient::new(&config, metrics.clone())?;
-        let origins = AllowedOrigins::parse(&config.allowed_origins);
+        let origins = AllowedOrigins::from_list(&config.server.allowed_origins);
         let keys = ProviderKeys::new(&config);
         let providers = ProviderClient::new(&config, keys.clone(), metrics.clone())?;
         let ai = AiRouter::new(&config, keys.clone(), providers.clone(), metrics.clone())?;
@@ -74,17 +69,13 @@ impl AppState {
             .connect_timeout(Duration::from_secs(5))
             .build()?;
         let auth = Authenticator::new(&config, http);
-        let shadow_modes = config.shadow_overrides().map_err(Error::Config)?;
-        let trusted_proxies = config
-            .trusted_proxy_list()
-            .map_err(|why| Error::Config(format!("TRUSTED_PROXIES: {why}")))?;
-        let prompts = crate::prompts::Prompts::load(config.prompts_dir.as_deref())
+        let prompts = crate::prompts::Prompts::load(config.prompts.dir.as_deref())
             .map_err(|why| Error::Config(format!("prompts: {why}")))?;
         Ok(Self {
             prompts: Arc::new(prompts),
             embeddings: crate::embedding::Embeddings::from_config(
-                config.embedding_model_dir.as_deref(),
-                config.embedding_max_batch,
+                config.embedding.model_dir.as_deref(),
+                config.embedding.max_batch,
             ),
             rate_limiter: AiRateLimiter::new(redis.clone()),
             realtime: crate::realtime::Hub::new(&config, redis.clone()),
@@ -98,12 +89,10 @@ impl AppState {
             audit,
             auth,
             cipher: Arc::default(),
-            shadow: ShadowMarker::new(config.shadow_secret.clone()),
-            trusted_proxies: Arc::new(trusted_proxies),
-            shadow_modes: Arc::new(shadow_modes),
+            shadow: ShadowMarker::new(config.shadow.secret.clone()),
             shadow_budget: Arc::new(crate::providers::budget::ShadowBudget::new(
-                config.shadow_live_per_minute,
-                config.shadow_live_per_day,
+                config.shadow.live_per_minute,
+                config.shadow.live_per_day,
             )),
             config: Arc::new(config),
         })
@@ -114,14 +103,7 @@ impl AppState {
     /// cannot be opened (wrong master key, database down) is logged and recorded; the
     /// configured keys are used meanwhile. Returns the refresh task, if one runs.
     pub async fn open_vault(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let text = self.config.vault_master_key.as_ref()?;
-        let key = match MasterKey::from_base64(text, self.config.vault_key_version) {
-            Ok(key) => key,
-            Err(why) => {
-                tracing::error!(%why, "VAULT_MASTER_KEY is not usable");
-                return None;
-            }
-        };
+        let key = self.config.vault.master_key()?.clone();
         let vault = match Vault::open(
             self.db.clone(),
             key,
@@ -138,7 +120,7 @@ impl AppState {
         };
         let mut refresher = Refresher::new(vault, self.keys.clone());
         refresher.once().await;
-        let every = Duration::from_secs(self.config.vault_refresh_secs);
+        let every = Duration::from_secs(self.config.vault.refresh_secs);
         Some(tokio::spawn(refresher.run(every)))
     }
 
@@ -154,13 +136,8 @@ impl AppState {
     /// How `function` calls providers for this request: a dry run skips the call in
     /// `skip` mode, and in `live` mode once the function's shadow budget is spent.
     pub fn provider_context(&self, function: &'static str, dry_run: bool) -> CallContext {
-        let mode = self
-            .shadow_modes
-            .get(function)
-            .copied()
-            .unwrap_or(self.config.shadow_provider_calls);
         let skip = dry_run
-            && match mode {
+            && match self.config.shadow_mode(function) {
                 ShadowProviderMode::Skip => true,
                 ShadowProviderMode::Live => !self
                     .shadow_budget

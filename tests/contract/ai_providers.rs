@@ -16,7 +16,7 @@ use studyflow_backend::providers::chat::{
 };
 use studyflow_testkit::fake_providers::Completion;
 
-use crate::support::TestApp;
+use crate::support::{TestApp, chain};
 
 fn user(text: &str) -> Vec<ChatMessage> {
     vec![ChatMessage::new(Role::User, text)]
@@ -32,15 +32,18 @@ fn prompt(text: &str) -> Prompt {
 
 /// Fast retries and deadlines, a breaker that stays closed, DeepSeek then OpenAI.
 fn quick(config: &mut BackendConfig) {
-    config.ai_chain_tutor_stream = "deepseek,openai".into();
-    config.ai_retry_max = 1;
-    config.ai_retry_base_ms = 10;
-    config.ai_retry_max_delay_ms = 2_000;
-    config.ai_attempt_timeout_ms = 400;
-    config.ai_deadline_ms = 10_000;
-    config.ai_breaker_failures = 1_000;
-    config.ai_breaker_error_rate = 1.0;
-    config.ai_breaker_min_calls = 1_000;
+    config
+        .ai
+        .chains
+        .insert(AiUse::TutorStream, chain("deepseek,openai"));
+    config.ai.retry.max = 1;
+    config.ai.retry.base_ms = 10;
+    config.ai.retry.max_delay_ms = 2_000;
+    config.ai.attempt_timeout_ms = 400;
+    config.ai.deadline_ms = 10_000;
+    config.ai.breaker.failures = 1_000;
+    config.ai.breaker.error_rate = 1.0;
+    config.ai.breaker.min_calls = 1_000;
 }
 
 /// Concatenates a stream's text; returns it with the `Done` event's model and usage.
@@ -210,9 +213,9 @@ async fn the_chain_falls_back_when_the_first_provider_fails() {
 async fn retry_after_is_honoured_and_holds_the_provider_off() {
     let app = TestApp::start_with("ai_retry_after", |c| {
         quick(c);
-        c.ai_retry_max = 2;
-        c.ai_retry_max_delay_ms = 3_000;
-        c.ai_attempt_timeout_ms = 5_000;
+        c.ai.retry.max = 2;
+        c.ai.retry.max_delay_ms = 3_000;
+        c.ai.attempt_timeout_ms = 5_000;
     })
     .await;
 
@@ -279,9 +282,9 @@ async fn retry_after_is_honoured_and_holds_the_provider_off() {
 async fn the_circuit_breaker_opens_and_recovers() {
     let app = TestApp::start_with("ai_breaker", |c| {
         quick(c);
-        c.ai_retry_max = 0;
-        c.ai_breaker_failures = 2;
-        c.ai_breaker_open_secs = 1;
+        c.ai.retry.max = 0;
+        c.ai.breaker.failures = 2;
+        c.ai.breaker.open_secs = 1;
     })
     .await;
     let deepseek = app.state.ai.provider(Provider::DeepSeek).expect("client");
@@ -337,7 +340,7 @@ async fn the_circuit_breaker_opens_and_recovers() {
 async fn a_legacy_function_with_fallback_configured_keeps_its_answer_shape() {
     let app = TestApp::start_with("ai_legacy_fallback", |c| {
         quick(c);
-        c.ai_chain_tutor = "deepseek,openai".into();
+        c.ai.chains.insert(AiUse::Tutor, chain("deepseek,openai"));
     })
     .await;
     let normal = app

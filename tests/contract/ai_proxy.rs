@@ -136,7 +136,7 @@ async fn failures_in_the_legacy_order() {
     assert_failure(&answer, 429, "Unsupported action: Rate limit");
     app.finish().await;
 
-    let app = TestApp::start_with("proxy_nokey", |c| c.gemini_api_key = None).await;
+    let app = TestApp::start_with("proxy_nokey", |c| c.providers.gemini.api_key = None).await;
     let answer = app
         .post(
             FUNCTION,

@@ -56,7 +56,7 @@ async fn recommends_from_the_body() {
 
 #[tokio::test]
 async fn failures() {
-    let app = TestApp::start_with("recs_nokey", |c| c.openai_api_key = None).await;
+    let app = TestApp::start_with("recs_nokey", |c| c.providers.openai.api_key = None).await;
     let answer = app.post_raw(FUNCTION, &[], b"not json").await;
     assert_eq!(answer.status, 500, "the key is checked first");
     assert_eq!(

@@ -70,7 +70,7 @@ async fn preflight_method_and_validation_answers() {
 
 #[tokio::test]
 async fn missing_key_and_provider_failure_are_500s() {
-    let app = TestApp::start_with("tutor_nokey", |c| c.deepseek_api_key = None).await;
+    let app = TestApp::start_with("tutor_nokey", |c| c.providers.deepseek.api_key = None).await;
     let answer = app.post(FUNCTION, &[], json!({"message": "hi"})).await;
     assert_eq!(answer.status, 500);
     assert_eq!(

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use studyflow_testkit::fake_providers::Completion;
 
 use crate::ai_providers::shape;
-use crate::support::{SseEvent, SseReader, TestApp};
+use studyflow_backend::ai_types::AiUse;
+
+use crate::support::{SseEvent, SseReader, TestApp, chain};
 
 const FUNCTION: &str = "ai-tutor-stream";
 
@@ -90,8 +92,9 @@ async fn tokens_then_a_done_event_with_metadata_and_usage() {
 #[tokio::test]
 async fn a_fallback_keeps_the_shape_of_the_stream() {
     let app = TestApp::start_with("stream_fallback", |c| {
-        c.ai_chain_tutor_stream = "deepseek,anthropic,gemini".into();
-        c.ai_retry_max = 0;
+        c.ai.chains
+            .insert(AiUse::TutorStream, chain("deepseek,anthropic,gemini"));
+        c.ai.retry.max = 0;
     })
     .await;
     let (_, normal) = stream(&app, json!({"message": "What is a prime number?"})).await;
@@ -127,8 +130,9 @@ async fn a_fallback_keeps_the_shape_of_the_stream() {
 #[tokio::test]
 async fn failures_end_the_stream_with_an_error_event() {
     let app = TestApp::start_with("stream_errors", |c| {
-        c.ai_chain_tutor_stream = "deepseek,openai".into();
-        c.ai_retry_max = 0;
+        c.ai.chains
+            .insert(AiUse::TutorStream, chain("deepseek,openai"));
+        c.ai.retry.max = 0;
     })
     .await;
     // No provider can answer.

@@ -247,7 +247,9 @@ async fn tokens_not_yet_valid_are_refused() {
         .with_state(shared.clone());
     let (jwks_url, jwks_task) = serve(router).await;
     let app = TestApp::start_with("auth_nbf", |c| {
-        c.supabase_jwks_url = Some(format!("{jwks_url}/auth/v1/.well-known/jwks.json"));
+        c.auth.jwks_url = Some(
+            reqwest::Url::parse(&format!("{jwks_url}/auth/v1/.well-known/jwks.json")).expect("url"),
+        );
     })
     .await;
     // `nbf` beyond now + the leeway (5 s): the invalid-token answer, whatever signed it.
@@ -287,8 +289,10 @@ async fn es256_and_rs256_through_a_cached_jwks() {
         .with_state(shared.clone());
     let (jwks_url, jwks_task) = serve(router).await;
     let app = TestApp::start_with("auth_jwks", |c| {
-        c.supabase_jwks_url = Some(format!("{jwks_url}/auth/v1/.well-known/jwks.json"));
-        c.jwks_min_refetch_secs = 0;
+        c.auth.jwks_url = Some(
+            reqwest::Url::parse(&format!("{jwks_url}/auth/v1/.well-known/jwks.json")).expect("url"),
+        );
+        c.auth.jwks_min_refetch_secs = 0;
     })
     .await;
     let fetches = || shared.lock().expect("lock").fetches;

@@ -93,7 +93,8 @@ async fn every_answer_of_the_contract() {
 #[tokio::test]
 async fn allowed_origins_come_from_the_configuration() {
     let app = TestApp::start_with("authval_origins", |c| {
-        c.allowed_origins = "https://app.example, http://localhost:9000".into();
+        c.server.allowed_origins =
+            vec!["https://app.example".into(), "http://localhost:9000".into()];
     })
     .await;
     let answer = app

@@ -4,6 +4,7 @@
 //! the peer's address is recorded. security-monitor's own rows keep the legacy's reading.
 
 use serde_json::{Value, json};
+use studyflow_backend::client_address::TrustedProxies;
 
 use crate::support::TestApp;
 
@@ -59,7 +60,7 @@ async fn a_trusted_gateway_names_the_client_in_the_audit_log() {
 #[tokio::test]
 async fn a_forged_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let app = TestApp::start_with("client_untrusted", |c| {
-        c.trusted_proxies = "10.0.0.0/8, fd00::/8".into();
+        c.server.trusted_proxies = TrustedProxies::parse("10.0.0.0/8, fd00::/8").expect("proxies");
     })
     .await;
     let forged = [

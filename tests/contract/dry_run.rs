@@ -4,6 +4,7 @@
 //! configured, is ignored: the request is served and recorded for real.
 
 use serde_json::{Value, json};
+use studyflow_backend::config::ShadowProviderMode;
 use studyflow_backend::providers::PLACEHOLDER_TEXT;
 
 use crate::support::{SHADOW_SECRET, TestApp};
@@ -277,7 +278,7 @@ async fn the_marker_without_the_shared_secret_is_served_for_real() {
 
 #[tokio::test]
 async fn without_a_configured_secret_the_marker_is_never_honoured() {
-    let app = TestApp::start_with("dryrun_nosecret", |c| c.shadow_secret = None).await;
+    let app = TestApp::start_with("dryrun_nosecret", |c| c.shadow.secret = None).await;
     add_session(&app).await;
     for marker in ["1", SHADOW_SECRET, ""] {
         assert_served_for_real(&app, marker).await;
@@ -288,7 +289,9 @@ async fn without_a_configured_secret_the_marker_is_never_honoured() {
 #[tokio::test]
 async fn shadowed_provider_calls_are_skipped_or_live_per_function() {
     let app = TestApp::start_with("dryrun_providers", |c| {
-        c.shadow_provider_overrides = "ai-proxy-secure=live".into();
+        c.shadow
+            .provider_overrides
+            .insert("ai-proxy-secure".into(), ShadowProviderMode::Live);
     })
     .await;
     let calls_before = app.provider_requests().await.len();
@@ -407,8 +410,8 @@ async fn a_dry_run_that_skips_its_provider_call_says_so_to_the_gateway() {
 #[tokio::test]
 async fn live_shadow_provider_calls_stop_at_the_budget_and_are_then_skipped_with_the_mark() {
     let app = TestApp::start_with("dryrun_live_budget", |c| {
-        c.shadow_provider_calls = studyflow_backend::config::ShadowProviderMode::Live;
-        c.shadow_live_per_minute = 2;
+        c.shadow.provider_calls = ShadowProviderMode::Live;
+        c.shadow.live_per_minute = 2;
     })
     .await;
     let mark = studyflow_backend::providers::PROVIDER_SKIPPED_HEADER;

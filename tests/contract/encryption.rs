@@ -143,7 +143,7 @@ async fn failures() {
     );
     app.finish().await;
 
-    let app = TestApp::start_with("enc_unconfigured", |c| c.encryption_salt = None).await;
+    let app = TestApp::start_with("enc_unconfigured", |c| c.encryption.salt = None).await;
     let answer = app
         .post(
             FUNCTION,

@@ -9,7 +9,7 @@ use crate::support::{TestApp, assert_design_error};
 #[tokio::test]
 async fn health_ready_and_metrics() {
     let app = TestApp::start_with("ops", |config| {
-        config.embedding_model_dir = Some(studyflow_testkit::stack::embedding_model_dir());
+        config.embedding.model_dir = Some(studyflow_testkit::stack::embedding_model_dir());
     })
     .await;
     let health = app.request(Method::GET, "/health", &[], None).await;
@@ -25,13 +25,7 @@ async fn health_ready_and_metrics() {
     );
 
     // One function call, then every metric family is exposed under its constant name.
-    let answer = app
-        .post(
-            "ai-proxy",
-            &app.auth(),
-            json!({"provider": "openai", "action": "completion", "prompt": "hi"}),
-        )
-        .await;
+    let answer = app.ai_proxy_completion("openai", "hi").await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let scrape = app.request(Method::GET, "/metrics", &[], None).await;
     assert_eq!(scrape.status, 200);
@@ -76,7 +70,7 @@ async fn request_ids_are_kept_or_generated() {
 
 #[tokio::test]
 async fn oversized_bodies_get_a_json_413_and_unknown_paths_a_json_404() {
-    let app = TestApp::start_with("limits", |c| c.max_body_bytes = 2048).await;
+    let app = TestApp::start_with("limits", |c| c.server.max_body_bytes = 2048).await;
     let big = vec![b'a'; 4096];
     let answer = app.post_raw("auth-validation", &[], &big).await;
     assert_design_error(&answer, 413, "VALIDATION_ERROR");
@@ -108,7 +102,7 @@ async fn sub_paths_reach_the_function() {
 async fn without_redis_the_backend_answers_and_reports_degraded() {
     let app = TestApp::start_with("noredis", |c| {
         // Nothing listens on port 1.
-        c.redis_url = "redis://127.0.0.1:1".into();
+        c.redis.url = "redis://127.0.0.1:1".into();
     })
     .await;
     let ready = app.request(Method::GET, "/ready", &[], None).await;
@@ -128,13 +122,7 @@ async fn without_redis_the_backend_answers_and_reports_degraded() {
             .await;
         assert_eq!(answer.status, 200, "request {i}: {}", answer.text);
     }
-    let refused = app
-        .post(
-            "ai-proxy",
-            &app.auth(),
-            json!({"provider": "openai", "action": "completion", "prompt": "one more"}),
-        )
-        .await;
+    let refused = app.ai_proxy_completion("openai", "one more").await;
     assert_eq!(refused.status, 429);
     let scrape = app.request(Method::GET, "/metrics", &[], None).await;
     assert!(scrape.text.contains(metrics::REDIS_ERRORS_TOTAL));

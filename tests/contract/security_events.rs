@@ -91,13 +91,7 @@ async fn rate_limit_hits_are_recorded() {
     .execute(&app.db)
     .await
     .expect("seed");
-    let answer = app
-        .post(
-            "ai-proxy",
-            &app.auth(),
-            json!({"provider": "openai", "action": "completion", "prompt": "x"}),
-        )
-        .await;
+    let answer = app.ai_proxy_completion("openai", "x").await;
     assert_eq!(answer.status, 429);
     assert_eq!(
         answer.body,

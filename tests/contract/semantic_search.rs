@@ -90,8 +90,8 @@ fn vector(answer: &Value) -> Vec<f64> {
 
 async fn with_model() -> TestApp {
     TestApp::start_with("semantic", |config| {
-        config.embedding_model_dir = Some(studyflow_testkit::stack::embedding_model_dir());
-        config.embedding_max_query_chars = 20_000;
+        config.embedding.model_dir = Some(studyflow_testkit::stack::embedding_model_dir());
+        config.embedding.max_query_chars = 20_000;
     })
     .await
 }
@@ -227,7 +227,7 @@ async fn without_the_model_the_function_answers_503_and_ready_says_why() {
     let broken = std::env::temp_dir().join(format!("no-model-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&broken).expect("dir");
     let app = TestApp::start_with("badmodel", |config| {
-        config.embedding_model_dir = Some(broken.clone());
+        config.embedding.model_dir = Some(broken.clone());
     })
     .await;
     let answer = app

@@ -2,12 +2,14 @@
 //! and the fake AI providers each served on a port-0 listener, a fresh migrated
 //! database per test, and the real Redis with a key prefix of the test's own.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::PgPool;
+use studyflow_backend::ai_types::ChainEntry;
 use studyflow_backend::{AppState, BackendConfig};
 use studyflow_testkit::stack::{DEMO_USER_EMAIL, DEMO_USER_ID};
 use studyflow_testkit::{database, fake_providers, tokens};
@@ -63,26 +65,35 @@ pub async fn serve(router: axum::Router) -> (String, JoinHandle<()>) {
 
 /// The configuration every test starts from: all providers on the fake, the test secret.
 pub fn base_config(providers_url: &str, database_url: &str, redis_prefix: &str) -> BackendConfig {
-    BackendConfig {
-        listen_addr: "127.0.0.1:0".into(),
-        database_url: database_url.into(),
-        redis_url: studyflow_testkit::stack::redis_url().as_str().into(),
-        redis_key_prefix: redis_prefix.into(),
-        supabase_jwt_secret: Some(JWT_SECRET.into()),
-        encryption_key: Some(ENCRYPTION_KEY.into()),
-        encryption_salt: Some(ENCRYPTION_SALT.into()),
-        deepseek_api_key: Some("fake-deepseek-key".into()),
-        deepseek_base_url: Some(providers_url.into()),
-        openai_api_key: Some("fake-openai-key".into()),
-        openai_base_url: Some(providers_url.into()),
-        claude_api_key: Some("fake-anthropic-key".into()),
-        anthropic_base_url: Some(providers_url.into()),
-        gemini_api_key: Some("fake-gemini-key".into()),
-        gemini_base_url: Some(providers_url.into()),
-        shadow_secret: Some(SHADOW_SECRET.into()),
-        db_max_connections: 5,
-        ..BackendConfig::default()
+    let mut config = BackendConfig::default();
+    config.server.listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.database.url = database_url.into();
+    config.database.max_connections = 5;
+    config.redis.url = studyflow_testkit::stack::redis_url().as_str().into();
+    config.redis.key_prefix = redis_prefix.into();
+    config.auth.jwt_secret = Some(JWT_SECRET.into());
+    config.encryption.key = Some(ENCRYPTION_KEY.into());
+    config.encryption.salt = Some(ENCRYPTION_SALT.into());
+    config.shadow.secret = Some(SHADOW_SECRET.into());
+    let fake = reqwest::Url::parse(providers_url).expect("the fake providers' URL");
+    let providers = &mut config.providers;
+    for (access, key) in [
+        (&mut providers.deepseek, "fake-deepseek-key"),
+        (&mut providers.openai, "fake-openai-key"),
+        (&mut providers.gemini, "fake-gemini-key"),
+    ] {
+        access.api_key = Some(key.into());
+        access.base_url = Some(fake.clone());
     }
+    // The legacy name of the Anthropic key, as the legacy deployment sets it.
+    providers.claude_api_key = Some("fake-anthropic-key".into());
+    providers.anthropic.base_url = Some(fake);
+    config
+}
+
+/// A provider chain as the configuration spells it.
+pub fn chain(text: &str) -> Vec<ChainEntry> {
+    ChainEntry::parse_list(text).expect("a valid chain")
 }
 
 impl TestApp {
@@ -180,6 +191,12 @@ impl TestApp {
             Some(body.to_string().into_bytes()),
         )
         .await
+    }
+
+    /// An authenticated `ai-proxy` completion of `prompt` by `provider`.
+    pub async fn ai_proxy_completion(&self, provider: &str, prompt: &str) -> Answer {
+        let body = json!({"provider": provider, "action": "completion", "prompt": prompt});
+        self.post("ai-proxy", &self.auth(), body).await
     }
 
     /// POST with the raw bytes given.

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use studyflow_backend::metrics::Metrics;
 use studyflow_backend::providers::Provider;
 use studyflow_backend::providers::keys::KeySource;
@@ -255,9 +254,11 @@ async fn rotation_under_concurrent_reads_never_fails_a_read() {
 async fn provider_calls_use_the_vault_key_before_the_configured_one() {
     let (text, key) = new_key(1);
     let app = TestApp::start_with("vault_providers", |c| {
-        c.openai_api_key = None;
-        c.vault_master_key = Some(text.clone());
-        c.vault_refresh_secs = 1;
+        c.providers.openai.api_key = None;
+        c.vault
+            .set_master_key(Some(text.clone()))
+            .expect("master key");
+        c.vault.refresh_secs = 1;
     })
     .await;
     let vault = open(&app, &key).await.expect("opens");
@@ -280,13 +281,7 @@ async fn provider_calls_use_the_vault_key_before_the_configured_one() {
     );
 
     // ai-proxy's OpenAI call works with the vault's key alone.
-    let answer = app
-        .post(
-            "ai-proxy",
-            &app.auth(),
-            json!({"provider": "openai", "action": "completion", "prompt": "Hello"}),
-        )
-        .await;
+    let answer = app.ai_proxy_completion("openai", "Hello").await;
     assert_eq!(answer.status, 200, "{}", answer.text);
 
     // A new key in the vault reaches the running backend at its next refresh.
@@ -344,8 +339,10 @@ async fn nothing_secret_reaches_the_logs() {
 
     let (text, key) = new_key(1);
     let app = TestApp::start_with("vault_logs", |c| {
-        c.gemini_api_key = None;
-        c.vault_master_key = Some(text.clone());
+        c.providers.gemini.api_key = None;
+        c.vault
+            .set_master_key(Some(text.clone()))
+            .expect("master key");
     })
     .await;
     let secrets = [
@@ -363,23 +360,11 @@ async fn nothing_secret_reaches_the_logs() {
     let refresh = app.state.open_vault().await.expect("opened");
     // Calls that carry the keys: Gemini's legacy call puts it in the URL's query.
     for provider in ["gemini", "openai"] {
-        let answer = app
-            .post(
-                "ai-proxy",
-                &app.auth(),
-                json!({"provider": provider, "action": "completion", "prompt": "Hi"}),
-            )
-            .await;
+        let answer = app.ai_proxy_completion(provider, "Hi").await;
         assert_eq!(answer.status, 200, "{provider}: {}", answer.text);
     }
     // A failing call (the URL is in reqwest's error), a rotation, a wrong key.
-    let answer = app
-        .post(
-            "ai-proxy",
-            &app.auth(),
-            json!({"provider": "gemini", "action": "completion", "prompt": "Hi [[fake:drop]]"}),
-        )
-        .await;
+    let answer = app.ai_proxy_completion("gemini", "Hi [[fake:drop]]").await;
     assert_eq!(answer.status, 500);
     let (new_text, new) = new_key(2);
     vault.rotate(&new).await.expect("rotated");

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::ai_types::{AiUse, ChainEntry};
 use crate::config::BackendConfig;
 use crate::functions::{
     ai_study_analytics, ai_study_recommendations, ai_tutor_professional, ai_tutor_stream,
@@ -38,7 +39,7 @@ pub enum PromptsCommand {
 pub fn run(config: &BackendConfig, command: PromptsCommand) -> anyhow::Result<()> {
     match command {
         PromptsCommand::Check { dir } => {
-            let dir = dir.or_else(|| config.prompts_dir.clone());
+            let dir = dir.or_else(|| config.prompts.dir.clone());
             let prompts = load(dir.as_deref())?;
             for (function, origin) in prompts.origins() {
                 println!("{function}: ok ({origin})");
@@ -50,7 +51,7 @@ pub fn run(config: &BackendConfig, command: PromptsCommand) -> anyhow::Result<()
             body,
             dir,
         } => {
-            let dir = dir.or_else(|| config.prompts_dir.clone());
+            let dir = dir.or_else(|| config.prompts.dir.clone());
             let prompts = load(dir.as_deref())?;
             let request = render(&prompts, config, &function, &body)?;
             println!("{}", serde_json::to_string_pretty(&request)?);
@@ -84,7 +85,7 @@ pub fn render(
         "ai-tutor-stream" => ai_tutor_stream::prompt_of(prompts, body.as_bytes())
             .map(|(_, prompt)| {
                 json!({
-                    "chain": config.ai_chain_tutor_stream,
+                    "chain": ChainEntry::list_text(config.ai.chain(AiUse::TutorStream)),
                     "messages": prompt.messages.iter().map(|m| json!({"role": m.role.as_str(), "content": m.content})).collect::<Vec<_>>(),
                     "temperature": prompt.temperature,
                     "max_tokens": prompt.max_tokens,

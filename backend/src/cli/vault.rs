@@ -95,12 +95,10 @@ pub async fn run(config: &BackendConfig, command: VaultCommand) -> Result<()> {
         }
         return Ok(());
     }
-    let key = config
-        .vault_master_key
-        .as_ref()
-        .ok_or_else(|| Error::Config("VAULT_MASTER_KEY: required by this vault command".into()))?;
-    let key = MasterKey::from_base64(key, config.vault_key_version)
-        .map_err(|why| Error::Config(format!("VAULT_MASTER_KEY: {why}")))?;
+    let key =
+        config.vault.master_key().cloned().ok_or_else(|| {
+            Error::Config("VAULT_MASTER_KEY: required by this vault command".into())
+        })?;
     let vault = Vault::open(pool, key, audit, metrics).await?;
     match command {
         VaultCommand::GenerateKey | VaultCommand::List => {}

@@ -145,8 +145,8 @@ async fn cipher(state: &AppState) -> Option<Arc<Cipher>> {
         .cipher
         .get_or_init(|| async {
             let (Some(key), Some(salt)) = (
-                state.config.encryption_key.clone(),
-                state.config.encryption_salt.clone(),
+                state.config.encryption.key.clone(),
+                state.config.encryption.salt.clone(),
             ) else {
                 return None;
             };

@@ -168,6 +168,8 @@ impl Invocation {
     /// is a trusted proxy, else the peer (see [`crate::client_address`]).
     pub fn client_address(&self, state: &AppState) -> Option<IpAddr> {
         state
+            .config
+            .server
             .trusted_proxies
             .client_address(self.peer, &self.headers)
     }

@@ -53,7 +53,7 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
         },
         _ => return worker_error(),
     };
-    let limit = state.config.embedding_max_query_chars;
+    let limit = state.config.embedding.max_query_chars;
     if query.chars().count() > limit {
         return Cors::none().json(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -44,12 +44,12 @@ pub struct BreakerSettings {
 impl BreakerSettings {
     pub fn from_config(config: &BackendConfig) -> Self {
         Self {
-            consecutive_failures: config.ai_breaker_failures,
-            error_rate: config.ai_breaker_error_rate,
-            min_calls: config.ai_breaker_min_calls,
-            window: Duration::from_secs(config.ai_breaker_window_secs),
-            open_for: Duration::from_secs(config.ai_breaker_open_secs),
-            half_open_probes: config.ai_breaker_half_open_probes,
+            consecutive_failures: config.ai.breaker.failures,
+            error_rate: config.ai.breaker.error_rate,
+            min_calls: config.ai.breaker.min_calls,
+            window: Duration::from_secs(config.ai.breaker.window_secs),
+            open_for: Duration::from_secs(config.ai.breaker.open_secs),
+            half_open_probes: config.ai.breaker.half_open_probes,
         }
     }
 }

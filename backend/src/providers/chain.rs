@@ -190,7 +190,7 @@ impl AiRouter {
         }
         let mut chains = BTreeMap::new();
         for ai_use in AiUse::ALL {
-            chains.insert(ai_use, config.chain(ai_use).map_err(crate::Error::Config)?);
+            chains.insert(ai_use, config.ai.chain(ai_use).to_vec());
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -199,9 +199,9 @@ impl AiRouter {
                 chains,
                 retry: RetryPolicy::from_config(config),
                 deadlines: Deadlines {
-                    attempt: Duration::from_millis(config.ai_attempt_timeout_ms),
-                    overall: Duration::from_millis(config.ai_deadline_ms),
-                    stream_idle: Duration::from_millis(config.ai_stream_idle_timeout_ms),
+                    attempt: Duration::from_millis(config.ai.attempt_timeout_ms),
+                    overall: Duration::from_millis(config.ai.deadline_ms),
+                    stream_idle: Duration::from_millis(config.ai.stream_idle_timeout_ms),
                 },
                 metrics,
                 legacy,

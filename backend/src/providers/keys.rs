@@ -47,10 +47,13 @@ impl ProviderKeys {
     pub fn new(config: &BackendConfig) -> Self {
         let mut keys = BTreeMap::new();
         for (provider, key) in [
-            (Provider::OpenAi, config.openai_api_key.as_ref()),
-            (Provider::DeepSeek, config.deepseek_api_key.as_ref()),
-            (Provider::Anthropic, config.anthropic_key()),
-            (Provider::Gemini, config.gemini_api_key.as_ref()),
+            (Provider::OpenAi, config.providers.openai.api_key.as_ref()),
+            (
+                Provider::DeepSeek,
+                config.providers.deepseek.api_key.as_ref(),
+            ),
+            (Provider::Anthropic, config.providers.anthropic_key()),
+            (Provider::Gemini, config.providers.gemini.api_key.as_ref()),
         ] {
             if let Some(key) = key {
                 keys.insert(provider, key.clone());
@@ -182,10 +185,8 @@ mod tests {
 
     #[test]
     fn the_vault_comes_before_the_configuration() {
-        let config = BackendConfig {
-            openai_api_key: Some("from-config".into()),
-            ..BackendConfig::default()
-        };
+        let mut config = BackendConfig::default();
+        config.providers.openai.api_key = Some("from-config".into());
         let keys = ProviderKeys::new(&config);
         let (key, source) = keys.lookup(Provider::OpenAi).expect("configured");
         assert_eq!(

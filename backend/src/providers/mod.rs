@@ -151,13 +151,14 @@ impl Origins {
     pub fn new(config: &BackendConfig) -> Self {
         let mut configured = BTreeMap::new();
         for (provider, base) in [
-            (Provider::OpenAi, &config.openai_base_url),
-            (Provider::DeepSeek, &config.deepseek_base_url),
-            (Provider::Anthropic, &config.anthropic_base_url),
-            (Provider::Gemini, &config.gemini_base_url),
+            (Provider::OpenAi, &config.providers.openai.base_url),
+            (Provider::DeepSeek, &config.providers.deepseek.base_url),
+            (Provider::Anthropic, &config.providers.anthropic.base_url),
+            (Provider::Gemini, &config.providers.gemini.base_url),
         ] {
-            if let Some(origin) = base.as_deref().and_then(origin_of) {
-                configured.insert(provider, origin);
+            if let Some(base) = base {
+                // `new URL(base).origin`: the base URL's path is ignored, as by the legacy.
+                configured.insert(provider, base.origin().ascii_serialization());
             }
         }
         Self {
@@ -183,12 +184,6 @@ pub struct ProviderClient {
     metrics: Arc<Metrics>,
 }
 
-/// `new URL(base).origin`: the base URL's path is ignored, as by the legacy.
-fn origin_of(base: &str) -> Option<String> {
-    let url = url::Url::parse(base).ok()?;
-    Some(url.origin().ascii_serialization())
-}
-
 impl ProviderClient {
     pub fn new(
         config: &BackendConfig,
@@ -196,14 +191,14 @@ impl ProviderClient {
         metrics: Arc<Metrics>,
     ) -> crate::Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.provider_timeout_secs))
+            .timeout(Duration::from_secs(config.providers.timeout_secs))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         Ok(Self {
             http,
             origins: Origins::new(config),
             keys,
-            timeout_secs: config.provider_timeout_secs,
+            timeout_secs: config.providers.timeout_secs,
             metrics,
         })
     }
@@ -340,11 +335,10 @@ mod tests {
     use super::*;
 
     fn client(base: Option<&str>) -> ProviderClient {
-        let config = BackendConfig {
-            deepseek_base_url: base.map(str::to_owned),
-            gemini_base_url: base.map(str::to_owned),
-            ..BackendConfig::default()
-        };
+        let base = base.map(|text| url::Url::parse(text).expect("a URL"));
+        let mut config = BackendConfig::default();
+        config.providers.deepseek.base_url = base.clone();
+        config.providers.gemini.base_url = base;
         ProviderClient::new(
             &config,
             ProviderKeys::new(&config),

@@ -22,9 +22,9 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     pub fn from_config(config: &BackendConfig) -> Self {
         Self {
-            max_retries: config.ai_retry_max,
-            base_delay: Duration::from_millis(config.ai_retry_base_ms),
-            max_delay: Duration::from_millis(config.ai_retry_max_delay_ms),
+            max_retries: config.ai.retry.max,
+            base_delay: Duration::from_millis(config.ai.retry.base_ms),
+            max_delay: Duration::from_millis(config.ai.retry.max_delay_ms),
         }
     }
 

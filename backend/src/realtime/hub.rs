@@ -154,7 +154,7 @@ impl Drop for ConnectionGuard {
 
 impl Hub {
     pub fn new(config: &BackendConfig, redis: RedisClient) -> Self {
-        let pubsub = redis::Client::open(config.redis_url.expose_secret()).ok();
+        let pubsub = redis::Client::open(config.redis.url.expose_secret()).ok();
         let (shutdown, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {

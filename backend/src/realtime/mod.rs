@@ -35,12 +35,7 @@ pub fn router() -> Router<AppState> {
 /// Starts the cross-instance bus, the liveness renewal and the Postgres change
 /// listener; abort the handles to stop them.
 pub fn spawn_background(state: &AppState) -> Vec<JoinHandle<()>> {
-    let tables = state
-        .config
-        .realtime_table_list()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let tables = state.config.realtime.tables.clone();
     let hub = state.realtime.clone();
     vec![
         tokio::spawn(state.realtime.clone().run_bus()),

@@ -62,7 +62,7 @@ pub async fn upgrade(
         tracing::debug!(%error, "realtime apikey refused");
         return ApiError::Auth("invalid apikey".into()).into_response();
     }
-    let limit = state.config.realtime_max_message_bytes;
+    let limit = state.config.realtime.max_message_bytes;
     // Small I/O buffers: tungstenite's defaults (128 KiB each way) would dominate the
     // memory of a mostly idle socket; messages are small and bounded by `limit`.
     ws.max_message_size(limit)
@@ -70,7 +70,7 @@ pub async fn upgrade(
         .read_buffer_size(IO_BUFFER_BYTES)
         .write_buffer_size(IO_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
-            let (outbox, rx, kick) = Outbox::new(state.config.realtime_send_queue);
+            let (outbox, rx, kick) = Outbox::new(state.config.realtime.send_queue);
             let connection = Connection {
                 id: Uuid::new_v4(),
                 state,
@@ -112,7 +112,7 @@ impl Connection {
         let mut shutdown = hub.shutdown_receiver();
         let (mut sink, mut stream) = socket.split();
         let heartbeat_timeout =
-            Duration::from_secs(self.state.config.realtime_heartbeat_timeout_secs);
+            Duration::from_secs(self.state.config.realtime.heartbeat_timeout_secs);
         let mut last_seen = Instant::now();
         let close: Option<(u16, &'static str)> = loop {
             let expiry = self.next_expiry();
@@ -198,7 +198,7 @@ impl Connection {
             *count = 0;
         }
         *count += 1;
-        *count <= self.state.config.realtime_max_events_per_sec
+        *count <= self.state.config.realtime.max_events_per_sec
     }
 
     /// When the earliest token of a joined channel expires.
@@ -328,13 +328,7 @@ impl Connection {
                 return vec![frame.reply("error", json!({"reason": refusal(&error)}))];
             }
         };
-        let tables: Vec<String> = self
-            .state
-            .config
-            .realtime_table_list()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let tables = &self.state.config.realtime.tables;
         let requested = config
             .get("postgres_changes")
             .and_then(Value::as_array)
@@ -343,7 +337,7 @@ impl Connection {
         let mut bindings = Vec::new();
         let mut replies = Vec::new();
         for entry in &requested {
-            match Binding::parse(entry, &tables) {
+            match Binding::parse(entry, tables) {
                 Ok(binding) => {
                     replies.push(binding.reply(entry));
                     bindings.push(binding);
