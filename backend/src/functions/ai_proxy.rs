@@ -60,17 +60,13 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     if invocation.method == Method::OPTIONS {
         return cors.preflight();
     }
-    let result = match state.request_db(invocation.dry_run).await {
-        Ok(mut db) => {
-            let result = proxy(&state, &invocation, &mut db).await;
-            db.finish().await;
-            result
-        }
-        Err(error) => {
-            tracing::error!(%error, "database unavailable");
-            Err(Failure::Thrown("Internal server error".into()))
-        }
-    };
+    let result = invocation
+        .with_db(
+            &state,
+            || Err(Failure::Thrown("Internal server error".into())),
+            async |db| proxy(&state, &invocation, db).await,
+        )
+        .await;
     match result {
         Ok(body) => cors.json(StatusCode::OK, body),
         Err(Failure::RateLimited) => cors.json(
@@ -107,17 +103,12 @@ async fn proxy(
     invocation: &Invocation,
     db: &mut RequestDb,
 ) -> Result<Value, Failure> {
-    let Some(header) = invocation.non_empty_header("authorization") else {
-        invocation.auth_failed(state, NAME, None);
-        return Err("Missing authorization header".into());
-    };
-    let user = match state.auth.user_from_header(db, &header).await {
-        Ok(user) => user,
-        Err(error) => {
-            invocation.auth_failed(state, NAME, Some(&error));
-            return Err("Invalid or expired token".into());
-        }
-    };
+    let user = invocation
+        .authenticate(state, db, NAME)
+        .await
+        .map_err(|failure| {
+            Failure::Thrown(failure.say("Missing authorization header", "Invalid or expired token"))
+        })?;
 
     let body = parse_body(&invocation.body)?;
     if body.is_null() {

@@ -31,17 +31,13 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     if invocation.method == Method::OPTIONS {
         return cors.preflight();
     }
-    let result = match state.request_db(invocation.dry_run).await {
-        Ok(mut db) => {
-            let result = forward(&state, &invocation, &mut db).await;
-            db.finish().await;
-            result
-        }
-        Err(error) => {
-            tracing::error!(%error, "database unavailable");
-            Err("Internal server error".into())
-        }
-    };
+    let result = invocation
+        .with_db(
+            &state,
+            || Err("Internal server error".into()),
+            async |db| forward(&state, &invocation, db).await,
+        )
+        .await;
     match result {
         Ok(data) => cors.json(StatusCode::OK, data),
         Err(message) => {
@@ -60,14 +56,12 @@ async fn forward(
     invocation: &Invocation,
     db: &mut RequestDb,
 ) -> Result<Value, String> {
-    let Some(header) = invocation.non_empty_header("authorization") else {
-        invocation.auth_failed(state, NAME, None);
-        return Err("Missing authorization header".into());
-    };
-    if let Err(error) = state.auth.user_from_header(db, &header).await {
-        invocation.auth_failed(state, NAME, Some(&error));
-        return Err("Invalid or expired token".into());
-    }
+    invocation
+        .authenticate(state, db, NAME)
+        .await
+        .map_err(|failure| {
+            failure.say("Missing authorization header", "Invalid or expired token")
+        })?;
 
     let body = parse_body(&invocation.body)?;
     if body.is_null() {

@@ -34,17 +34,13 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     if invocation.method == Method::OPTIONS {
         return cors.preflight();
     }
-    let result = match state.request_db(invocation.dry_run).await {
-        Ok(mut db) => {
-            let result = analyse(&state, &invocation, &mut db).await;
-            db.finish().await;
-            result
-        }
-        Err(error) => {
-            tracing::error!(%error, "database unavailable");
-            Err("Authentication failed".into())
-        }
-    };
+    let result = invocation
+        .with_db(
+            &state,
+            || Err("Authentication failed".into()),
+            async |db| analyse(&state, &invocation, db).await,
+        )
+        .await;
     match result {
         Ok(analytics) => cors.json(
             StatusCode::OK,
@@ -62,17 +58,10 @@ async fn analyse(
     invocation: &Invocation,
     db: &mut RequestDb,
 ) -> Result<Value, String> {
-    let Some(header) = invocation.non_empty_header("authorization") else {
-        invocation.auth_failed(state, NAME, None);
-        return Err("No authorization header".into());
-    };
-    let user = match state.auth.user_from_header(db, &header).await {
-        Ok(user) => user,
-        Err(error) => {
-            invocation.auth_failed(state, NAME, Some(&error));
-            return Err("Authentication failed".into());
-        }
-    };
+    let user = invocation
+        .authenticate(state, db, NAME)
+        .await
+        .map_err(|failure| failure.say("No authorization header", "Authentication failed"))?;
 
     let thirty_days_ago = chrono::Utc::now() - chrono::Duration::days(30);
     let sessions = db

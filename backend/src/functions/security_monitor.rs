@@ -30,22 +30,14 @@ async fn handle(State(state): State<AppState>, invocation: Invocation) -> Respon
     if invocation.method == Method::OPTIONS {
         return cors.preflight();
     }
-    let (status, body) = match state.request_db(invocation.dry_run).await {
-        Ok(mut db) => {
-            let result = monitor(&invocation, &mut db).await;
-            db.finish().await;
-            result.unwrap_or_else(|message| {
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": message}))
-            })
-        }
-        Err(error) => {
-            tracing::error!(%error, "database unavailable");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "Internal server error"}),
-            )
-        }
-    };
+    let (status, body) = invocation
+        .with_db(
+            &state,
+            || Err("Internal server error".to_owned()),
+            async |db| monitor(&invocation, db).await,
+        )
+        .await
+        .unwrap_or_else(|message| (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": message})));
     cors.json(status, body)
 }
 
