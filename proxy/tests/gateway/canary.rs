@@ -74,8 +74,7 @@ async fn sides(gateway: &Gateway, users: &[String]) -> HashMap<String, String> {
 
 #[tokio::test]
 async fn canary_split_is_sticky_close_to_the_setting_and_only_grows() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: split, path: /functions/v1/split, phase: canary, percent: 30, shadow: {sample_percent: 0}}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
 

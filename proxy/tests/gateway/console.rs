@@ -52,8 +52,7 @@ pub(crate) async fn sign_in(gateway: &Gateway, name: &str) -> (String, String) {
 
 #[tokio::test]
 async fn operators_sign_in_flip_and_roll_back_with_forms() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
 
     // Reading needs a session: the sign-in page first.
@@ -224,8 +223,7 @@ async fn operators_sign_in_flip_and_roll_back_with_forms() {
 
 #[tokio::test]
 async fn changes_without_a_session_or_csrf_token_are_refused() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
     let (session, _csrf) = sign_in(&gateway, "ada").await;
     let form = [
@@ -305,8 +303,7 @@ async fn page_400(response: reqwest::Response) -> Result<(), String> {
 
 #[tokio::test]
 async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let database = crate::harness::fresh_database().await;
     let extra = format!("diff_store:\n  database_url: {database}\n");
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, &extra).await;
@@ -434,12 +431,7 @@ async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
     ] {
         let started = std::time::Instant::now();
         loop {
-            let response = crate::harness::client()
-                .get(format!("{}{path}", gateway.admin_url))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .expect("answer");
+            let response = gateway.read(path).await;
             if response.status() == 200 {
                 break;
             }
@@ -456,12 +448,7 @@ async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
         "/ui/routes/tutor?page=1",
         "/ui/progress",
     ] {
-        let response = crate::harness::client()
-            .get(format!("{}{path}", gateway.admin_url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("answer");
+        let response = gateway.read(path).await;
         assert_eq!(response.status(), 200, "{path}");
     }
     assert!(
@@ -475,8 +462,7 @@ async fn hostile_inputs_get_a_400_from_the_admin_api_and_the_console() {
 
 #[tokio::test]
 async fn console_pages_forbid_scripts_and_framing_and_cookies_are_secure_behind_https() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let plain = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
     let (session, _) = sign_in(&plain, "ada").await;
     let cookie = browser()
@@ -574,8 +560,7 @@ async fn console_pages_forbid_scripts_and_framing_and_cookies_are_secure_behind_
 
 #[tokio::test]
 async fn the_console_answers_within_a_second_while_the_diff_store_is_cut_off() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let database = crate::harness::fresh_database().await;
     let relay = crate::harness::Relay::start("127.0.0.1:5432").await;
     let (_, name) = database.rsplit_once('/').expect("database name");

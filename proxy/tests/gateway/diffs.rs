@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{
-    Gateway, SAMPLE_JWT, TOKEN, TestUpstream, bearer_for, client, dead_url, drop_database,
+    Gateway, SAMPLE_JWT, TestUpstream, bearer_for, client, dead_url, diff_store, drop_database,
     fresh_database,
 };
 
@@ -32,12 +32,7 @@ async fn report(gateway: &Gateway, query: &str) -> Value {
 
 /// A read of the admin API with the token: status and JSON body.
 async fn admin_read(gateway: &Gateway, path: &str) -> (u16, Value) {
-    let response = client()
-        .get(format!("{}{path}", gateway.admin_url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("admin answers");
+    let response = gateway.read(path).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -74,10 +69,9 @@ async fn page(gateway: &Gateway, path: &str) -> String {
 
 #[tokio::test]
 async fn reports_separate_regressions_from_noise_with_redacted_samples() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let database = fresh_database().await;
-    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let extra = diff_store(&database);
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, &extra).await;
 
     let token = bearer_for("student-1");
@@ -193,8 +187,7 @@ async fn reports_separate_regressions_from_noise_with_redacted_samples() {
 
 #[tokio::test]
 async fn a_diff_store_that_is_down_never_fails_a_client_request() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let dead = dead_url().replace("http://", "postgres://postgres@");
     let extra = format!("diff_store:\n  database_url: {dead}/nowhere\n  flush_interval_ms: 100\n");
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, &extra).await;
@@ -235,10 +228,9 @@ async fn a_diff_store_that_is_down_never_fails_a_client_request() {
 
 #[tokio::test]
 async fn diff_reports_samples_and_the_audit_log_need_the_admin_token() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let database = fresh_database().await;
-    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let extra = diff_store(&database);
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, &extra).await;
     for i in 0..3 {
         assert_eq!(gateway.get(&format!("/report?n={i}")).await.0, 200);
@@ -330,10 +322,9 @@ const REFRESH_TOKEN: &str = "rt-7c1e9a52d4b86f30";
 
 #[tokio::test]
 async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let database = fresh_database().await;
-    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let extra = diff_store(&database);
     let gateway = Gateway::start(SENSITIVE_ROUTES, &legacy.url, &new.url, &extra).await;
 
     let body = serde_json::json!({"action": "encrypt", "data": CARD}).to_string();
@@ -431,12 +422,9 @@ async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
     assert_eq!(report_sample["exchange"]["served"]["body"]["value"], 1);
     assert!(!report_sample.to_string().contains(REFRESH_TOKEN));
     // The console page says what was kept.
-    let page = client()
-        .get(format!("{}/ui/samples/{sample_id}", gateway.admin_url))
-        .bearer_auth(TOKEN)
-        .send()
+    let page = gateway
+        .read(&format!("/ui/samples/{sample_id}"))
         .await
-        .expect("page")
         .text()
         .await
         .expect("html");
@@ -451,10 +439,9 @@ async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
 /// regression. Answers given before the provider call are compared as usual.
 #[tokio::test]
 async fn the_report_counts_pairs_not_compared_because_the_provider_was_skipped() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let database = fresh_database().await;
-    let extra = format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n");
+    let extra = diff_store(&database);
     let routes = "routes:\n  - {name: tutor, path: /ai, phase: shadow}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, &extra).await;
     for _ in 0..6 {
@@ -477,12 +464,9 @@ async fn the_report_counts_pairs_not_compared_because_the_provider_was_skipped()
     assert_eq!(summary["provider_skipped"], 6, "{summary}");
     assert_eq!(summary["compared"], 2, "{summary}");
     assert_eq!(summary["regression"], 2, "{summary}");
-    let markdown = client()
-        .get(format!("{}/diffs?since=1h&format=md", gateway.admin_url))
-        .bearer_auth(TOKEN)
-        .send()
+    let markdown = gateway
+        .read("/diffs?since=1h&format=md")
         .await
-        .expect("admin answers")
         .text()
         .await
         .expect("text");

@@ -38,8 +38,7 @@ async fn until_served_by(gateway: &str, side: &str, started: Instant) -> Duratio
 
 #[tokio::test]
 async fn a_rollback_issued_to_one_instance_reaches_all_three_within_a_second() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let redis = RedisNamespace::new();
     let config = redis.gateway_config(30);
     let fleet = [
@@ -124,17 +123,12 @@ async fn a_rollback_issued_to_one_instance_reaches_all_three_within_a_second() {
 
 #[tokio::test]
 async fn instances_catch_up_from_the_stored_state() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let redis = RedisNamespace::new();
     let config = redis.gateway_config(1);
     let first = Gateway::start(ROUTES, &legacy.url, &new.url, &config).await;
     let (status, _) = first
-        .admin(
-            Method::POST,
-            "/routes/tutor/rollback",
-            json!({"reason": "before the second instance started"}),
-        )
+        .rollback("tutor", "before the second instance started")
         .await;
     assert_eq!(status, 200);
 

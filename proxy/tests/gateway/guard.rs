@@ -21,8 +21,7 @@ async fn traffic(gateway: &Gateway, path: &str, n: usize) -> Vec<(u16, String)> 
 
 #[tokio::test]
 async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: flaky, path: /functions/v1/flaky, phase: canary, percent: 100, shadow: {sample_percent: 0}}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, GUARD).await;
 
@@ -112,8 +111,7 @@ async fn a_failing_new_side_is_rolled_back_within_the_window_and_stays_there() {
 
 #[tokio::test]
 async fn noise_only_differences_never_trigger_a_rollback_but_regressions_do() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: noisy, path: /noisy, phase: canary, percent: 100, diff: {noise: [/id, /at]}}\n  - {name: report, path: /report, phase: canary, percent: 100, diff: {noise: [/id, /at]}}\n";
     let guard = GUARD.replace("window_secs: 5", "window_secs: 30");
     let gateway = Gateway::start(routes, &legacy.url, &new.url, &guard).await;

@@ -52,6 +52,11 @@ struct UpstreamState {
 }
 
 impl TestUpstream {
+    /// The two sides of a route: `legacy` and `new`.
+    pub async fn pair() -> (Self, Self) {
+        (Self::start("legacy").await, Self::start("new").await)
+    }
+
     pub async fn start(side: &'static str) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let failing = Arc::new(AtomicBool::new(false));
@@ -245,6 +250,11 @@ async fn report(Recorded(state): Recorded) -> Response {
         "items": [{"name": "a"}, {"name": "b"}],
     }))
     .into_response()
+}
+
+/// The `diff_store` section of a gateway's configuration: `database`, flushed every 100 ms.
+pub fn diff_store(database: &str) -> String {
+    format!("diff_store:\n  database_url: {database}\n  flush_interval_ms: 100\n")
 }
 
 /// A JWT-shaped secret the report endpoint returns; it must never reach a stored sample.
@@ -544,17 +554,30 @@ impl Gateway {
         )
     }
 
-    /// The admin view of one route (with the token: its audit entries too).
-    pub async fn route(&self, name: &str) -> Value {
+    /// A GET of the admin service (API or console) with the operator token.
+    pub async fn read(&self, path: &str) -> reqwest::Response {
         client()
-            .get(format!("{}/routes/{name}", self.admin_url))
+            .get(format!("{}{path}", self.admin_url))
             .bearer_auth(TOKEN)
             .send()
             .await
-            .expect("admin answers")
+            .expect("the admin service answers")
+    }
+
+    /// The admin view of one route (with the token: its audit entries too).
+    pub async fn route(&self, name: &str) -> Value {
+        self.read(&format!("/routes/{name}"))
+            .await
             .json()
             .await
             .expect("json")
+    }
+
+    /// Rolls `route` back through the admin API.
+    pub async fn rollback(&self, route: &str, reason: &str) -> (u16, Value) {
+        let path = format!("/routes/{route}/rollback");
+        self.admin(reqwest::Method::POST, &path, json!({"reason": reason}))
+            .await
     }
 
     /// Waits until `counter` of `route` reaches `at_least`, and returns its value.

@@ -66,8 +66,7 @@ async fn raw(gateway: &Gateway, method: &str, path: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn every_spelling_of_a_route_gets_the_decision_of_the_path_it_names() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
 
     for spelling in [
@@ -143,8 +142,7 @@ async fn every_spelling_of_a_route_gets_the_decision_of_the_path_it_names() {
 
 #[tokio::test]
 async fn internal_headers_from_clients_and_upstreams_never_pass() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
 
     // A client's dry-run marker never reaches the serving side.
@@ -224,8 +222,7 @@ const GUARD: &str = "guard:\n  interval_ms: 100\n  window_secs: 5\n  min_request
 
 #[tokio::test]
 async fn errors_the_legacy_gives_too_never_roll_a_route_back() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: analytics, path: /status/500, phase: primary}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, GUARD).await;
 
@@ -264,8 +261,7 @@ async fn errors_the_legacy_gives_too_never_roll_a_route_back() {
 
 #[tokio::test]
 async fn a_new_side_that_really_fails_is_rolled_back() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: reads, path: /functions/v1/reads, phase: primary}\n  - {name: writes, path: /functions/v1/writes, phase: primary}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, GUARD).await;
     new.fail(true);
@@ -299,8 +295,7 @@ async fn a_new_side_that_really_fails_is_rolled_back() {
 
 #[tokio::test]
 async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_returns() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     // The new backend behind a relay, so the test can kill it.
     let new_relay = Relay::start(new.url.trim_start_matches("http://")).await;
     let new_url = format!("http://{}", new_relay.addr);
@@ -335,13 +330,7 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
 
     relay.cut();
     // An operator rollback is in force at once, and says the fleet has not heard yet.
-    let (status, body) = one
-        .admin(
-            Method::POST,
-            "/routes/other/rollback",
-            json!({"reason": "incident, redis down"}),
-        )
-        .await;
+    let (status, body) = one.rollback("other", "incident, redis down").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["fleet_sync"], "pending", "{body}");
     let (_, side, _) = one.get("/functions/v1/other").await;
@@ -389,8 +378,7 @@ async fn rollback_works_with_the_fleet_redis_down_and_reaches_the_fleet_when_it_
 
 #[tokio::test]
 async fn a_pair_is_compared_when_the_served_side_answers_before_the_body_is_read() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: early, path: /early, phase: shadow}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
     for _ in 0..50 {
@@ -475,8 +463,7 @@ const HIDDEN: &str = "GET /functions/v1/test-keys HTTP/1.1\r\nHost: x\r\n\r\n";
 
 #[tokio::test]
 async fn no_request_is_smuggled_past_the_gateway_and_legitimate_traffic_is_served() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
     let head = "POST /functions/v1/echo HTTP/1.1\r\nHost: x\r\n";
     let hidden_len = HIDDEN.len();

@@ -39,8 +39,7 @@ async fn echo_through(gateway: &Gateway) -> Result<(), String> {
 
 #[tokio::test]
 async fn websocket_upgrades_pass_through_to_legacy() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start("routes: []\n", &legacy.url, &new.url, "").await;
     // The first frame follows the 101 at once, every time: when the upstream's 101 was read
     // before the end of the upgrade request's own empty body, pingora used to close the

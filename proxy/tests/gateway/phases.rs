@@ -21,8 +21,7 @@ routes:
 "#;
 
 async fn setup() -> (TestUpstream, TestUpstream, Gateway) {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
     (legacy, new, gateway)
 }

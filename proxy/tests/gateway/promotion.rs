@@ -8,8 +8,7 @@ const PROMOTION: &str = "promotion:\n  min_pairs: 10\n  max_mismatch_rate: 0.1\n
 
 #[tokio::test]
 async fn promotion_refuses_without_evidence_and_proceeds_with_it() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes =
         "routes:\n  - {name: tasks, path: /noisy, phase: shadow, diff: {noise: [/id, /at]}}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, PROMOTION).await;

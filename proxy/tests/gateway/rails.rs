@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{Gateway, TOKEN, TestUpstream, client, drop_database, fresh_database};
+use crate::harness::{Gateway, TOKEN, TestUpstream, drop_database, fresh_database};
 
 const PROMOTION: &str = "promotion:\n  min_pairs: 10\n  max_mismatch_rate: 0.1\n  max_error_rate: 0.1\n  canary_steps: [5, 50, 100]\n";
 
@@ -54,8 +54,7 @@ async fn promote(gateway: &Gateway, route: &str, body: Value) -> (u16, Value) {
 
 #[tokio::test]
 async fn the_gate_counts_only_pairs_served_after_the_last_step() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes =
         "routes:\n  - {name: tasks, path: /noisy, phase: shadow, diff: {noise: [/id, /at]}}\n";
     let (gateway, database) = with_store(routes, &legacy.url, &new.url).await;
@@ -90,8 +89,7 @@ async fn the_gate_counts_only_pairs_served_after_the_last_step() {
 
 #[tokio::test]
 async fn routes_that_are_not_idempotent_are_judged_on_their_canary_pairs_in_primary() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: writes, path: /noisy, phase: canary, percent: 50, diff: {noise: [/id, /at]}}\n  - {name: checks, path: /functions/v1/checks, phase: primary, diff: {noise: [/side], idempotent: true}}\n";
     let (gateway, database) = with_store(routes, &legacy.url, &new.url).await;
 
@@ -166,8 +164,7 @@ async fn routes_that_are_not_idempotent_are_judged_on_their_canary_pairs_in_prim
 
 #[tokio::test]
 async fn every_step_forward_passes_the_gate_or_is_audited_as_forced() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: auth, path: /functions/v1/auth, phase: legacy}\n  - {name: monitor, path: /functions/v1/monitor, phase: legacy}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, PROMOTION).await;
 
@@ -249,8 +246,7 @@ async fn every_step_forward_passes_the_gate_or_is_audited_as_forced() {
 
 #[tokio::test]
 async fn a_route_with_no_legacy_twin_is_never_rolled_back_into_a_404() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: stream, path: /functions/v1/stream, legacy: none, phase: decommissioned}\n  - {name: tutor, path: /functions/v1/tutor, phase: primary}\n";
     let gateway = Gateway::start(
         routes,
@@ -260,13 +256,7 @@ async fn a_route_with_no_legacy_twin_is_never_rolled_back_into_a_404() {
     )
     .await;
 
-    let (status, answer) = gateway
-        .admin(
-            Method::POST,
-            "/routes/stream/rollback",
-            json!({"reason": "incident"}),
-        )
-        .await;
+    let (status, answer) = gateway.rollback("stream", "incident").await;
     assert_eq!(status, 409, "{answer}");
     assert!(
         answer["error"]
@@ -299,12 +289,9 @@ async fn a_route_with_no_legacy_twin_is_never_rolled_back_into_a_404() {
     assert_eq!(gateway.route("stream").await["phase"], "decommissioned");
 
     // The console offers no rollback for it.
-    let page = client()
-        .get(format!("{}/ui/routes/stream", gateway.admin_url))
-        .bearer_auth(TOKEN)
-        .send()
+    let page = gateway
+        .read("/ui/routes/stream")
         .await
-        .expect("console")
         .text()
         .await
         .expect("html");
@@ -323,8 +310,7 @@ async fn a_route_with_no_legacy_twin_is_never_rolled_back_into_a_404() {
 
 #[tokio::test]
 async fn persisted_overrides_are_announced_at_start_and_can_all_be_dropped() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: auth, path: /functions/v1/auth, phase: legacy}\n  - {name: goals, path: /functions/v1/goals, phase: legacy}\n";
     let mut gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
     for route in ["auth", "goals"] {
@@ -356,8 +342,7 @@ async fn persisted_overrides_are_announced_at_start_and_can_all_be_dropped() {
 
 #[tokio::test]
 async fn the_cli_names_what_is_wrong_and_shows_a_route_readably() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: auth, path: /functions/v1/auth, phase: shadow}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
 

@@ -14,8 +14,7 @@ const ROUTES: &str = "routes:\n  - {name: tutor, path: /functions/v1/tutor, phas
 
 #[tokio::test]
 async fn rollback_under_load_fails_no_request_and_applies_to_the_next_one() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -44,13 +43,7 @@ async fn rollback_under_load_fails_no_request_and_applies_to_the_next_one() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (status, body) = gateway
-        .admin(
-            Method::POST,
-            "/routes/tutor/rollback",
-            json!({"reason": "error spike"}),
-        )
-        .await;
+    let (status, body) = gateway.rollback("tutor", "error spike").await;
     assert_eq!(status, 200, "{body}");
     let (_, side, _) = gateway.post("/functions/v1/tutor", b"{}").await;
     assert_eq!(
@@ -71,8 +64,7 @@ async fn rollback_under_load_fails_no_request_and_applies_to_the_next_one() {
 
 #[tokio::test]
 async fn cli_changes_are_audited_and_survive_a_restart() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let mut gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
 
     let (ok, out) = gateway
@@ -138,8 +130,7 @@ async fn cli_changes_are_audited_and_survive_a_restart() {
 
 #[tokio::test]
 async fn malformed_changes_are_refused() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
     let client = reqwest::Client::new();
     let anonymous = client
@@ -201,8 +192,7 @@ async fn malformed_changes_are_refused() {
 
 #[tokio::test]
 async fn a_broken_routes_file_keeps_the_table_in_force() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
     gateway
         .write_routes("routes:\n  - {name: tutor, path: /functions/v1/tutor, phase: sideways}\n");

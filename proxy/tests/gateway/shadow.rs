@@ -10,8 +10,7 @@ use crate::harness::{Gateway, TestUpstream, dead_url};
 
 #[tokio::test]
 async fn a_slow_or_dead_shadow_side_does_not_change_the_client_answer() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: slow, path: /slow-new, phase: shadow}\n  - {name: dead, path: /dead, phase: shadow, new: nowhere}\n";
     let extra = format!(
         "upstreams:\n  nowhere: {}\nshadow:\n  timeout_ms: 1000\n",
@@ -46,8 +45,7 @@ async fn a_slow_or_dead_shadow_side_does_not_change_the_client_answer() {
 
 #[tokio::test]
 async fn bounds_drop_shadows_and_count_them_without_failing_clients() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: big, path: /big, phase: shadow}\n  - {name: slow, path: /slow, phase: primary, shadow: {writes: never}}\n";
     let extra = "shadow:\n  max_body_bytes: 1024\n  max_concurrency: 1\n  queue_size: 1\n  timeout_ms: 8000\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, extra).await;
@@ -86,8 +84,7 @@ async fn bounds_drop_shadows_and_count_them_without_failing_clients() {
 
 #[tokio::test]
 async fn server_sent_events_reach_the_client_as_they_come() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: stream, path: /sse, phase: shadow}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
     let started = Instant::now();
@@ -134,8 +131,7 @@ async fn a_dead_new_side_falls_back_to_legacy_for_idempotent_requests() {
 
 #[tokio::test]
 async fn pairs_whose_provider_call_the_new_side_skipped_are_not_regressions() {
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: tutor, path: /ai, phase: shadow}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
 

@@ -43,8 +43,7 @@ async fn unleash_enables(unleash: &UnleashServer, toggle: &str, user: &str) -> b
 #[tokio::test]
 async fn flags_sync_creates_the_toggles_and_unleash_drives_the_split() {
     let unleash = UnleashServer::start().await;
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: split, path: /functions/v1/split, phase: canary, percent: 30, shadow: {sample_percent: 0}}\n  - {name: later, path: /functions/v1/later}\n  - {name: gone, path: /functions/v1/gone, blocked: true}\n";
     let gateway = Gateway::start(routes, &legacy.url, &new.url, &unleash.gateway_config(300)).await;
     assert_eq!(
@@ -206,8 +205,7 @@ async fn flags_sync_creates_the_toggles_and_unleash_drives_the_split() {
 #[tokio::test]
 async fn unleash_down_leaves_serving_unchanged_and_a_restart_serves_from_the_snapshot() {
     let mut unleash = UnleashServer::start().await;
-    let legacy = TestUpstream::start("legacy").await;
-    let new = TestUpstream::start("new").await;
+    let (legacy, new) = TestUpstream::pair().await;
     // The file says legacy; Unleash says primary.
     let routes =
         "routes:\n  - {name: main, path: /functions/v1/main, shadow: {sample_percent: 0}}\n";
