@@ -11,16 +11,15 @@
 //! naming the request id instead of a stack trace.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::proxy_providers::{ProxyProvider, claude_messages, gemini_contents};
-use super::{Invocation, any_method, iso_now};
+use super::proxy_providers::{ProxyFields, ProxyProvider, claude_messages, gemini_contents};
+use super::{Entry, Invocation, behind_cors, iso_now};
 use crate::AppState;
 use crate::cors::Cors;
-use crate::js::errors::{cannot_destructure, cannot_read, get_opt, index_opt};
+use crate::js::errors::{cannot_read, get_opt, index_opt};
 use crate::js::json::parse_body;
 use crate::js::value::{length, number, or, to_js_string, truthy};
 use crate::rate_limit::{self, Decision};
@@ -32,7 +31,7 @@ const NAME: &str = "ai-proxy";
 const RATE_LIMITED: &str = "Rate limit exceeded. Please wait before making another request.";
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(NAME, |_, _| Cors::basic(), Entry::Preflight, handle)
 }
 
 /// How a request fails.
@@ -55,11 +54,7 @@ impl From<&str> for Failure {
     }
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::basic();
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let result = invocation
         .with_db(
             &state,
@@ -111,22 +106,7 @@ async fn proxy(
         })?;
 
     let body = parse_body(&invocation.body)?;
-    if body.is_null() {
-        return Err(cannot_destructure("provider", "(intermediate value)", Some(&body)).into());
-    }
-    let field = |name: &str| get_opt(Some(&body), name);
-    let (provider, action, messages, prompt, model, temperature, max_tokens) = (
-        field("provider"),
-        field("action"),
-        field("messages"),
-        field("prompt"),
-        field("model"),
-        field("temperature"),
-        field("maxTokens"),
-    );
-    if !truthy(provider) || !truthy(action) {
-        return Err("Missing required parameters: provider and action".into());
-    }
+    let fields = ProxyFields::of(&body)?;
 
     if let Err(failure) = rate_limit(state, db, user.id, invocation.dry_run).await {
         if !invocation.dry_run {
@@ -145,26 +125,29 @@ async fn proxy(
         tracing::warn!(%error, "rate_limits write failed");
     }
 
-    let table_row = ProxyProvider::lookup(provider);
-    let mut payload = match (action.and_then(Value::as_str), table_row) {
-        (Some("chat"), row) if truthy(messages) => format_payload(row, messages)?,
-        (Some("completion"), row) if truthy(prompt) => {
-            let messages = json!([{"role": "user", "content": prompt}]);
+    let table_row = ProxyProvider::lookup(fields.provider);
+    let mut payload = match (fields.action.and_then(Value::as_str), table_row) {
+        (Some("chat"), row) if truthy(fields.messages) => format_payload(row, fields.messages)?,
+        (Some("completion"), row) if truthy(fields.prompt) => {
+            let messages = json!([{"role": "user", "content": fields.prompt}]);
             format_payload(row, Some(&messages))?
         }
-        _ => return Err(format!("Unsupported action: {}", to_js_string(action)).into()),
+        _ => return Err(format!("Unsupported action: {}", to_js_string(fields.action)).into()),
     };
-    if truthy(model) {
-        payload.insert("model".into(), model.cloned().unwrap_or_default());
+    if truthy(fields.model) {
+        payload.insert("model".into(), fields.model.cloned().unwrap_or_default());
     }
-    if let Some(temperature) = temperature {
+    if let Some(temperature) = fields.temperature {
         payload.insert("temperature".into(), temperature.clone());
     }
-    if truthy(max_tokens) {
-        payload.insert("max_tokens".into(), max_tokens.cloned().unwrap_or_default());
+    if truthy(fields.max_tokens) {
+        payload.insert(
+            "max_tokens".into(),
+            fields.max_tokens.cloned().unwrap_or_default(),
+        );
     }
 
-    let not_configured = || format!("{} API key not configured", to_js_string(provider));
+    let not_configured = || format!("{} API key not configured", to_js_string(fields.provider));
     let row = table_row.ok_or_else(not_configured)?;
     let key = row.key(state).ok_or_else(not_configured)?;
     let reply = state
@@ -183,7 +166,7 @@ async fn proxy(
     let data = reply.json()?;
     let content = extract_content(row, &data)?;
 
-    let prompt_or_empty = or(prompt, &Value::String(String::new())).clone();
+    let prompt_or_empty = or(fields.prompt, &Value::String(String::new())).clone();
     let tokens = match (length(Some(&content)), length(Some(&prompt_or_empty))) {
         (Some(a), Some(b)) => ((a + b) / 4.0).ceil(),
         _ => f64::NAN,
@@ -193,7 +176,7 @@ async fn proxy(
     let mut usage = Map::new();
     usage.insert("user_id".into(), json!(user.id.to_string()));
     usage.insert("provider".into(), json!(row.name));
-    usage.insert("model".into(), or(model, &default_label).clone());
+    usage.insert("model".into(), or(fields.model, &default_label).clone());
     usage.insert("tokens_used".into(), number(tokens));
     usage.insert("request_timestamp".into(), json!(now));
     usage.insert("created_at".into(), json!(now));
@@ -206,7 +189,7 @@ async fn proxy(
         "data": data,
         "content": content,
         "provider": row.name,
-        "model": or(model, &default_model),
+        "model": or(fields.model, &default_model),
     }))
 }
 

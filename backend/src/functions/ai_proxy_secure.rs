@@ -3,18 +3,16 @@
 //! Every failure is 500 `{error}`; `messages` is required for every provider.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::proxy_providers::{ProxyProvider, claude_messages, gemini_contents};
-use super::{Invocation, any_method};
+use super::proxy_providers::{ProxyFields, ProxyProvider, claude_messages, gemini_contents};
+use super::{Entry, Invocation, behind_cors};
 use crate::AppState;
 use crate::cors::Cors;
-use crate::js::errors::{cannot_destructure, get_opt};
 use crate::js::json::parse_body;
-use crate::js::value::{or, to_js_string, truthy};
+use crate::js::value::{or, to_js_string};
 use crate::store::RequestDb;
 
 const NAME: &str = "ai-proxy-secure";
@@ -23,14 +21,15 @@ const ALLOW_HEADERS: &str =
     "authorization, x-client-info, apikey, content-type, x-signature, x-timestamp, x-nonce";
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(
+        NAME,
+        |_, _| Cors::with_allow_headers(ALLOW_HEADERS),
+        Entry::Preflight,
+        handle,
+    )
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::with_allow_headers(ALLOW_HEADERS);
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let result = invocation
         .with_db(
             &state,
@@ -64,25 +63,14 @@ async fn forward(
         })?;
 
     let body = parse_body(&invocation.body)?;
-    if body.is_null() {
-        return Err(cannot_destructure(
-            "provider",
-            "(intermediate value)",
-            Some(&body),
-        ));
-    }
-    let field = |name: &str| get_opt(Some(&body), name);
-    let (provider, action, messages, model, temperature, max_tokens) = (
-        field("provider"),
-        field("action"),
-        field("messages"),
-        field("model"),
-        field("temperature"),
-        field("maxTokens"),
-    );
-    if !truthy(provider) || !truthy(action) {
-        return Err("Missing required parameters: provider and action".into());
-    }
+    let ProxyFields {
+        provider,
+        messages,
+        model,
+        temperature,
+        max_tokens,
+        ..
+    } = ProxyFields::of(&body)?;
     let not_configured = || format!("{} API key not configured", to_js_string(provider));
     let row = ProxyProvider::lookup(provider).ok_or_else(not_configured)?;
     let key = row.key(state).ok_or_else(not_configured)?;

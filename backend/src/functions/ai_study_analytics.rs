@@ -7,12 +7,11 @@
 //! (`total_study_time` always 0, `average_session_length` null with sessions).
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::{Invocation, any_method, iso_now, model_json};
+use super::{Entry, Invocation, behind_cors, iso_now, model_json};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::value::{math_round, number, to_number};
@@ -26,14 +25,10 @@ const NAME: &str = "ai-study-analytics";
 const FALLBACK_MESSAGE: &str = "Unable to generate analytics at this time. Please try again later.";
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(NAME, |_, _| Cors::basic(), Entry::Preflight, handle)
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::basic();
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let result = invocation
         .with_db(
             &state,

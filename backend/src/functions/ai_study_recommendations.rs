@@ -2,13 +2,12 @@
 //! built from the request body. CORS *basic*. Noise: `generated_at`.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use super::{Invocation, any_method, iso_now, model_json};
+use super::{Entry, Invocation, behind_cors, iso_now, model_json};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{cannot_destructure, get_opt};
@@ -26,14 +25,10 @@ const GENERIC_FALLBACK: &str =
     "Unable to generate AI recommendations at this time. Please try again later.";
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(NAME, |_, _| Cors::basic(), Entry::Preflight, handle)
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::basic();
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let (status, body) = match recommend(&state, &invocation).await {
         Ok(answer) => answer,
         Err(message) => (

@@ -34,7 +34,6 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -44,7 +43,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::ai_tutor_professional::{conversation, quality};
-use super::{Invocation, any_method, iso_now};
+use super::{Entry, Invocation, behind_cors, iso_now};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{get, get_opt};
@@ -62,14 +61,10 @@ const NAME: &str = "ai-tutor-stream";
 const BUFFERED_EVENTS: usize = 32;
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(NAME, |_, _| Cors::shared(), Entry::PostOnly, handle)
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::shared();
-    if let Some(early) = cors.post_only(&invocation.method) {
-        return early;
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let started = Instant::now();
     if let Err((status, body)) = admit(&state, &invocation).await {
         return cors.json(status, body);

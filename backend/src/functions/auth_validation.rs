@@ -7,13 +7,12 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use regex::Regex;
 use serde_json::{Value, json};
 
-use super::{Invocation, any_method};
+use super::{Entry, Invocation, behind_cors};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::json::parse_body;
@@ -43,14 +42,15 @@ const DISPOSABLE: [&str; 5] = [
 /// Why no caching: the answer is a pure function of the request (and the configured
 /// origins), but computing it is a few string checks, cheaper than a Redis round trip.
 pub fn router() -> Router<AppState> {
-    any_method("auth-validation", handle)
+    behind_cors(
+        "auth-validation",
+        |state, invocation| Cors::allow_list(&state.origins, &invocation.headers),
+        Entry::Preflight,
+        handle,
+    )
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::allow_list(&state.origins, &invocation.headers);
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(_: AppState, invocation: Invocation, cors: Cors) -> Response {
     let (status, answer) = match parse_body(&invocation.body) {
         Ok(request) => validate(&request),
         Err(_) => service_error(),

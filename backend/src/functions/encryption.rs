@@ -11,8 +11,7 @@ use std::sync::Arc;
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
 use rand::RngCore;
@@ -20,7 +19,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Invocation, any_method};
+use super::{Entry, Invocation, behind_cors};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::get_opt;
@@ -35,7 +34,12 @@ const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(
+        NAME,
+        |state, invocation| Cors::allow_list(&state.origins, &invocation.headers),
+        Entry::Preflight,
+        handle,
+    )
 }
 
 /// The derived AES-256-GCM key.
@@ -165,11 +169,7 @@ async fn cipher(state: &AppState) -> Option<Arc<Cipher>> {
         .clone()
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::allow_list(&state.origins, &invocation.headers);
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let (status, body) = operate(&state, &invocation).await;
     cors.json(status, body)
 }

@@ -23,11 +23,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, Method};
+use axum::response::Response;
 use axum::routing::{MethodRouter, any};
 
 use crate::auth::{AuthError, User};
+use crate::cors::Cors;
 use crate::security_audit::{EventType, SecurityEvent};
 use crate::store::RequestDb;
 use crate::{ApiError, AppState};
@@ -117,6 +119,50 @@ where
     T: 'static,
 {
     function_routes(name, any(handler))
+}
+
+/// What a function answers before its work, whatever the function.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Entry {
+    /// `OPTIONS` gets the CORS preflight; every other method reaches the function.
+    Preflight,
+    /// `OPTIONS` gets the preflight, a method other than POST its refusal
+    /// ([`Cors::post_only`]).
+    PostOnly,
+}
+
+/// A function behind its CORS variant (`cors` picks it for the call): what comes
+/// before the function's work is answered here ([`Entry`]); the function gets the
+/// state, the call and the CORS headers its answers carry.
+pub(crate) fn behind_cors<F, Fut>(
+    name: &str,
+    cors: fn(&AppState, &Invocation) -> Cors,
+    entry: Entry,
+    function: F,
+) -> Router<AppState>
+where
+    F: Fn(AppState, Invocation, Cors) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    any_method(
+        name,
+        move |State(state): State<AppState>, invocation: Invocation| {
+            let function = function.clone();
+            async move {
+                let headers = cors(&state, &invocation);
+                let early = match entry {
+                    Entry::Preflight => {
+                        (invocation.method == Method::OPTIONS).then(|| headers.clone().preflight())
+                    }
+                    Entry::PostOnly => headers.post_only(&invocation.method),
+                };
+                match early {
+                    Some(answer) => answer,
+                    None => function(state, invocation, headers).await,
+                }
+            }
+        },
+    )
 }
 
 /// One call of a function.

@@ -5,8 +5,51 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
-use crate::js::errors::{cannot_read, method_missing};
+use crate::js::errors::{cannot_destructure, cannot_read, get_opt, method_missing};
+use crate::js::value::truthy;
 use crate::providers::{Endpoint, Provider};
+
+/// What the proxy functions destructure from their body,
+/// `const { provider, action, messages, prompt, model, temperature, maxTokens } = body`
+/// (`prompt`: ai-proxy only).
+#[derive(Debug, Clone, Copy)]
+pub struct ProxyFields<'a> {
+    pub provider: Option<&'a Value>,
+    pub action: Option<&'a Value>,
+    pub messages: Option<&'a Value>,
+    pub prompt: Option<&'a Value>,
+    pub model: Option<&'a Value>,
+    pub temperature: Option<&'a Value>,
+    pub max_tokens: Option<&'a Value>,
+}
+
+impl<'a> ProxyFields<'a> {
+    /// The fields of `body`: a `null` body throws as destructuring it does, and a
+    /// request without provider or action gets the legacy's error.
+    pub fn of(body: &'a Value) -> Result<Self, String> {
+        if body.is_null() {
+            return Err(cannot_destructure(
+                "provider",
+                "(intermediate value)",
+                Some(body),
+            ));
+        }
+        let field = |name: &str| get_opt(Some(body), name);
+        let fields = Self {
+            provider: field("provider"),
+            action: field("action"),
+            messages: field("messages"),
+            prompt: field("prompt"),
+            model: field("model"),
+            temperature: field("temperature"),
+            max_tokens: field("maxTokens"),
+        };
+        if !truthy(fields.provider) || !truthy(fields.action) {
+            return Err("Missing required parameters: provider and action".into());
+        }
+        Ok(fields)
+    }
+}
 
 /// One row of the provider table.
 #[derive(Debug, Clone, Copy)]

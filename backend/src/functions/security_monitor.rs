@@ -6,12 +6,11 @@
 //! client's address and user agent; the anomaly check averages `duration`.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::{Invocation, any_method, iso};
+use super::{Entry, Invocation, behind_cors, iso};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{cannot_destructure, get, get_opt};
@@ -22,14 +21,10 @@ use crate::store::{RequestDb, Table};
 const NAME: &str = "security-monitor";
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(NAME, |_, _| Cors::basic(), Entry::Preflight, handle)
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::basic();
-    if invocation.method == Method::OPTIONS {
-        return cors.preflight();
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let (status, body) = invocation
         .with_db(
             &state,

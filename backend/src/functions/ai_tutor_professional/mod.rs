@@ -10,14 +10,13 @@ pub mod quality;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use rand::Rng;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
-use super::{Invocation, any_method};
+use super::{Entry, Invocation, behind_cors};
 use crate::AppState;
 use crate::cors::Cors;
 use crate::js::errors::{cannot_read, get, get_opt, index_opt, not_a_function};
@@ -30,14 +29,10 @@ use crate::providers::{Endpoint, Provider};
 const NAME: &str = "ai-tutor-professional";
 
 pub fn router() -> Router<AppState> {
-    any_method(NAME, handle)
+    behind_cors(NAME, |_, _| Cors::shared(), Entry::PostOnly, handle)
 }
 
-async fn handle(State(state): State<AppState>, invocation: Invocation) -> Response {
-    let cors = Cors::shared();
-    if let Some(early) = cors.post_only(&invocation.method) {
-        return early;
-    }
+async fn handle(state: AppState, invocation: Invocation, cors: Cors) -> Response {
     let started = Instant::now();
     match answer(&state, &invocation, started).await {
         Ok((status, body)) => cors.json(status, body),
