@@ -5,65 +5,10 @@
  * mentions "Rate limit".
  */
 
-import { corsHeaders } from "../shared/cors.ts";
-import { getUser } from "../shared/auth.ts";
+import { corsHeaders, withCors } from "../shared/cors.ts";
+import { requireUser } from "../shared/auth.ts";
 import { insertRow, selectSingle, upsertRow } from "../shared/db.ts";
-import {
-  ANTHROPIC_BASE_URL,
-  DEEPSEEK_BASE_URL,
-  GEMINI_BASE_URL,
-  OPENAI_BASE_URL,
-  providerUrl,
-} from "../shared/providers.ts";
-
-interface ProviderConfig {
-  endpoint: string;
-  apiKey: string | undefined;
-  defaultModel: string;
-}
-
-function getProvider(provider: string): ProviderConfig | undefined {
-  switch (provider) {
-    case "gemini":
-      return {
-        endpoint: providerUrl(
-          "https://generativelanguage.googleapis.com/v1beta/models/gemini-1.5-flash:generateContent",
-          GEMINI_BASE_URL,
-        ),
-        apiKey: Deno.env.get("GEMINI_API_KEY"),
-        defaultModel: "gemini-1.5-flash",
-      };
-    case "openai":
-      return {
-        endpoint: providerUrl(
-          "https://api.openai.com/v1/chat/completions",
-          OPENAI_BASE_URL,
-        ),
-        apiKey: Deno.env.get("OPENAI_API_KEY"),
-        defaultModel: "gpt-4o-mini",
-      };
-    case "claude":
-      return {
-        endpoint: providerUrl(
-          "https://api.anthropic.com/v1/messages",
-          ANTHROPIC_BASE_URL,
-        ),
-        apiKey: Deno.env.get("CLAUDE_API_KEY"),
-        defaultModel: "claude-3-haiku-20240307",
-      };
-    case "deepseek":
-      return {
-        endpoint: providerUrl(
-          "https://api.deepseek.com/chat/completions",
-          DEEPSEEK_BASE_URL,
-        ),
-        apiKey: Deno.env.get("DEEPSEEK_API_KEY"),
-        defaultModel: "deepseek-chat",
-      };
-    default:
-      return undefined;
-  }
-}
+import { getProvider } from "../shared/providers.ts";
 
 // Rate limiting: allowed unless this minute's row already counts 60 requests.
 async function checkRateLimit(userId: string): Promise<boolean> {
@@ -183,94 +128,87 @@ function extractContent(provider: string, response: any): string {
   }
 }
 
-export async function handler(req: Request): Promise<Response> {
-  if (req.method === "OPTIONS") {
-    return new Response(null, { headers: corsHeaders });
-  }
+export const handler = withCors(
+  corsHeaders,
+  async (req: Request): Promise<Response> => {
+    try {
+      const user = await requireUser(
+        req,
+        "Missing authorization header",
+        "Invalid or expired token",
+      );
 
-  try {
-    const authHeader = req.headers.get("Authorization");
-    if (!authHeader) {
-      throw new Error("Missing authorization header");
-    }
+      const {
+        provider,
+        action,
+        messages,
+        prompt,
+        model,
+        temperature,
+        maxTokens,
+      } = await req.json();
 
-    const { data: { user }, error: authError } = await getUser(
-      authHeader.replace("Bearer ", ""),
-    );
-    if (authError || !user) {
-      throw new Error("Invalid or expired token");
-    }
+      if (!provider || !action) {
+        throw new Error("Missing required parameters: provider and action");
+      }
 
-    const {
-      provider,
-      action,
-      messages,
-      prompt,
-      model,
-      temperature,
-      maxTokens,
-    } = await req.json();
+      if (!(await checkRateLimit(user.id))) {
+        return new Response(
+          JSON.stringify({
+            error:
+              "Rate limit exceeded. Please wait before making another request.",
+          }),
+          {
+            status: 429,
+            headers: { ...corsHeaders, "Content-Type": "application/json" },
+          },
+        );
+      }
+      await updateRateLimit(user.id);
 
-    if (!provider || !action) {
-      throw new Error("Missing required parameters: provider and action");
-    }
+      let payload: any;
+      if (action === "chat" && messages) {
+        payload = formatMessagesForProvider(provider, messages);
+      } else if (action === "completion" && prompt) {
+        payload = formatMessagesForProvider(provider, [
+          { role: "user", content: prompt },
+        ]);
+      } else {
+        throw new Error(`Unsupported action: ${action}`);
+      }
 
-    if (!(await checkRateLimit(user.id))) {
+      if (model) payload.model = model;
+      if (temperature !== undefined) payload.temperature = temperature;
+      if (maxTokens) payload.max_tokens = maxTokens;
+
+      const response = await callProvider(provider, payload);
+      const content = extractContent(provider, response);
+
+      const estimatedTokens = Math.ceil(
+        (content.length + (prompt || "").length) / 4,
+      );
+      await logAPIUsage(user.id, provider, model || "default", estimatedTokens);
+
       return new Response(
         JSON.stringify({
-          error:
-            "Rate limit exceeded. Please wait before making another request.",
+          data: response,
+          content,
+          provider,
+          model: model || getProvider(provider)?.defaultModel,
+        }),
+        { headers: { ...corsHeaders, "Content-Type": "application/json" } },
+      );
+    } catch (error: any) {
+      return new Response(
+        JSON.stringify({
+          error: error.message || "Internal server error",
+          details: error.stack,
         }),
         {
-          status: 429,
+          status: error.message?.includes("Rate limit") ? 429 : 500,
           headers: { ...corsHeaders, "Content-Type": "application/json" },
         },
       );
     }
-    await updateRateLimit(user.id);
-
-    let payload: any;
-    if (action === "chat" && messages) {
-      payload = formatMessagesForProvider(provider, messages);
-    } else if (action === "completion" && prompt) {
-      payload = formatMessagesForProvider(provider, [
-        { role: "user", content: prompt },
-      ]);
-    } else {
-      throw new Error(`Unsupported action: ${action}`);
-    }
-
-    if (model) payload.model = model;
-    if (temperature !== undefined) payload.temperature = temperature;
-    if (maxTokens) payload.max_tokens = maxTokens;
-
-    const response = await callProvider(provider, payload);
-    const content = extractContent(provider, response);
-
-    const estimatedTokens = Math.ceil(
-      (content.length + (prompt || "").length) / 4,
-    );
-    await logAPIUsage(user.id, provider, model || "default", estimatedTokens);
-
-    return new Response(
-      JSON.stringify({
-        data: response,
-        content,
-        provider,
-        model: model || getProvider(provider)?.defaultModel,
-      }),
-      { headers: { ...corsHeaders, "Content-Type": "application/json" } },
-    );
-  } catch (error: any) {
-    return new Response(
-      JSON.stringify({
-        error: error.message || "Internal server error",
-        details: error.stack,
-      }),
-      {
-        status: error.message?.includes("Rate limit") ? 429 : 500,
-        headers: { ...corsHeaders, "Content-Type": "application/json" },
-      },
-    );
-  }
-}
+  },
+);

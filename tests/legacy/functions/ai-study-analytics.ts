@@ -5,10 +5,10 @@
  * CORS *basic*; the request body is not read.
  */
 
-import { corsHeaders } from "../shared/cors.ts";
-import { getUser } from "../shared/auth.ts";
+import { corsHeaders, withCors } from "../shared/cors.ts";
+import { requireUser } from "../shared/auth.ts";
 import { selectRows } from "../shared/db.ts";
-import { OPENAI_BASE_URL, providerUrl } from "../shared/providers.ts";
+import { openAiChat, parseJsonSpan } from "../shared/providers.ts";
 
 // ---------------------------------------------------------------------------
 // Prompts (copied verbatim into README.md, "Prompts").
@@ -115,117 +115,88 @@ function fallbackAnalytics(sessions: any[], tasks: any[], goals: any[]) {
   };
 }
 
-export async function handler(req: Request): Promise<Response> {
-  if (req.method === "OPTIONS") {
-    return new Response(null, { headers: corsHeaders });
-  }
+export const handler = withCors(
+  corsHeaders,
+  async (req: Request): Promise<Response> => {
+    try {
+      const user = await requireUser(
+        req,
+        "No authorization header",
+        "Authentication failed",
+      );
 
-  try {
-    const authHeader = req.headers.get("Authorization");
-    if (!authHeader) {
-      throw new Error("No authorization header");
-    }
+      const thirtyDaysAgo = new Date();
+      thirtyDaysAgo.setDate(thirtyDaysAgo.getDate() - 30);
 
-    const token = authHeader.replace("Bearer ", "");
-    const { data: { user }, error: authError } = await getUser(token);
-    if (authError || !user) {
-      throw new Error("Authentication failed");
-    }
-
-    const thirtyDaysAgo = new Date();
-    thirtyDaysAgo.setDate(thirtyDaysAgo.getDate() - 30);
-
-    const { data: sessions, error: sessionsError } = await selectRows((db) =>
-      db`select * from study_sessions
+      const { data: sessions, error: sessionsError } = await selectRows((db) =>
+        db`select * from study_sessions
          where user_id = ${user.id}
            and completed_at >= ${thirtyDaysAgo.toISOString()}
          order by created_at, id`
-    );
-    if (sessionsError) {
-      throw new Error(`Failed to fetch sessions: ${sessionsError.message}`);
-    }
+      );
+      if (sessionsError) {
+        throw new Error(`Failed to fetch sessions: ${sessionsError.message}`);
+      }
 
-    const { data: tasks, error: tasksError } = await selectRows((db) =>
-      db`select * from tasks where user_id = ${user.id} order by created_at, id`
-    );
-    if (tasksError) {
-      throw new Error(`Failed to fetch tasks: ${tasksError.message}`);
-    }
+      const { data: tasks, error: tasksError } = await selectRows((db) =>
+        db`select * from tasks where user_id = ${user.id} order by created_at, id`
+      );
+      if (tasksError) {
+        throw new Error(`Failed to fetch tasks: ${tasksError.message}`);
+      }
 
-    const { data: goals, error: goalsError } = await selectRows((db) =>
-      db`select * from study_goals where user_id = ${user.id}
+      const { data: goals, error: goalsError } = await selectRows((db) =>
+        db`select * from study_goals where user_id = ${user.id}
          order by created_at, id`
-    );
-    if (goalsError) {
-      throw new Error(`Failed to fetch goals: ${goalsError.message}`);
-    }
+      );
+      if (goalsError) {
+        throw new Error(`Failed to fetch goals: ${goalsError.message}`);
+      }
 
-    const response = await fetch(
-      providerUrl(
-        "https://api.openai.com/v1/chat/completions",
-        OPENAI_BASE_URL,
-      ),
-      {
-        method: "POST",
-        headers: {
-          "Authorization": `Bearer ${Deno.env.get("OPENAI_API_KEY")}`,
-          "Content-Type": "application/json",
-        },
-        body: JSON.stringify({
-          model: "gpt-4o-mini",
-          messages: [
-            { role: "system", content: ANALYTICS_SYSTEM_PROMPT },
-            {
-              role: "user",
-              content: buildAnalyticsUserPrompt(sessions, tasks, goals),
-            },
-          ],
-          temperature: 0.7,
-          max_tokens: 2000,
+      const response = await openAiChat(Deno.env.get("OPENAI_API_KEY"), {
+        model: "gpt-4o-mini",
+        messages: [
+          { role: "system", content: ANALYTICS_SYSTEM_PROMPT },
+          {
+            role: "user",
+            content: buildAnalyticsUserPrompt(sessions, tasks, goals),
+          },
+        ],
+        temperature: 0.7,
+        max_tokens: 2000,
+      });
+
+      if (!response.ok) {
+        throw new Error(`OpenAI API error: ${response.status}`);
+      }
+
+      const data = await response.json();
+      const analytics = parseJsonSpan(
+        data.choices[0].message.content,
+        () => fallbackAnalytics(sessions!, tasks!, goals!),
+      );
+
+      return new Response(
+        JSON.stringify({
+          success: true,
+          analytics,
+          generated_at: new Date().toISOString(),
         }),
-      },
-    );
-
-    if (!response.ok) {
-      throw new Error(`OpenAI API error: ${response.status}`);
+        { headers: { ...corsHeaders, "Content-Type": "application/json" } },
+      );
+    } catch (error: any) {
+      return new Response(
+        JSON.stringify({
+          success: false,
+          error: error.message,
+          fallback_message:
+            "Unable to generate analytics at this time. Please try again later.",
+        }),
+        {
+          status: 500,
+          headers: { ...corsHeaders, "Content-Type": "application/json" },
+        },
+      );
     }
-
-    const data = await response.json();
-    let aiResponse = data.choices[0].message.content;
-
-    // Keep the span from the first "{" to the last "}".
-    const jsonMatch = aiResponse.match(/\{[\s\S]*\}/);
-    if (jsonMatch) {
-      aiResponse = jsonMatch[0];
-    }
-
-    let analytics;
-    try {
-      analytics = JSON.parse(aiResponse);
-    } catch {
-      analytics = fallbackAnalytics(sessions!, tasks!, goals!);
-    }
-
-    return new Response(
-      JSON.stringify({
-        success: true,
-        analytics,
-        generated_at: new Date().toISOString(),
-      }),
-      { headers: { ...corsHeaders, "Content-Type": "application/json" } },
-    );
-  } catch (error: any) {
-    return new Response(
-      JSON.stringify({
-        success: false,
-        error: error.message,
-        fallback_message:
-          "Unable to generate analytics at this time. Please try again later.",
-      }),
-      {
-        status: 500,
-        headers: { ...corsHeaders, "Content-Type": "application/json" },
-      },
-    );
-  }
-}
+  },
+);

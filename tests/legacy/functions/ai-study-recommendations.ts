@@ -4,8 +4,8 @@
  * recommendations built from the request body. CORS *basic*.
  */
 
-import { corsHeaders } from "../shared/cors.ts";
-import { OPENAI_BASE_URL, providerUrl } from "../shared/providers.ts";
+import { corsHeaders, jsonWith, withCors } from "../shared/cors.ts";
+import { openAiChat, parseJsonSpan } from "../shared/providers.ts";
 
 // ---------------------------------------------------------------------------
 // Prompts (copied verbatim into README.md, "Prompts").
@@ -107,107 +107,83 @@ const FALLBACK_RECOMMENDATIONS = {
   },
 };
 
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { ...corsHeaders, "Content-Type": "application/json" },
-  });
-}
+const json = jsonWith(corsHeaders);
 
-export async function handler(req: Request): Promise<Response> {
-  if (req.method === "OPTIONS") {
-    return new Response(null, { headers: corsHeaders });
-  }
+export const handler = withCors(
+  corsHeaders,
+  async (req: Request): Promise<Response> => {
+    try {
+      const openAIApiKey = Deno.env.get("OPENAI_API_KEY");
+      if (!openAIApiKey) {
+        return json({
+          success: false,
+          error: "OpenAI API key not configured",
+          fallback_message:
+            "AI recommendations unavailable. Please try again later.",
+        }, 500);
+      }
 
-  try {
-    const openAIApiKey = Deno.env.get("OPENAI_API_KEY");
-    if (!openAIApiKey) {
+      let requestBody: any;
+      try {
+        requestBody = await req.json();
+      } catch {
+        return json({
+          success: false,
+          error: "Invalid request body",
+          fallback_message: "Invalid request format.",
+        }, 400);
+      }
+
+      const {
+        studyData,
+        subjects,
+        goals,
+        timePreferences,
+        currentPerformance,
+      } = requestBody;
+
+      const response = await openAiChat(openAIApiKey, {
+        model: "gpt-4o-mini",
+        messages: [
+          { role: "system", content: RECOMMENDATIONS_SYSTEM_PROMPT },
+          {
+            role: "user",
+            content: buildRecommendationsUserPrompt(
+              studyData,
+              subjects,
+              goals,
+              timePreferences,
+              currentPerformance,
+            ),
+          },
+        ],
+        temperature: 0.7,
+        max_tokens: 2000,
+      });
+
+      if (!response.ok) {
+        const errorText = await response.text();
+        throw new Error(`OpenAI API error: ${response.status} - ${errorText}`);
+      }
+
+      const data = await response.json();
+      const recommendations = parseJsonSpan(
+        data.choices[0].message.content,
+        () => FALLBACK_RECOMMENDATIONS,
+      );
+
+      return json({
+        success: true,
+        recommendations,
+        generated_at: new Date().toISOString(),
+      });
+    } catch (error: any) {
       return json({
         success: false,
-        error: "OpenAI API key not configured",
+        error: error.message,
         fallback_message:
-          "AI recommendations unavailable. Please try again later.",
+          "Unable to generate AI recommendations at this time. Please try again later.",
       }, 500);
     }
-
-    let requestBody: any;
-    try {
-      requestBody = await req.json();
-    } catch {
-      return json({
-        success: false,
-        error: "Invalid request body",
-        fallback_message: "Invalid request format.",
-      }, 400);
-    }
-
-    const { studyData, subjects, goals, timePreferences, currentPerformance } =
-      requestBody;
-
-    const response = await fetch(
-      providerUrl(
-        "https://api.openai.com/v1/chat/completions",
-        OPENAI_BASE_URL,
-      ),
-      {
-        method: "POST",
-        headers: {
-          "Authorization": `Bearer ${openAIApiKey}`,
-          "Content-Type": "application/json",
-        },
-        body: JSON.stringify({
-          model: "gpt-4o-mini",
-          messages: [
-            { role: "system", content: RECOMMENDATIONS_SYSTEM_PROMPT },
-            {
-              role: "user",
-              content: buildRecommendationsUserPrompt(
-                studyData,
-                subjects,
-                goals,
-                timePreferences,
-                currentPerformance,
-              ),
-            },
-          ],
-          temperature: 0.7,
-          max_tokens: 2000,
-        }),
-      },
-    );
-
-    if (!response.ok) {
-      const errorText = await response.text();
-      throw new Error(`OpenAI API error: ${response.status} - ${errorText}`);
-    }
-
-    const data = await response.json();
-    let aiResponse = data.choices[0].message.content;
-
-    // Keep the span from the first "{" to the last "}".
-    const jsonMatch = aiResponse.match(/\{[\s\S]*\}/);
-    if (jsonMatch) {
-      aiResponse = jsonMatch[0];
-    }
-
-    let recommendations;
-    try {
-      recommendations = JSON.parse(aiResponse);
-    } catch {
-      recommendations = FALLBACK_RECOMMENDATIONS;
-    }
-
-    return json({
-      success: true,
-      recommendations,
-      generated_at: new Date().toISOString(),
-    });
-  } catch (error: any) {
-    return json({
-      success: false,
-      error: error.message,
-      fallback_message:
-        "Unable to generate AI recommendations at this time. Please try again later.",
-    }, 500);
-  }
-}
+  },
+);

@@ -4,7 +4,11 @@
  * No authentication; CORS *shared*; `options.stream` is ignored.
  */
 
-import { sharedCorsHeaders as corsHeaders } from "../shared/cors.ts";
+import {
+  jsonWith,
+  sharedCorsHeaders as corsHeaders,
+  withCors,
+} from "../shared/cors.ts";
 import { DEEPSEEK_BASE_URL, providerUrl } from "../shared/providers.ts";
 
 interface TutorContext {
@@ -224,91 +228,88 @@ export function assessQuality(content: string, message: string) {
 
 // ---------------------------------------------------------------------------
 
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { ...corsHeaders, "Content-Type": "application/json" },
-  });
-}
+const json = jsonWith(corsHeaders);
 
-export async function handler(req: Request): Promise<Response> {
-  if (req.method === "OPTIONS") {
-    return new Response(null, { headers: corsHeaders });
-  }
-
-  if (req.method !== "POST") {
-    return json({ error: "Method not allowed" }, 405);
-  }
-
-  try {
-    const startTime = Date.now();
-    const body: any = await req.json();
-
-    if (!body.message || typeof body.message !== "string") {
-      return json({ error: "Message is required and must be a string" }, 400);
+export const handler = withCors(
+  corsHeaders,
+  async (req: Request): Promise<Response> => {
+    if (req.method !== "POST") {
+      return json({ error: "Method not allowed" }, 405);
     }
 
-    const client = new DeepSeekClient();
-    const context: TutorContext = body.context || {};
+    try {
+      const startTime = Date.now();
+      const body: any = await req.json();
 
-    const messages: Array<{ role: string; content: string }> = [];
-    messages.push({ role: "system", content: generateSystemPrompt(context) });
-    if (context.history) {
-      messages.push(
-        ...context.history.map((item) => ({
-          role: item.role,
-          content: item.content,
-        })),
-      );
-    }
-    messages.push({
-      role: "user",
-      content: enhanceUserMessage(body.message, context),
-    });
+      if (!body.message || typeof body.message !== "string") {
+        return json({ error: "Message is required and must be a string" }, 400);
+      }
 
-    const model = body.options?.mode === "reasoning"
-      ? "deepseek-reasoner"
-      : "deepseek-chat";
-    const aiResponse = await client.chatCompletion({
-      model,
-      messages,
-      temperature: body.options?.temperature,
-      max_tokens: body.options?.maxTokens,
-    });
+      const client = new DeepSeekClient();
+      const context: TutorContext = body.context || {};
 
-    const processingTime = Date.now() - startTime;
-    const content = aiResponse.choices?.[0]?.message?.content || "";
-    const quality = assessQuality(content, body.message);
+      const messages: Array<{ role: string; content: string }> = [];
+      messages.push({ role: "system", content: generateSystemPrompt(context) });
+      if (context.history) {
+        messages.push(
+          ...context.history.map((item) => ({
+            role: item.role,
+            content: item.content,
+          })),
+        );
+      }
+      messages.push({
+        role: "user",
+        content: enhanceUserMessage(body.message, context),
+      });
 
-    const response: Record<string, unknown> = {
-      content,
-      metadata: {
-        model: aiResponse.model,
-        processingTime,
-        enhancementsApplied: ["prompt_optimization", "educational_formatting"],
-        cacheHit: false,
-        responseType: "conversation",
-        requestId: `req_${Date.now()}_${
-          Math.random().toString(36).substr(2, 9)
-        }`,
-        timestamp: new Date().toISOString(),
-      },
-      quality,
-    };
-    if (aiResponse.usage) {
-      response.usage = {
-        promptTokens: aiResponse.usage.prompt_tokens,
-        completionTokens: aiResponse.usage.completion_tokens,
-        totalTokens: aiResponse.usage.total_tokens,
+      const model = body.options?.mode === "reasoning"
+        ? "deepseek-reasoner"
+        : "deepseek-chat";
+      const aiResponse = await client.chatCompletion({
+        model,
+        messages,
+        temperature: body.options?.temperature,
+        max_tokens: body.options?.maxTokens,
+      });
+
+      const processingTime = Date.now() - startTime;
+      const content = aiResponse.choices?.[0]?.message?.content || "";
+      const quality = assessQuality(content, body.message);
+
+      const response: Record<string, unknown> = {
+        content,
+        metadata: {
+          model: aiResponse.model,
+          processingTime,
+          enhancementsApplied: [
+            "prompt_optimization",
+            "educational_formatting",
+          ],
+          cacheHit: false,
+          responseType: "conversation",
+          requestId: `req_${Date.now()}_${
+            Math.random().toString(36).substr(2, 9)
+          }`,
+          timestamp: new Date().toISOString(),
+        },
+        quality,
       };
-    }
+      if (aiResponse.usage) {
+        response.usage = {
+          promptTokens: aiResponse.usage.prompt_tokens,
+          completionTokens: aiResponse.usage.completion_tokens,
+          totalTokens: aiResponse.usage.total_tokens,
+        };
+      }
 
-    return json(response);
-  } catch (error: any) {
-    return json({
-      error: "Internal server error",
-      message: error.message,
-      timestamp: new Date().toISOString(),
-    }, 500);
-  }
-}
+      return json(response);
+    } catch (error: any) {
+      return json({
+        error: "Internal server error",
+        message: error.message,
+        timestamp: new Date().toISOString(),
+      }, 500);
+    }
+  },
+);

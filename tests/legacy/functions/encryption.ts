@@ -7,7 +7,7 @@
  * ENCRYPTION_KEY, ENCRYPTION_SALT, 100000 iterations, 32 bytes).
  */
 
-import { getCorsHeaders, handleCorsPreflightRequest } from "../shared/cors.ts";
+import { type JsonAnswer, withAllowList } from "../shared/cors.ts";
 import { getUser } from "../shared/auth.ts";
 
 const encoder = new TextEncoder();
@@ -83,52 +83,43 @@ async function decryptData(
   return decoder.decode(decrypted);
 }
 
-export async function handler(req: Request): Promise<Response> {
-  if (req.method === "OPTIONS") {
-    return handleCorsPreflightRequest(req);
-  }
+export const handler = withAllowList(
+  async (req: Request, json: JsonAnswer): Promise<Response> => {
+    try {
+      const authHeader = req.headers.get("Authorization");
+      if (!authHeader) {
+        return json({ error: "Missing authorization header" }, 401);
+      }
 
-  const corsHeaders = getCorsHeaders(req);
-  const json = (body: unknown, status = 200) =>
-    new Response(JSON.stringify(body), {
-      status,
-      headers: { ...corsHeaders, "Content-Type": "application/json" },
-    });
+      const token = authHeader.replace("Bearer ", "");
+      const { data: { user }, error: authError } = await getUser(token);
+      if (authError || !user) {
+        return json({ error: "Invalid authentication token" }, 401);
+      }
 
-  try {
-    const authHeader = req.headers.get("Authorization");
-    if (!authHeader) {
-      return json({ error: "Missing authorization header" }, 401);
+      const { action, data }: any = await req.json();
+      if (!action || !data) {
+        return json({ error: "Missing required parameters" }, 400);
+      }
+
+      const encryptionKey = Deno.env.get("ENCRYPTION_KEY");
+      const encryptionSalt = Deno.env.get("ENCRYPTION_SALT");
+      if (!encryptionKey || !encryptionSalt) {
+        return json({ error: "Encryption service not configured" }, 503);
+      }
+
+      let result: string;
+      if (action === "encrypt") {
+        result = await encryptData(data, encryptionKey, encryptionSalt);
+      } else if (action === "decrypt") {
+        result = await decryptData(data, encryptionKey, encryptionSalt);
+      } else {
+        return json({ error: "Invalid action" }, 400);
+      }
+
+      return json({ result });
+    } catch {
+      return json({ error: "Encryption operation failed" }, 500);
     }
-
-    const token = authHeader.replace("Bearer ", "");
-    const { data: { user }, error: authError } = await getUser(token);
-    if (authError || !user) {
-      return json({ error: "Invalid authentication token" }, 401);
-    }
-
-    const { action, data }: any = await req.json();
-    if (!action || !data) {
-      return json({ error: "Missing required parameters" }, 400);
-    }
-
-    const encryptionKey = Deno.env.get("ENCRYPTION_KEY");
-    const encryptionSalt = Deno.env.get("ENCRYPTION_SALT");
-    if (!encryptionKey || !encryptionSalt) {
-      return json({ error: "Encryption service not configured" }, 503);
-    }
-
-    let result: string;
-    if (action === "encrypt") {
-      result = await encryptData(data, encryptionKey, encryptionSalt);
-    } else if (action === "decrypt") {
-      result = await decryptData(data, encryptionKey, encryptionSalt);
-    } else {
-      return json({ error: "Invalid action" }, 400);
-    }
-
-    return json({ result });
-  } catch {
-    return json({ error: "Encryption operation failed" }, 500);
-  }
-}
+  },
+);

@@ -87,3 +87,26 @@ export async function getUser(jwt: string): Promise<GetUserResult> {
     return { data: { user: null }, error: error as Error };
   }
 }
+
+/**
+ * The user of a request's `Authorization` header, as the AI functions check it:
+ * throws `Error(missing)` without the header and `Error(invalid)` when getUser
+ * finds no user.
+ */
+export async function requireUser(
+  req: Request,
+  missing: string,
+  invalid: string,
+): Promise<User> {
+  const authHeader = req.headers.get("Authorization");
+  if (!authHeader) {
+    throw new Error(missing);
+  }
+  const { data: { user }, error } = await getUser(
+    authHeader.replace("Bearer ", ""),
+  );
+  if (error || !user) {
+    throw new Error(invalid);
+  }
+  return user;
+}

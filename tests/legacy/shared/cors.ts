@@ -7,6 +7,15 @@ export const corsHeaders: Record<string, string> = {
     "authorization, x-client-info, apikey, content-type",
 };
 
+/** A JSON answer carrying `headers` (the function's CORS headers). */
+export function jsonWith(headers: Record<string, string>): JsonAnswer {
+  return (body, status = 200) =>
+    new Response(JSON.stringify(body), {
+      status,
+      headers: { ...headers, "Content-Type": "application/json" },
+    });
+}
+
 /** *shared*: supabase/functions/_shared/cors.ts (ai-tutor-professional). */
 export const sharedCorsHeaders: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
@@ -81,4 +90,31 @@ export function getCorsHeaders(request: Request): Record<string, string> {
 
 export function handleCorsPreflightRequest(request: Request): Response {
   return new Response(null, { status: 204, headers: getCorsHeaders(request) });
+}
+
+/** A JSON answer: the body and its status (200 by default). */
+export type JsonAnswer = (body: unknown, status?: number) => Response;
+
+/** A handler behind fixed CORS headers: a preflight is answered with them. */
+export function withCors(
+  headers: Record<string, string>,
+  handle: (req: Request) => Promise<Response>,
+): (req: Request) => Promise<Response> {
+  return (req) =>
+    req.method === "OPTIONS"
+      ? Promise.resolve(new Response(null, { headers }))
+      : handle(req);
+}
+
+/**
+ * A handler behind the *allow-list* variant: a preflight is answered for the
+ * request's origin; `handle` gets the JSON answer carrying that origin's headers.
+ */
+export function withAllowList(
+  handle: (req: Request, json: JsonAnswer) => Promise<Response>,
+): (req: Request) => Promise<Response> {
+  return (req) =>
+    req.method === "OPTIONS"
+      ? Promise.resolve(handleCorsPreflightRequest(req))
+      : handle(req, jsonWith(getCorsHeaders(req)));
 }
