@@ -42,6 +42,19 @@ pub struct Exchange {
 }
 
 impl CapturedResponse {
+    /// A whole (not truncated) response.
+    pub fn whole(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: body.into(),
+            truncated: false,
+        }
+    }
+
     /// The value of header `name` (case-insensitive), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -77,15 +90,7 @@ mod tests {
     use super::*;
 
     fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> CapturedResponse {
-        CapturedResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: body.into(),
-            truncated: false,
-        }
+        CapturedResponse::whole(status, headers, body)
     }
 
     #[test]

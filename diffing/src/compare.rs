@@ -174,21 +174,12 @@ impl Exchange {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
 
     use super::*;
     use crate::rules::DiffRules;
 
     fn response(status: u16, headers: &[(&str, &str)], body: &'static str) -> CapturedResponse {
-        CapturedResponse {
-            status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: Bytes::from_static(body.as_bytes()),
-            truncated: false,
-        }
+        CapturedResponse::whole(status, headers, body)
     }
 
     fn default_rules() -> CompiledRules {

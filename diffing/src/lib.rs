@@ -22,6 +22,7 @@
 
 pub mod capture;
 pub mod compare;
+pub mod error;
 mod json;
 pub mod noise;
 mod path;
@@ -35,6 +36,7 @@ pub mod text;
 
 pub use capture::{CapturedRequest, CapturedResponse, Exchange};
 pub use compare::{BodyKind, Comparison, compare, compare_responses};
+pub use error::{Error, Result};
 pub use json::{DiffKind, Difference, Section, diff_json, diff_json_with};
 pub use noise::{Classified, NoiseTracker, Verdict, classify};
 pub use path::{path_shape, pointer_push};

@@ -83,7 +83,7 @@ pub struct Redactor {
 
 impl Redactor {
     /// A redactor with the built-in rules and `patterns` (regular expressions) on top.
-    pub fn new(patterns: &[String]) -> Result<Self, regex::Error> {
+    pub fn new(patterns: &[String]) -> crate::Result<Self> {
         let extra = patterns
             .iter()
             .map(|p| Regex::new(p))

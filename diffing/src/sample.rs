@@ -179,11 +179,8 @@ mod tests {
     use crate::capture::CapturedRequest;
 
     fn exchange() -> Exchange {
-        let answer = |body: &'static str| CapturedResponse {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: Bytes::from_static(body.as_bytes()),
-            truncated: false,
+        let answer = |body: &'static str| {
+            CapturedResponse::whole(200, &[("content-type", "application/json")], body)
         };
         Exchange {
             route: "tasks".into(),

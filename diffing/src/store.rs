@@ -26,14 +26,8 @@ use tokio::sync::mpsc;
 use crate::noise::{ShapeHit, Verdict};
 use crate::sample::{RedactedExchange, StoredDifference};
 
-/// Why the store could not be opened or read.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("diff store database: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("diff store migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
+/// The store's errors are the crate's ([`crate::Error`]).
+pub use crate::Error as StoreError;
 
 /// Bounds and retention of the store.
 #[derive(Debug, Clone, Copy)]

@@ -77,7 +77,7 @@ pub fn prepare(config: GatewayConfig) -> Result<Prepared> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Config(format!("start-up runtime: {e}")))?;
+        .map_err(Error::io("start-up runtime"))?;
     let control = runtime.block_on(Control::new(settings))?;
     log_overrides(&control);
     Ok(Prepared {
@@ -124,7 +124,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
 
     let limits = config.shadow.limits();
     let (compare_tx, compare_rx) = mpsc::channel(limits.compare_queue_size);
-    let metrics = Arc::new(Metrics::new().map_err(|e| Error::Config(format!("metrics: {e}")))?);
+    let metrics = Arc::new(Metrics::new()?);
     let secret = config.shadow.secret.as_ref().map(|s| s.expose_secret());
     if secret.is_none() {
         tracing::warn!(
@@ -149,11 +149,12 @@ pub fn run(prepared: Prepared) -> Result<()> {
     );
     // Every port is bound (or refused) before anything serves.
     let proxy_port = ProxyPort::bind(&config.listen)?;
-    let admin_listener = std::net::TcpListener::bind(admin_addr)
-        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr} cannot be bound: {e}")))?;
+    let admin_listener = std::net::TcpListener::bind(admin_addr).map_err(Error::io(format!(
+        "`admin_listen` {admin_addr} cannot be bound"
+    )))?;
     let admin_addr = admin_listener
         .local_addr()
-        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr}: {e}")))?;
+        .map_err(Error::io(format!("`admin_listen` {admin_addr}")))?;
     let mut proxy = http_proxy_service(&server.configuration, gateway);
     proxy_port.add_to(&mut proxy);
     server.add_service(proxy);
@@ -202,7 +203,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
         history: Arc::clone(&history),
     };
     let admin = AdminService::new(admin_listener, control, config.admin_token.as_ref(), parts)
-        .map_err(|e| Error::Config(format!("`admin_listen` {admin_addr}: {e}")))?;
+        .map_err(Error::io(format!("`admin_listen` {admin_addr}")))?;
     server.add_service(GenBackgroundService::new(
         "admin API".into(),
         Arc::new(admin.with_console(config.console.settings())),
