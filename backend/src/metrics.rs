@@ -113,19 +113,25 @@ pub struct Metrics {
     redis_errors: IntCounterVec,
     rate_limit_rejections: IntCounterVec,
     shadow_requests: IntCounterVec,
-    ai_answers: IntCounterVec,
-    ai_attempts: IntCounterVec,
-    ai_attempt_duration: HistogramVec,
-    ai_retries: IntCounterVec,
-    ai_fallbacks: IntCounterVec,
-    ai_tokens: IntCounterVec,
-    ai_first_token: HistogramVec,
-    ai_streams: IntCounterVec,
-    ai_breaker_state: IntGaugeVec,
-    ai_breaker_transitions: IntCounterVec,
+    ai: AiMetrics,
     security_events: IntCounterVec,
     security_audit_dropped: IntCounterVec,
     vault_operations: IntCounterVec,
+}
+
+/// The provider chains' metrics.
+#[derive(Debug, Clone)]
+struct AiMetrics {
+    answers: IntCounterVec,
+    attempts: IntCounterVec,
+    attempt_duration: HistogramVec,
+    retries: IntCounterVec,
+    fallbacks: IntCounterVec,
+    tokens: IntCounterVec,
+    first_token: HistogramVec,
+    streams: IntCounterVec,
+    breaker_state: IntGaugeVec,
+    breaker_transitions: IntCounterVec,
 }
 
 /// Creates metrics and registers each in its registry.
@@ -169,6 +175,61 @@ const ATTEMPT_BUCKETS: &[f64] = &[
 ];
 /// Seconds to a stream's first token.
 const FIRST_TOKEN_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+impl AiMetrics {
+    fn register(r: &Registrar) -> Result<Self> {
+        Ok(Self {
+            answers: r.counter(
+                AI_ANSWERS_TOTAL,
+                "Answers of the AI provider chains",
+                &["function", "provider", "outcome"],
+            )?,
+            attempts: r.counter(
+                AI_ATTEMPTS_TOTAL,
+                "Calls made by the AI provider chains",
+                &["provider", "outcome"],
+            )?,
+            attempt_duration: r.histogram(
+                AI_ATTEMPT_DURATION_SECONDS,
+                "Duration of AI provider calls made by the chains",
+                &["provider"],
+                ATTEMPT_BUCKETS,
+            )?,
+            retries: r.counter(AI_RETRIES_TOTAL, "Retries of an AI provider", &["provider"])?,
+            fallbacks: r.counter(
+                AI_FALLBACKS_TOTAL,
+                "Times a chain moved past a failed AI provider",
+                &["provider"],
+            )?,
+            tokens: r.counter(
+                AI_TOKENS_TOTAL,
+                "Tokens used by AI provider calls",
+                &["provider", "kind"],
+            )?,
+            first_token: r.histogram(
+                AI_TIME_TO_FIRST_TOKEN_SECONDS,
+                "Time from the start of a streaming chain to its first token",
+                &["provider"],
+                FIRST_TOKEN_BUCKETS,
+            )?,
+            streams: r.counter(
+                AI_STREAMS_TOTAL,
+                "AI streams after their first token, by outcome",
+                &["provider", "outcome"],
+            )?,
+            breaker_state: r.gauge(
+                AI_BREAKER_STATE,
+                "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+                &["provider"],
+            )?,
+            breaker_transitions: r.counter(
+                AI_BREAKER_TRANSITIONS_TOTAL,
+                "Circuit breaker transitions",
+                &["provider", "state"],
+            )?,
+        })
+    }
+}
 
 impl Metrics {
     pub fn new() -> Result<Self> {
@@ -220,54 +281,7 @@ impl Metrics {
                 "Shadowed (dry-run) requests",
                 &["function"],
             )?,
-            ai_answers: r.counter(
-                AI_ANSWERS_TOTAL,
-                "Answers of the AI provider chains",
-                &["function", "provider", "outcome"],
-            )?,
-            ai_attempts: r.counter(
-                AI_ATTEMPTS_TOTAL,
-                "Calls made by the AI provider chains",
-                &["provider", "outcome"],
-            )?,
-            ai_attempt_duration: r.histogram(
-                AI_ATTEMPT_DURATION_SECONDS,
-                "Duration of AI provider calls made by the chains",
-                &["provider"],
-                ATTEMPT_BUCKETS,
-            )?,
-            ai_retries: r.counter(AI_RETRIES_TOTAL, "Retries of an AI provider", &["provider"])?,
-            ai_fallbacks: r.counter(
-                AI_FALLBACKS_TOTAL,
-                "Times a chain moved past a failed AI provider",
-                &["provider"],
-            )?,
-            ai_tokens: r.counter(
-                AI_TOKENS_TOTAL,
-                "Tokens used by AI provider calls",
-                &["provider", "kind"],
-            )?,
-            ai_first_token: r.histogram(
-                AI_TIME_TO_FIRST_TOKEN_SECONDS,
-                "Time from the start of a streaming chain to its first token",
-                &["provider"],
-                FIRST_TOKEN_BUCKETS,
-            )?,
-            ai_streams: r.counter(
-                AI_STREAMS_TOTAL,
-                "AI streams after their first token, by outcome",
-                &["provider", "outcome"],
-            )?,
-            ai_breaker_state: r.gauge(
-                AI_BREAKER_STATE,
-                "Circuit breaker state (0 closed, 1 half-open, 2 open)",
-                &["provider"],
-            )?,
-            ai_breaker_transitions: r.counter(
-                AI_BREAKER_TRANSITIONS_TOTAL,
-                "Circuit breaker transitions",
-                &["provider", "state"],
-            )?,
+            ai: AiMetrics::register(&r)?,
             security_events: r.counter(
                 SECURITY_EVENTS_TOTAL,
                 "Security events (also in security_audit_log)",
@@ -290,60 +304,69 @@ impl Metrics {
 
     /// A chain's result for `function`: who answered (or `none`) and how.
     pub fn ai_answer(&self, function: &str, provider: &str, outcome: &str) {
-        self.ai_answers
+        self.ai
+            .answers
             .with_label_values(&[function, provider, outcome])
             .inc();
     }
 
     pub fn ai_attempt(&self, provider: &str, outcome: &str, elapsed: Duration) {
-        self.ai_attempts
+        self.ai
+            .attempts
             .with_label_values(&[provider, outcome])
             .inc();
         if !elapsed.is_zero() {
-            self.ai_attempt_duration
+            self.ai
+                .attempt_duration
                 .with_label_values(&[provider])
                 .observe(elapsed.as_secs_f64());
         }
     }
 
     pub fn ai_retry(&self, provider: &str) {
-        self.ai_retries.with_label_values(&[provider]).inc();
+        self.ai.retries.with_label_values(&[provider]).inc();
     }
 
     pub fn ai_fallback(&self, provider: &str) {
-        self.ai_fallbacks.with_label_values(&[provider]).inc();
+        self.ai.fallbacks.with_label_values(&[provider]).inc();
     }
 
     pub fn ai_tokens(&self, provider: &str, usage: Usage) {
-        self.ai_tokens
+        self.ai
+            .tokens
             .with_label_values(&[provider, "prompt"])
             .inc_by(usage.prompt_tokens);
-        self.ai_tokens
+        self.ai
+            .tokens
             .with_label_values(&[provider, "completion"])
             .inc_by(usage.completion_tokens);
     }
 
     pub fn ai_first_token(&self, provider: &str, elapsed: Duration) {
-        self.ai_first_token
+        self.ai
+            .first_token
             .with_label_values(&[provider])
             .observe(elapsed.as_secs_f64());
     }
 
     pub fn ai_stream(&self, provider: &str, outcome: &str) {
-        self.ai_streams
+        self.ai
+            .streams
             .with_label_values(&[provider, outcome])
             .inc();
     }
 
     pub fn breaker_state(&self, provider: &str, gauge: i64) {
-        self.ai_breaker_state
+        self.ai
+            .breaker_state
             .with_label_values(&[provider])
             .set(gauge);
     }
 
     pub fn breaker_transition(&self, provider: &str, state: &str, gauge: i64) {
         self.breaker_state(provider, gauge);
-        self.ai_breaker_transitions
+        self.ai
+            .breaker_transitions
             .with_label_values(&[provider, state])
             .inc();
     }

@@ -19,7 +19,7 @@
 //! the store is down, so an instance never runs ahead of its fleet.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -116,6 +116,90 @@ pub struct Control {
     pub health: SourcesHealth,
 }
 
+/// The last snapshot of the flag sources, if one is configured and readable.
+fn read_snapshot(path: Option<&Path>) -> Option<Snapshot> {
+    match path.map(Snapshot::load) {
+        Some(Ok(snapshot)) => snapshot,
+        Some(Err(error)) => {
+            tracing::error!(%error, "the flag snapshot cannot be read; ignoring it");
+            None
+        }
+        None => None,
+    }
+}
+
+/// Where operator overrides live, and the fleet's Redis when that is where (for its
+/// subscription).
+type Stores = (Arc<dyn OverrideStore>, Option<Arc<RedisStore>>);
+
+/// The fleet's Redis store, or this instance's state file.
+fn open_store(settings: &ControlSettings) -> Result<Stores> {
+    Ok(match &settings.fleet {
+        Some(fleet) => {
+            let redis = Arc::new(RedisStore::new(&fleet.url, &fleet.prefix, fleet.timeout)?);
+            (redis.clone(), Some(redis))
+        }
+        None => (
+            Arc::new(StateStore::open(settings.state_file.as_deref())?),
+            None,
+        ),
+    })
+}
+
+/// The overrides at start: the store's, else the snapshot's, else none.
+async fn first_overrides(
+    store: &dyn OverrideStore,
+    snapshot: Option<&Snapshot>,
+    health: &SourcesHealth,
+) -> BTreeMap<String, Override> {
+    match store.load().await {
+        Ok(overrides) => {
+            health.ok("overrides");
+            overrides
+        }
+        Err(error) => match snapshot {
+            Some(snapshot) => {
+                health.failed("overrides", &error.to_string(), Serving::Snapshot);
+                snapshot.overrides.clone()
+            }
+            None => {
+                health.failed("overrides", &error.to_string(), Serving::Nothing);
+                BTreeMap::new()
+            }
+        },
+    }
+}
+
+/// Unleash's layer at start, when Unleash is configured: fetched, else the snapshot's.
+async fn first_unleash(
+    settings: Option<&UnleashSettings>,
+    snapshot: Option<&Snapshot>,
+    health: &SourcesHealth,
+) -> Result<Option<Layer>> {
+    let Some(unleash) = settings else {
+        health.unconfigured("unleash");
+        return Ok(None);
+    };
+    // A source of its own: its HTTP client belongs to this start-up runtime.
+    let source = UnleashSource::new(unleash)?;
+    Ok(match source.fetch().await {
+        Ok(layer) => {
+            health.ok("unleash");
+            Some(layer)
+        }
+        Err(error) => {
+            let fallback = snapshot.and_then(|s| s.unleash.clone());
+            let serving = if fallback.is_some() {
+                Serving::Snapshot
+            } else {
+                Serving::Nothing
+            };
+            health.failed("unleash", &error.to_string(), serving);
+            fallback
+        }
+    })
+}
+
 impl Control {
     /// Loads every source. The routes file and a local state file must be valid (start-up
     /// stops otherwise); Unleash and Redis may be down, in which case their layer comes
@@ -128,68 +212,10 @@ impl Control {
         let file = file_source.load_file()?;
         health.ok("file");
         let mtime = settings.routes_file.as_deref().and_then(modified);
-        let snapshot = match settings.snapshot_file.as_deref().map(Snapshot::load) {
-            Some(Ok(snapshot)) => snapshot,
-            Some(Err(error)) => {
-                tracing::error!(%error, "the flag snapshot cannot be read; ignoring it");
-                None
-            }
-            None => None,
-        };
-
-        let (store, fleet): (Arc<dyn OverrideStore>, _) = match &settings.fleet {
-            Some(fleet) => {
-                let redis = Arc::new(RedisStore::new(&fleet.url, &fleet.prefix, fleet.timeout)?);
-                (redis.clone(), Some(redis))
-            }
-            None => (
-                Arc::new(StateStore::open(settings.state_file.as_deref())?),
-                None,
-            ),
-        };
-        let overrides = match store.load().await {
-            Ok(overrides) => {
-                health.ok("overrides");
-                overrides
-            }
-            Err(error) => match snapshot.as_ref() {
-                Some(snapshot) => {
-                    health.failed("overrides", &error.to_string(), Serving::Snapshot);
-                    snapshot.overrides.clone()
-                }
-                None => {
-                    health.failed("overrides", &error.to_string(), Serving::Nothing);
-                    BTreeMap::new()
-                }
-            },
-        };
-
-        let unleash = match &settings.unleash {
-            None => {
-                health.unconfigured("unleash");
-                None
-            }
-            Some(unleash) => {
-                // A source of its own: its HTTP client belongs to this start-up runtime.
-                let source = UnleashSource::new(unleash)?;
-                match source.fetch().await {
-                    Ok(layer) => {
-                        health.ok("unleash");
-                        Some(layer)
-                    }
-                    Err(error) => match snapshot.as_ref().and_then(|s| s.unleash.clone()) {
-                        Some(layer) => {
-                            health.failed("unleash", &error.to_string(), Serving::Snapshot);
-                            Some(layer)
-                        }
-                        None => {
-                            health.failed("unleash", &error.to_string(), Serving::Nothing);
-                            None
-                        }
-                    },
-                }
-            }
-        };
+        let snapshot = read_snapshot(settings.snapshot_file.as_deref());
+        let (store, fleet) = open_store(&settings)?;
+        let overrides = first_overrides(store.as_ref(), snapshot.as_ref(), &health).await;
+        let unleash = first_unleash(settings.unleash.as_ref(), snapshot.as_ref(), &health).await?;
         if let Some(fleet) = &fleet {
             // Its connection was made on the start-up runtime; reconnect on the serving one.
             fleet.disconnect().await;
