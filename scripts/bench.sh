@@ -7,10 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-"$ROOT/scripts/setup.sh"
-start_local_postgres
-start_local_redis
-trap stop_local_services EXIT
+provision
 # The load generator is Debian's wrk (bookworm: 4.1.0), with LuaJIT for the suite's
 # fixed-rate script; nginx-light is the reverse proxy the gateway is compared with.
 apt_install nginx-light wrk fonts-dejavu-core

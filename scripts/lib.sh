@@ -98,3 +98,12 @@ stop_local_services() {
   done <"$STACK_DIR/started"
   rm -f "$STACK_DIR/started"
 }
+
+# What `make run`, `make test` and `make bench` start from: the project's tools installed,
+# Postgres and Redis reused or started, and those this script started stopped on exit.
+provision() {
+  "$ROOT/scripts/setup.sh"
+  start_local_postgres
+  start_local_redis
+  trap stop_local_services EXIT
+}

@@ -3,10 +3,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-"$ROOT/scripts/setup.sh"
-start_local_postgres
-start_local_redis
-trap stop_local_services EXIT
+provision
 
 say "Building"
 (cd "$ROOT" && cargo build --release --workspace --bins)

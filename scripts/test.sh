@@ -3,10 +3,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-"$ROOT/scripts/setup.sh"
-start_local_postgres
-start_local_redis
-trap stop_local_services EXIT
+provision
 
 cd "$ROOT"
 say "Dropping databases left by interrupted test runs"
@@ -34,4 +31,7 @@ say "Building binaries and tests"
 cargo build --release "${tested[@]}" --bins --tests --quiet --timings
 
 say "Running the tests"
-cargo test --release "${tested[@]}" --no-fail-fast
+# `#[sqlx::test]` creates each test's database on the server DATABASE_URL names (and
+# drops it when the test passes); the tests' own processes get their URLs explicitly.
+DATABASE_URL="postgres://postgres@$PG_HOST:$PG_PORT/postgres" \
+  cargo test --release "${tested[@]}" --no-fail-fast

@@ -13,7 +13,7 @@ use tokio::process::Command;
 use crate::load::{self, FIXED_RATE, Load, Measured, SATURATION};
 use crate::process::{Sampler, Usage};
 use crate::report::ms;
-use studyflow_testkit::stack::{DEV_ADMIN_TOKEN, Ports, Process};
+use studyflow_testkit::stack::{DEV_ADMIN_TOKEN, Ports, Process, gateway_command};
 
 /// How long and how hard each case runs.
 #[derive(Debug, Clone)]
@@ -230,25 +230,16 @@ impl Running {
             let ports = self.ports;
             let dir = &settings.work_dir;
             let _ = std::fs::remove_file(dir.join("state.json"));
-            let mut command = Command::new(settings.bin_dir.join("studyflow-gateway"));
+            let mut command = gateway_command(
+                &settings.bin_dir.join("studyflow-gateway"),
+                ports,
+                &self.legacy_url,
+                &format!("http://127.0.0.1:{}", ports.backend),
+            );
             command
                 .env("RUST_LOG", "warn")
-                .env(
-                    "STUDYFLOW_GATEWAY__LISTEN",
-                    format!("127.0.0.1:{}", ports.gateway),
-                )
-                .env(
-                    "STUDYFLOW_GATEWAY__ADMIN_LISTEN",
-                    format!("127.0.0.1:{}", ports.admin),
-                )
-                .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
                 .env("STUDYFLOW_GATEWAY__ROUTES_FILE", dir.join("routes.yaml"))
                 .env("STUDYFLOW_GATEWAY__STATE_FILE", dir.join("state.json"))
-                .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
-                .env(
-                    "STUDYFLOW_GATEWAY__NEW_URL",
-                    format!("http://127.0.0.1:{}", ports.backend),
-                )
                 .env("STUDYFLOW_GATEWAY__SHADOW__COMPARE", diffing.to_string());
             if diffing {
                 command.env(

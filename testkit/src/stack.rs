@@ -186,7 +186,8 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
+/// The built binary `name` of this workspace (the release build the tests run from).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir()?.join(name);
     if !path.exists() {
         bail!(
@@ -313,6 +314,26 @@ pub struct Stack {
     /// backend requires for a dry run; new for every stack.
     pub shadow_secret: String,
     processes: Vec<Process>,
+}
+
+/// A gateway's command with what every gateway of the tests and benchmarks is told:
+/// its two ports (`ports.gateway`, `ports.admin`; 0 takes free ones), its two sides and
+/// the development admin token. The caller adds the rest.
+pub fn gateway_command(binary: &Path, ports: Ports, legacy_url: &str, new_url: &str) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .env(
+            "STUDYFLOW_GATEWAY__LISTEN",
+            format!("127.0.0.1:{}", ports.gateway),
+        )
+        .env(
+            "STUDYFLOW_GATEWAY__ADMIN_LISTEN",
+            format!("127.0.0.1:{}", ports.admin),
+        )
+        .env("STUDYFLOW_GATEWAY__LEGACY_URL", legacy_url)
+        .env("STUDYFLOW_GATEWAY__NEW_URL", new_url)
+        .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN);
+    command
 }
 
 impl Stack {
@@ -448,20 +469,13 @@ impl Stack {
     }
 
     async fn start_gateway(&mut self) -> anyhow::Result<()> {
-        let ports = self.options.ports;
-        let mut command = Command::new(binary("studyflow-gateway")?);
+        let mut command = gateway_command(
+            &binary("studyflow-gateway")?,
+            self.options.ports,
+            &self.legacy_url,
+            &self.backend_url,
+        );
         command
-            .env(
-                "STUDYFLOW_GATEWAY__LISTEN",
-                format!("127.0.0.1:{}", ports.gateway),
-            )
-            .env(
-                "STUDYFLOW_GATEWAY__ADMIN_LISTEN",
-                format!("127.0.0.1:{}", ports.admin),
-            )
-            .env("STUDYFLOW_GATEWAY__LEGACY_URL", &self.legacy_url)
-            .env("STUDYFLOW_GATEWAY__NEW_URL", &self.backend_url)
-            .env("STUDYFLOW_GATEWAY__ADMIN_TOKEN", DEV_ADMIN_TOKEN)
             .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", &self.shadow_secret)
             .env("STUDYFLOW_GATEWAY__GUARD__JWT_SECRET", &self.jwt_secret)
             .env(

@@ -1,8 +1,6 @@
 //! The operator console in headless Chromium against a running stack (see
 //! `tests/js/console.browser.test.mjs`), writing the screenshots the README shows.
 
-use std::process::Stdio;
-
 use studyflow_testkit::stack::{self, DEV_ADMIN_TOKEN, Stack, StackOptions};
 
 #[tokio::test]
@@ -20,33 +18,22 @@ async fn the_console_runs_a_canary_and_a_rollback_in_a_browser() {
     let database = options.database.clone();
     let dir = options.log_dir.clone();
     let stack = Stack::start(options).await.expect("stack starts");
-    let root = stack::repo_root();
-    let output = tokio::process::Command::new("node")
-        .arg("--test")
-        .arg("--test-reporter=tap")
-        .arg(root.join("tests/js/console.browser.test.mjs"))
-        .current_dir(root.join("tests"))
-        .env("STUDYFLOW_GATEWAY_URL", &stack.gateway_url)
-        .env("STUDYFLOW_ADMIN_URL", &stack.admin_url)
-        .env("STUDYFLOW_ADMIN_TOKEN", DEV_ADMIN_TOKEN)
-        .env("STUDYFLOW_SCREENSHOTS", &dir)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("node runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let env = [
+        ("STUDYFLOW_GATEWAY_URL", stack.gateway_url.clone()),
+        ("STUDYFLOW_ADMIN_URL", stack.admin_url.clone()),
+        ("STUDYFLOW_ADMIN_TOKEN", DEV_ADMIN_TOKEN.to_owned()),
+        ("STUDYFLOW_SCREENSHOTS", dir.display().to_string()),
+    ];
+    let (success, report) = crate::harness::node_test("console.browser.test.mjs", &env).await;
     assert!(
-        output.status.success() && report.contains("# fail 0"),
+        success && report.contains("# fail 0"),
         "browser test failed:\n{report}"
     );
     for shot in ["console-routes.png", "console-sample.png"] {
         assert!(dir.join(shot).exists(), "{shot} written");
         // The README shows these: every run keeps them current.
-        std::fs::copy(dir.join(shot), root.join("docs").join(shot)).expect("copy screenshot");
+        std::fs::copy(dir.join(shot), stack::repo_root().join("docs").join(shot))
+            .expect("copy screenshot");
     }
     stack.stop().await;
     let _ = studyflow_testkit::database::drop(&database).await;

@@ -36,23 +36,15 @@ pub fn routes_file_with_phases(dir: &Path, phases: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// Runs a Node test file from `tests/js` against the stack's gateway, expecting every
-/// answer to come from `side`. Panics with the runner's output when a test fails.
-pub async fn run_node_test(stack: &Stack, file: &str, side: &str) {
-    run_node_test_with(stack, file, side, &[]).await;
-}
-
-/// [`run_node_test`] with more environment for the test file.
-pub async fn run_node_test_with(stack: &Stack, file: &str, side: &str, env: &[(&str, String)]) {
+/// Runs `tests/js/<file>` with Node's test runner (TAP) and `env`; whether it passed, and
+/// what it printed.
+pub async fn node_test(file: &str, env: &[(&str, String)]) -> (bool, String) {
     let root = stack::repo_root();
     let output = tokio::process::Command::new("node")
         .arg("--test")
         .arg("--test-reporter=tap")
         .arg(root.join("tests/js").join(file))
         .current_dir(root.join("tests"))
-        .env("STUDYFLOW_GATEWAY_URL", &stack.gateway_url)
-        .env("STUDYFLOW_ANON_KEY", stack.anon_key())
-        .env("STUDYFLOW_EXPECT_SIDE", side)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .kill_on_drop(true)
         .stdin(Stdio::null())
@@ -64,10 +56,25 @@ pub async fn run_node_test_with(stack: &Stack, file: &str, side: &str, env: &[(&
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "{file} failed with the route on {side}:\n{report}"
-    );
+    (output.status.success(), report)
+}
+
+/// Runs a Node test file from `tests/js` against the stack's gateway, expecting every
+/// answer to come from `side`. Panics with the runner's output when a test fails.
+pub async fn run_node_test(stack: &Stack, file: &str, side: &str) {
+    run_node_test_with(stack, file, side, &[]).await;
+}
+
+/// [`run_node_test`] with more environment for the test file.
+pub async fn run_node_test_with(stack: &Stack, file: &str, side: &str, env: &[(&str, String)]) {
+    let mut all = vec![
+        ("STUDYFLOW_GATEWAY_URL", stack.gateway_url.clone()),
+        ("STUDYFLOW_ANON_KEY", stack.anon_key()),
+        ("STUDYFLOW_EXPECT_SIDE", side.to_owned()),
+    ];
+    all.extend(env.iter().cloned());
+    let (success, report) = node_test(file, &all).await;
+    assert!(success, "{file} failed with the route on {side}:\n{report}");
     let passed = report
         .lines()
         .find_map(|line| line.strip_prefix("# pass "))

@@ -628,6 +628,14 @@ impl Gateway {
     }
 
     /// Runs the operator CLI against this gateway.
+    /// The CLI with `--config` naming this gateway's configuration file first.
+    pub async fn cli_configured(&self, args: &[&str]) -> (bool, String) {
+        let config = self.config_file();
+        let mut all = vec!["--config", config.to_str().expect("a UTF-8 path")];
+        all.extend_from_slice(args);
+        self.cli(&all).await
+    }
+
     pub async fn cli(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
             .args(args)

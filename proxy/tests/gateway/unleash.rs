@@ -53,14 +53,7 @@ async fn flags_sync_creates_the_toggles_and_unleash_drives_the_split() {
     );
 
     // `flags sync` creates one toggle per route from the routes file.
-    let (ok, out) = gateway
-        .cli(&[
-            "--config",
-            gateway.config_file().to_str().expect("path"),
-            "flags",
-            "sync",
-        ])
-        .await;
+    let (ok, out) = gateway.cli_configured(&["flags", "sync"]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains("gateway.split") && out.contains("created") && out.contains("canary 30%"),
@@ -113,14 +106,7 @@ async fn flags_sync_creates_the_toggles_and_unleash_drives_the_split() {
         .await;
     assert_eq!(status, 404, "blocked routes get no toggle");
     // Running it again updates in place.
-    let (ok, out) = gateway
-        .cli(&[
-            "--config",
-            gateway.config_file().to_str().expect("path"),
-            "flags",
-            "sync",
-        ])
-        .await;
+    let (ok, out) = gateway.cli_configured(&["flags", "sync"]).await;
     assert!(ok && out.contains("updated"), "{out}");
 
     // `flags sync` writes a new toggle in steps (create it switched off, put its
