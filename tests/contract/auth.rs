@@ -236,8 +236,9 @@ async fn hs256_tokens_and_their_failures() {
     app.finish().await;
 }
 
-#[tokio::test]
-async fn tokens_not_yet_valid_are_refused() {
+/// A JWKS endpoint serving EC key `k1` and RSA key `r1` (the keys can be changed through
+/// the shared set); returns the set, the server's base URL and its task.
+async fn jwks_server() -> (Shared, String, tokio::task::JoinHandle<()>) {
     let shared: Shared = Arc::new(Mutex::new(Jwks {
         keys: vec![ec_jwk("k1", EC_KEY_1_X, EC_KEY_1_Y), rsa_jwk("r1")],
         ..Jwks::default()
@@ -245,11 +246,20 @@ async fn tokens_not_yet_valid_are_refused() {
     let router = axum::Router::new()
         .route("/auth/v1/.well-known/jwks.json", get(jwks))
         .with_state(shared.clone());
-    let (jwks_url, jwks_task) = serve(router).await;
+    let (url, task) = serve(router).await;
+    (shared, url, task)
+}
+
+/// Supabase's JWKS address under `base`.
+fn jwks_address(base: &str) -> reqwest::Url {
+    reqwest::Url::parse(&format!("{base}/auth/v1/.well-known/jwks.json")).expect("url")
+}
+
+#[tokio::test]
+async fn tokens_not_yet_valid_are_refused() {
+    let (_keys, jwks_url, jwks_task) = jwks_server().await;
     let app = TestApp::start_with("auth_nbf", |c| {
-        c.auth.jwks_url = Some(
-            reqwest::Url::parse(&format!("{jwks_url}/auth/v1/.well-known/jwks.json")).expect("url"),
-        );
+        c.auth.jwks_url = Some(jwks_address(&jwks_url));
     })
     .await;
     // `nbf` beyond now + the leeway (5 s): the invalid-token answer, whatever signed it.
@@ -280,18 +290,9 @@ async fn tokens_not_yet_valid_are_refused() {
 
 #[tokio::test]
 async fn es256_and_rs256_through_a_cached_jwks() {
-    let shared: Shared = Arc::new(Mutex::new(Jwks {
-        keys: vec![ec_jwk("k1", EC_KEY_1_X, EC_KEY_1_Y), rsa_jwk("r1")],
-        ..Jwks::default()
-    }));
-    let router = axum::Router::new()
-        .route("/auth/v1/.well-known/jwks.json", get(jwks))
-        .with_state(shared.clone());
-    let (jwks_url, jwks_task) = serve(router).await;
+    let (shared, jwks_url, jwks_task) = jwks_server().await;
     let app = TestApp::start_with("auth_jwks", |c| {
-        c.auth.jwks_url = Some(
-            reqwest::Url::parse(&format!("{jwks_url}/auth/v1/.well-known/jwks.json")).expect("url"),
-        );
+        c.auth.jwks_url = Some(jwks_address(&jwks_url));
         c.auth.jwks_min_refetch_secs = 0;
     })
     .await;

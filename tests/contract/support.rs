@@ -212,16 +212,20 @@ impl TestApp {
 
     /// What the fake providers received, oldest first.
     pub async fn provider_requests(&self) -> Vec<Value> {
-        let answer: Value = self
-            .client
+        let answer = self.fake_providers_log().await;
+        answer["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The fake providers' log: the requests they received and the disconnects they saw.
+    async fn fake_providers_log(&self) -> Value {
+        self.client
             .get(format!("{}/_fake/requests", self.providers_url))
             .send()
             .await
             .expect("fake answers")
             .json()
             .await
-            .expect("json");
-        answer["requests"].as_array().cloned().unwrap_or_default()
+            .expect("json")
     }
 
     /// The last request the fake providers received.
@@ -398,15 +402,7 @@ impl TestApp {
 
     /// The fake providers' disconnect counter (streaming clients that went away).
     pub async fn provider_disconnects(&self) -> u64 {
-        let answer: Value = self
-            .client
-            .get(format!("{}/_fake/requests", self.providers_url))
-            .send()
-            .await
-            .expect("fake answers")
-            .json()
-            .await
-            .expect("json");
+        let answer = self.fake_providers_log().await;
         answer["disconnects"].as_u64().unwrap_or(0)
     }
 
