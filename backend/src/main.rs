@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use studyflow_backend::ai_types::{AiUse, ChainEntry};
+use studyflow_backend::cli::migrate::MigrateCommand;
 use studyflow_backend::cli::prompts::PromptsCommand;
 use studyflow_backend::cli::vault::VaultCommand;
 use studyflow_backend::{AppState, BackendConfig, cli, db};
@@ -26,9 +27,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply the database migrations, then serve (the default).
-    Serve,
-    /// Apply the database migrations and exit.
-    Migrate,
+    Serve {
+        /// Serve without applying migrations (they were applied by `migrate up`).
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply (`up`, the default) or report (`status`) the database migrations, without
+    /// serving.
+    Migrate {
+        #[command(subcommand)]
+        command: Option<MigrateCommand>,
+    },
     /// Manage the provider key vault (VAULT_MASTER_KEY).
     Vault {
         #[command(subcommand)]
@@ -45,31 +54,31 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = BackendConfig::load(cli.config.as_deref())?;
-    let command = cli.command.unwrap_or(Command::Serve);
-    // The vault and prompts commands print their results on stdout; logs go to stderr.
+    let command = cli.command.unwrap_or(Command::Serve { no_migrate: false });
+    // The operator commands print their results on stdout; logs go to stderr.
     init_logging(
         config.server.json_logs,
-        matches!(command, Command::Vault { .. } | Command::Prompts { .. }),
+        !matches!(command, Command::Serve { .. }),
     );
-    match command {
-        Command::Vault { command } => {
-            cli::vault::run(&config, command).await?;
-            return Ok(());
+    let no_migrate = match command {
+        Command::Vault { command } => return Ok(cli::vault::run(&config, command).await?),
+        Command::Prompts { command } => return cli::prompts::run(&config, command),
+        Command::Migrate { command } => {
+            let pool = db::pool(&config)?;
+            let result = cli::migrate::run(&pool, command.unwrap_or(MigrateCommand::Up)).await;
+            pool.close().await;
+            return Ok(result?);
         }
-        Command::Prompts { command } => {
-            cli::prompts::run(&config, command)?;
-            return Ok(());
-        }
-        Command::Serve | Command::Migrate => {}
-    }
+        Command::Serve { no_migrate } => no_migrate,
+    };
     log_configuration(&config);
     let state = AppState::new(config)?;
-    db::migrate(&state.db)
-        .await
-        .context("applying migrations")?;
-    if matches!(command, Command::Migrate) {
-        tracing::info!("migrations applied");
-        return Ok(());
+    if no_migrate {
+        tracing::info!("--no-migrate: serving without applying migrations");
+    } else {
+        db::migrate(&state.db)
+            .await
+            .context("applying migrations")?;
     }
     let _vault_refresh = state.open_vault().await;
     let listener = tokio::net::TcpListener::bind(state.config.server.listen_addr)

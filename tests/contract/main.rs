@@ -18,6 +18,7 @@ mod auth_validation;
 mod client_address;
 mod dry_run;
 mod encryption;
+mod migrate;
 mod operational;
 mod security_events;
 mod security_monitor;
