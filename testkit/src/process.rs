@@ -105,6 +105,23 @@ async fn copy_announcing(
     }
 }
 
+/// Runs `command` to its end (stdin closed): whether it succeeded, and what it printed,
+/// stdout then stderr. Panics when it cannot be started.
+pub async fn run_to_end(command: &mut tokio::process::Command) -> (bool, String) {
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{command:?} cannot run: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
 /// The last 30 lines of a log file.
 pub fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();

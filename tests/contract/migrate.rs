@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use studyflow_backend::db::MIGRATOR;
+use studyflow_testkit::process::run_to_end;
 use studyflow_testkit::stack::binary;
 
 /// Runs the backend binary with `args` on `database`; whether it succeeded, and what it
@@ -16,19 +17,23 @@ async fn backend(database: &PgConnectOptions, args: &[&str]) -> (bool, String) {
         database.get_port(),
         database.get_database().expect("a database name"),
     );
-    let output = tokio::process::Command::new(binary("studyflow-backend").expect("built"))
+    let mut command = tokio::process::Command::new(binary("studyflow-backend").expect("built"));
+    command
         .args(args)
         .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("the backend runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+        .env("RUST_LOG", "warn");
+    run_to_end(&mut command).await
+}
+
+/// `migrate status` succeeds and reports `applied` and `pending` migrations, each on its
+/// line and in the summary.
+async fn status_shows(database: &PgConnectOptions, applied: usize, pending: usize) {
+    let (ok, out) = backend(database, &["migrate", "status"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(": applied ").count(), applied, "{out}");
+    assert_eq!(out.matches(": pending").count(), pending, "{out}");
+    let summary = format!("{applied} applied, {pending} pending, 0 inconsistent");
+    assert!(out.contains(&summary), "{out}");
 }
 
 #[sqlx::test(migrations = false)]
@@ -38,34 +43,17 @@ async fn migrate_status_and_up_report_and_apply_without_serving(
 ) {
     let total = MIGRATOR.iter().count();
     assert!(total > 0);
-
-    let (ok, out) = backend(&database, &["migrate", "status"]).await;
-    assert!(ok, "{out}");
-    assert_eq!(out.matches(": pending").count(), total, "{out}");
-    assert!(
-        out.contains(&format!("0 applied, {total} pending, 0 inconsistent")),
-        "{out}"
-    );
+    status_shows(&database, 0, total).await;
 
     let (ok, out) = backend(&database, &["migrate", "up"]).await;
-    assert!(ok, "{out}");
-    assert!(
-        out.contains(&format!("{total} migration(s) applied")),
-        "{out}"
-    );
+    let applied = format!("{total} migration(s) applied");
+    assert!(ok && out.contains(&applied), "{out}");
     let (ok, out) = backend(&database, &["migrate"]).await;
     assert!(
         ok && out.contains("0 migration(s) applied"),
         "up is the default: {out}"
     );
-
-    let (ok, out) = backend(&database, &["migrate", "status"]).await;
-    assert!(ok, "{out}");
-    assert_eq!(out.matches(": applied ").count(), total, "{out}");
-    assert!(
-        out.contains(&format!("{total} applied, 0 pending, 0 inconsistent")),
-        "{out}"
-    );
+    status_shows(&database, total, 0).await;
 
     // A migration this build does not carry, and one whose SQL changed since: reported,
     // and the command fails so a deployment script stops.

@@ -1,7 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde_json::Value;
 use studyflow_testkit::stack::{self, DEV_ADMIN_TOKEN, Stack};
@@ -40,23 +39,14 @@ pub fn routes_file_with_phases(dir: &Path, phases: &[(&str, &str)]) -> PathBuf {
 /// what it printed.
 pub async fn node_test(file: &str, env: &[(&str, String)]) -> (bool, String) {
     let root = stack::repo_root();
-    let output = tokio::process::Command::new("node")
+    let mut command = tokio::process::Command::new("node");
+    command
         .arg("--test")
         .arg("--test-reporter=tap")
         .arg(root.join("tests/js").join(file))
         .current_dir(root.join("tests"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .kill_on_drop(true)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("node runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), report)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    studyflow_testkit::process::run_to_end(&mut command).await
 }
 
 /// Runs a Node test file from `tests/js` against the stack's gateway, expecting every

@@ -637,20 +637,13 @@ impl Gateway {
     }
 
     pub async fn cli(&self, args: &[&str]) -> (bool, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"));
+        command
             .args(args)
             .env("STUDYFLOW_ADMIN_URL", &self.admin_url)
             .env("STUDYFLOW_ADMIN_TOKEN", TOKEN)
-            .env("STUDYFLOW_OPERATOR", "cli-operator")
-            .output()
-            .await
-            .expect("cli runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
+            .env("STUDYFLOW_OPERATOR", "cli-operator");
+        studyflow_testkit::process::run_to_end(&mut command).await
     }
 }
 
