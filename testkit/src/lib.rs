@@ -12,5 +12,6 @@
 pub mod database;
 pub mod fake_providers;
 pub mod process;
+pub mod relay;
 pub mod stack;
 pub mod tokens;
