@@ -7,7 +7,9 @@
 //!   algorithm family (no HS256-with-a-public-key confusion);
 //! - `exp` is in the future and `nbf`, when present, is not (both with the configured
 //!   leeway), `aud` is `authenticated`, `role` is `authenticated`, and `sub` is a uuid;
-//! - the user exists in `auth.users`, as Supabase Auth requires.
+//! - the user exists in `auth.users`, as Supabase Auth requires;
+//! - its session was not revoked (a sign-out, or an operator's revocation; see
+//!   [`crate::sessions`]).
 //!
 //! Why a token failed is logged at debug level; functions answer every failure with
 //! their own legacy message.
@@ -18,6 +20,7 @@ use serde::Deserialize;
 
 use crate::config::BackendConfig;
 use crate::jwks::JwksCache;
+use crate::sessions::{Revocations, Standing, TokenSession};
 use crate::store::RequestDb;
 
 /// The audience and role of a signed-in user's token.
@@ -48,12 +51,17 @@ pub enum AuthError {
     UnknownUser,
     #[error("user lookup failed: {0}")]
     Lookup(#[from] sqlx::Error),
+    #[error("the session was revoked")]
+    Revoked,
 }
 
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: Option<String>,
     role: Option<String>,
+    exp: i64,
+    iat: Option<i64>,
+    session_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +87,8 @@ pub struct Authenticator {
     hs256: Option<DecodingKey>,
     jwks: Option<JwksCache>,
     leeway: u64,
+    /// Revoked sessions; `None` in unit tests that check signatures alone.
+    revocations: Option<Revocations>,
 }
 
 impl Authenticator {
@@ -95,7 +105,14 @@ impl Authenticator {
                 .as_ref()
                 .map(|url| JwksCache::new(url.to_string(), http, config)),
             leeway: config.auth.jwt_leeway_secs,
+            revocations: None,
         }
+    }
+
+    /// Refuses tokens of revoked sessions too.
+    pub fn with_revocations(mut self, revocations: Revocations) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// The key that must have signed a token with this header.
@@ -161,8 +178,8 @@ impl Authenticator {
         })
     }
 
-    /// Verifies the token's signature and claims; returns the user id it names.
-    pub async fn verify(&self, token: &str) -> Result<uuid::Uuid, AuthError> {
+    /// Verifies the token's signature and claims; returns the user and session it names.
+    pub async fn verify(&self, token: &str) -> Result<TokenSession, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         let key = self.key_for(&header).await?;
         let mut validation = self.validation(header.alg);
@@ -172,20 +189,41 @@ impl Authenticator {
         if claims.role.as_deref() != Some(AUTHENTICATED) {
             return Err(AuthError::Role);
         }
-        claims
+        let user = claims
             .sub
             .as_deref()
             .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
-            .ok_or(AuthError::Subject)
+            .ok_or(AuthError::Subject)?;
+        Ok(TokenSession {
+            user,
+            // A session id that is not a uuid names no session Supabase issued.
+            session: claims
+                .session_id
+                .as_deref()
+                .and_then(|id| uuid::Uuid::parse_str(id).ok()),
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        })
     }
 
     /// `supabase.auth.getUser(jwt)`: a valid token of an existing user.
     pub async fn user(&self, db: &mut RequestDb, token: &str) -> Result<User, AuthError> {
-        let id = self.verify(token).await?;
-        if !db.user_exists(id).await? {
+        let session = self.verify(token).await?;
+        if let Some(revocations) = &self.revocations {
+            match revocations.standing(&session).await {
+                Standing::Revoked => return Err(AuthError::Revoked),
+                Standing::Unknown => {
+                    tracing::warn!(
+                        "revocations unreadable: the token is accepted until it expires"
+                    );
+                }
+                Standing::Valid => {}
+            }
+        }
+        if !db.user_exists(session.user).await? {
             return Err(AuthError::UnknownUser);
         }
-        Ok(User { id })
+        Ok(User { id: session.user })
     }
 
     /// The user behind an `Authorization` header value, with the legacy's parsing: the
@@ -238,11 +276,27 @@ mod tests {
 
     #[tokio::test]
     async fn accepts_a_valid_hs256_token() {
-        let id = authenticator()
+        let verified = authenticator()
             .verify(&token(claims(60), SECRET))
             .await
             .expect("valid");
-        assert_eq!(id.to_string(), "5f8c1a52-7c3e-4b6e-9a51-3d2f0c9b8e01");
+        assert_eq!(
+            verified.user.to_string(),
+            "5f8c1a52-7c3e-4b6e-9a51-3d2f0c9b8e01"
+        );
+        assert_eq!(verified.session, None);
+        let mut with_session = claims(60);
+        with_session["session_id"] = json!("0b6f4c5e-2d1a-4f3b-8c9d-7e6a5b4c3d2e");
+        with_session["iat"] = json!(now());
+        let verified = authenticator()
+            .verify(&token(with_session, SECRET))
+            .await
+            .expect("valid");
+        assert_eq!(
+            verified.session.map(|s| s.to_string()).as_deref(),
+            Some("0b6f4c5e-2d1a-4f3b-8c9d-7e6a5b4c3d2e")
+        );
+        assert!(verified.issued_at.is_some());
     }
 
     #[tokio::test]

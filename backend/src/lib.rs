@@ -36,6 +36,7 @@ pub mod rate_limit;
 pub mod realtime;
 pub mod redis_client;
 pub mod security_audit;
+pub mod sessions;
 pub mod shadow;
 pub mod state;
 pub mod store;

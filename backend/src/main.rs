@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use studyflow_backend::ai_types::{AiUse, ChainEntry};
 use studyflow_backend::cli::migrate::MigrateCommand;
 use studyflow_backend::cli::prompts::PromptsCommand;
+use studyflow_backend::cli::sessions::SessionsCommand;
 use studyflow_backend::cli::vault::VaultCommand;
 use studyflow_backend::{AppState, BackendConfig, cli, db};
 
@@ -38,6 +39,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<MigrateCommand>,
     },
+    /// Revoke a user's or one session's tokens on every instance sharing Redis.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
     /// Manage the provider key vault (VAULT_MASTER_KEY).
     Vault {
         #[command(subcommand)]
@@ -68,6 +74,15 @@ async fn main() -> anyhow::Result<()> {
             let result = cli::migrate::run(&pool, command.unwrap_or(MigrateCommand::Up)).await;
             pool.close().await;
             return Ok(result?);
+        }
+        Command::Sessions { command } => {
+            let metrics = std::sync::Arc::new(studyflow_backend::metrics::Metrics::new()?);
+            let redis = studyflow_backend::redis_client::RedisClient::new(&config, metrics)?;
+            let revocations = studyflow_backend::sessions::Revocations::new(
+                redis,
+                config.auth.token_lifetime_secs,
+            );
+            return Ok(cli::sessions::run(&revocations, command).await?);
         }
         Command::Serve { no_migrate } => no_migrate,
     };

@@ -38,6 +38,8 @@ pub struct AppState {
     /// Security events (failed auth, rate limits, vault access).
     pub audit: SecurityAudit,
     pub auth: Authenticator,
+    /// Revoked sessions, shared through Redis (the authenticator reads them too).
+    pub revocations: crate::sessions::Revocations,
     pub rate_limiter: AiRateLimiter,
     /// Realtime rooms of this instance.
     pub realtime: crate::realtime::Hub,
@@ -68,7 +70,9 @@ impl AppState {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .build()?;
-        let auth = Authenticator::new(&config, http);
+        let revocations =
+            crate::sessions::Revocations::new(redis.clone(), config.auth.token_lifetime_secs);
+        let auth = Authenticator::new(&config, http).with_revocations(revocations.clone());
         let prompts = crate::prompts::Prompts::load(config.prompts.dir.as_deref())
             .map_err(|why| Error::Config(format!("prompts: {why}")))?;
         Ok(Self {
@@ -88,6 +92,7 @@ impl AppState {
             keys,
             audit,
             auth,
+            revocations,
             cipher: Arc::default(),
             shadow: ShadowMarker::new(config.shadow.secret.clone()),
             shadow_budget: Arc::new(crate::providers::budget::ShadowBudget::new(

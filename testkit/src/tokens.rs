@@ -11,9 +11,23 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// An access token for user `sub`, valid for `ttl_secs` (negative: already expired).
+/// An access token for user `sub`, valid for `ttl_secs` (negative: already expired), of
+/// a new session.
 pub fn access_token(secret: &str, sub: &str, email: &str, ttl_secs: i64) -> String {
-    let iat = now();
+    let session = uuid::Uuid::new_v4().to_string();
+    session_token(secret, sub, email, &session, now(), ttl_secs)
+}
+
+/// An access token of session `session` for user `sub`, issued at `iat` (seconds since
+/// the epoch) and valid for `ttl_secs` from then.
+pub fn session_token(
+    secret: &str,
+    sub: &str,
+    email: &str,
+    session: &str,
+    iat: i64,
+    ttl_secs: i64,
+) -> String {
     let claims = json!({
         "iss": "http://127.0.0.1/auth/v1",
         "sub": sub,
@@ -27,7 +41,7 @@ pub fn access_token(secret: &str, sub: &str, email: &str, ttl_secs: i64) -> Stri
         "role": "authenticated",
         "aal": "aal1",
         "amr": [{"method": "password", "timestamp": iat}],
-        "session_id": uuid::Uuid::new_v4().to_string(),
+        "session_id": session,
         "is_anonymous": false,
     });
     sign(secret, &claims)

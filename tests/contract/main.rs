@@ -23,6 +23,7 @@ mod operational;
 mod security_events;
 mod security_monitor;
 mod semantic_search;
+mod sessions;
 mod shared_database;
 mod support;
 mod vault;

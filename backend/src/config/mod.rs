@@ -89,6 +89,7 @@ pub const ENV_ALIASES: &[(&str, &str)] = &[
     ("JWT_LEEWAY_SECS", "auth.jwt_leeway_secs"),
     ("JWKS_CACHE_SECS", "auth.jwks_cache_secs"),
     ("JWKS_MIN_REFETCH_SECS", "auth.jwks_min_refetch_secs"),
+    ("JWT_EXPIRY_SECS", "auth.token_lifetime_secs"),
     ("ENCRYPTION_KEY", "encryption.key"),
     ("ENCRYPTION_SALT", "encryption.salt"),
     ("DEEPSEEK_API_KEY", "providers.deepseek.api_key"),

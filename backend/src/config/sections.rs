@@ -153,6 +153,9 @@ pub struct AuthConfig {
     pub jwks_cache_secs: u64,
     /// Least time between two JWKS fetches caused by unknown key ids.
     pub jwks_min_refetch_secs: u64,
+    /// The longest an access token lives (the project's JWT expiry), seconds: how long
+    /// a revocation of all of a user's sessions is kept (see [`crate::sessions`]).
+    pub token_lifetime_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -163,7 +166,14 @@ impl Default for AuthConfig {
             jwt_leeway_secs: 5,
             jwks_cache_secs: 600,
             jwks_min_refetch_secs: 10,
+            token_lifetime_secs: 3600,
         }
+    }
+}
+
+impl AuthConfig {
+    fn check(&self) -> Result<()> {
+        at_least_one(&[("JWT_EXPIRY_SECS", self.token_lifetime_secs)])
     }
 }
 
@@ -581,6 +591,7 @@ impl super::BackendConfig {
         self.server.check()?;
         self.database.check()?;
         self.redis.check()?;
+        self.auth.check()?;
         self.providers.check()?;
         self.ai.check()?;
         self.vault.decode()?;

@@ -201,6 +201,7 @@ impl Invocation {
             None => "missing_header",
             Some(AuthError::Lookup(_)) => return,
             Some(AuthError::UnknownUser) => "unknown_user",
+            Some(AuthError::Revoked) => "revoked_session",
             Some(_) => "invalid_token",
         };
         let event = SecurityEvent::new(
