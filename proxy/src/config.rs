@@ -36,6 +36,8 @@ pub struct GatewayConfig {
     pub unleash: Option<UnleashConfig>,
     /// Overrides shared by every gateway instance through Redis.
     pub fleet: FleetConfig,
+    /// Sign-outs recorded as revocations for the backend (see [`crate::logout`]).
+    pub sessions: SessionsConfig,
     /// Automatic rollback of a route whose new side misbehaves.
     pub guard: GuardConfig,
     /// What `promote` requires before moving a route forward.
@@ -126,6 +128,33 @@ impl UnleashConfig {
             environment: self.environment.clone(),
             refresh: Duration::from_millis(self.refresh_ms),
             timeout: Duration::from_millis(self.timeout_ms),
+        }
+    }
+}
+
+/// Where accepted sign-outs (`POST /auth/v1/logout`) are recorded: the Redis and key
+/// prefix the backend reads its revocations from (its `REDIS_URL` and
+/// `REDIS_KEY_PREFIX`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// `redis://host:port[/db]`; unset: sign-outs are passed through, not recorded.
+    pub redis_url: Option<SecretString>,
+    /// The backend's `REDIS_KEY_PREFIX`.
+    pub key_prefix: String,
+    /// The project's JWT expiry (the backend's `JWT_EXPIRY_SECS`).
+    pub token_lifetime_secs: u64,
+    /// Time the record may take before the answer goes back without it.
+    pub timeout_ms: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: "studyflow:".into(),
+            token_lifetime_secs: 3600,
+            timeout_ms: 300,
         }
     }
 }
@@ -461,6 +490,7 @@ impl Default for GatewayConfig {
             snapshot_file: None,
             unleash: None,
             fleet: FleetConfig::default(),
+            sessions: SessionsConfig::default(),
             guard: GuardConfig::default(),
             promotion: PromotionConfig::default(),
             console: ConsoleConfig::default(),
@@ -544,6 +574,13 @@ impl GatewayConfig {
         }
         self.console.validate()?;
         self.fleet.validate()?;
+        at_least_one(&[
+            (
+                "sessions.token_lifetime_secs",
+                self.sessions.token_lifetime_secs,
+            ),
+            ("sessions.timeout_ms", self.sessions.timeout_ms),
+        ])?;
         self.guard.validate()?;
         self.promotion.validate()
     }

@@ -24,6 +24,7 @@ use studyflow_flags::{Side, canonical_path};
 
 use crate::control::Control;
 use crate::identity::{Clients, request_identity};
+use crate::logout::{LOGOUT_PATH, LogoutRecorder, PendingLogout};
 use crate::metrics::Metrics;
 use crate::routing::{Decision, Route, RouteTable};
 use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower, sampled};
@@ -49,6 +50,9 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// Client addresses behind trusted load balancers, and verified callers.
     clients: Clients,
+    /// Records accepted sign-outs for the backend; `None` when `sessions.redis_url` is
+    /// unset.
+    logout: Option<LogoutRecorder>,
 }
 
 /// What the gateway knows about one request as it goes through pingora's phases.
@@ -66,6 +70,8 @@ pub struct RequestCtx {
     canonical: Option<String>,
     /// The connection's peer, looked up once per request.
     peer: Option<IpAddr>,
+    /// A sign-out on its way to Supabase Auth, recorded once Auth accepts it.
+    logout: Option<Box<PendingLogout>>,
 }
 
 impl Gateway {
@@ -74,12 +80,14 @@ impl Gateway {
         shadower: Shadower,
         metrics: Arc<Metrics>,
         clients: Clients,
+        logout: Option<LogoutRecorder>,
     ) -> Self {
         Self {
             control,
             shadower,
             metrics,
             clients,
+            logout,
         }
     }
 }
@@ -205,6 +213,7 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             canonical: None,
             peer: None,
+            logout: None,
         }
     }
 
@@ -246,6 +255,10 @@ impl ProxyHttp for Gateway {
         }
         let request = session.req_header();
         let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
+        if self.logout.is_some() && path == LOGOUT_PATH && request.method == http::Method::POST {
+            ctx.logout = PendingLogout::of(header(request, "authorization"), request.uri.query())
+                .map(Box::new);
+        }
         // The client's address is only needed for a canary request that carries no token.
         let client = || {
             self.clients
@@ -406,6 +419,12 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let (Some(recorder), Some(pending)) = (&self.logout, ctx.logout.take())
+            && response.status.is_success()
+        {
+            // Before the answer goes back: the client's next request is refused already.
+            recorder.record(&pending.0).await;
+        }
         if let Some(plan) = ctx.shadow.as_mut() {
             plan.served_head(
                 response,

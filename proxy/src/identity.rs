@@ -171,18 +171,24 @@ pub fn request_identity<'a>(
 /// The `sub` claim of a JWT, read without verifying it (the upstreams verify tokens; the
 /// gateway only needs a stable identity). Anon keys carry no `sub`.
 fn jwt_subject(token: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        sub: Option<String>,
+    }
+    let claims: Claims = unverified_claims(token)?;
+    claims.sub.filter(|sub| !sub.is_empty())
+}
+
+/// A JWT's claims, read without verifying it: only where another party verifies the
+/// token (the upstreams, Supabase Auth). `None` for anything that is not a JWT.
+pub fn unverified_claims<T: serde::de::DeserializeOwned>(token: &str) -> Option<T> {
     let mut parts = token.split('.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || payload.len() > 8 * 1024 {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    #[derive(serde::Deserialize)]
-    struct Claims {
-        sub: Option<String>,
-    }
-    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
-    claims.sub.filter(|sub| !sub.is_empty())
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Unleash's sticky bucket (1–100) of `user` within `group`.

@@ -28,6 +28,7 @@ pub mod guard;
 pub mod health;
 pub mod history;
 pub mod identity;
+pub mod logout;
 pub mod metrics;
 pub mod operations;
 pub mod promotion;

@@ -22,6 +22,7 @@ use crate::gateway::Gateway;
 use crate::guard::GuardService;
 use crate::history::{History, Recorder};
 use crate::identity::Clients;
+use crate::logout::LogoutRecorder;
 use crate::metrics::Metrics;
 use crate::shadow::{self, ComparedPair};
 use crate::sources::FlagSources;
@@ -146,6 +147,7 @@ pub fn run(prepared: Prepared) -> Result<()> {
         shadower,
         Arc::clone(&metrics),
         clients,
+        LogoutRecorder::new(&config.sessions)?,
     );
     // Every port is bound (or refused) before anything serves.
     let proxy_port = ProxyPort::bind(&config.listen)?;

@@ -477,6 +477,12 @@ impl Stack {
         );
         command
             .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", &self.shadow_secret)
+            // Sign-outs are recorded where the backend reads revocations (its default
+            // key prefix).
+            .env(
+                "STUDYFLOW_GATEWAY__SESSIONS__REDIS_URL",
+                &self.options.redis_url,
+            )
             .env("STUDYFLOW_GATEWAY__GUARD__JWT_SECRET", &self.jwt_secret)
             .env(
                 "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",

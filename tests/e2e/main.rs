@@ -12,4 +12,5 @@ mod harness;
 mod observability;
 mod parity;
 mod realtime;
+mod signout;
 mod walkthrough;

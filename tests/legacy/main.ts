@@ -12,6 +12,7 @@ import { handler as authValidation } from "./functions/auth-validation.ts";
 import { handler as encryption } from "./functions/encryption.ts";
 import { handler as securityMonitor } from "./functions/security-monitor.ts";
 import { handler as semanticSearch } from "./functions/semantic-search.ts";
+import { getUser } from "./shared/auth.ts";
 
 type Handler = (req: Request) => Promise<Response>;
 
@@ -36,9 +37,28 @@ function jsonResponse(body: unknown, status: number): Response {
   });
 }
 
+/**
+ * Supabase Auth's sign-out, as far as the stack needs it: 204 for a valid access token
+ * (whatever the scope), 401 otherwise. The stand-in keeps no sessions to end.
+ */
+async function logout(req: Request): Promise<Response> {
+  const token = (req.headers.get("Authorization") ?? "").replace("Bearer ", "");
+  const { data: { user }, error } = await getUser(token);
+  if (error || !user) {
+    return jsonResponse(
+      { code: 401, error_code: "bad_jwt", msg: "invalid JWT" },
+      401,
+    );
+  }
+  return new Response(null, { status: 204 });
+}
+
 async function route(req: Request, pathname: string): Promise<Response> {
   if (pathname === "/health" && req.method === "GET") {
     return jsonResponse({ status: "ok" }, 200);
+  }
+  if (pathname === "/auth/v1/logout" && req.method === "POST") {
+    return await logout(req);
   }
 
   const match = FUNCTION_PATH.exec(pathname);

@@ -15,4 +15,5 @@ mod promotion;
 mod rails;
 mod rollback;
 mod shadow;
+mod signout;
 mod unleash;
