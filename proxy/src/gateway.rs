@@ -162,6 +162,16 @@ impl RequestCtx {
     }
 }
 
+impl Gateway {
+    /// A sign-out to record once Supabase Auth accepts it, when sign-outs are recorded.
+    fn pending_logout(&self, request: &RequestHeader, path: &str) -> Option<Box<PendingLogout>> {
+        if self.logout.is_none() || path != LOGOUT_PATH || request.method != http::Method::POST {
+            return None;
+        }
+        PendingLogout::of(header(request, "authorization"), request.uri.query()).map(Box::new)
+    }
+}
+
 fn header<'a>(request: &'a RequestHeader, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -255,10 +265,7 @@ impl ProxyHttp for Gateway {
         }
         let request = session.req_header();
         let path = ctx.canonical.as_deref().unwrap_or(request.uri.path());
-        if self.logout.is_some() && path == LOGOUT_PATH && request.method == http::Method::POST {
-            ctx.logout = PendingLogout::of(header(request, "authorization"), request.uri.query())
-                .map(Box::new);
-        }
+        ctx.logout = self.pending_logout(request, path);
         // The client's address is only needed for a canary request that carries no token.
         let client = || {
             self.clients
