@@ -178,6 +178,50 @@ impl Authenticator {
         })
     }
 
+    /// Verifies a data API token (a user's access token, or the anon or service-role
+    /// key) as PostgREST does: signature and `exp`, a role Supabase issues, a user id for
+    /// `authenticated`, and (for a user) a session that was not revoked. Returns the role
+    /// and the whole claims object, which becomes `request.jwt.claims`.
+    pub async fn data_api_claims(
+        &self,
+        token: &str,
+    ) -> Result<(String, serde_json::Value), AuthError> {
+        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let key = self.key_for(&header).await?;
+        let mut validation = self.validation(header.alg);
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["exp"]);
+        let claims = decode::<serde_json::Value>(token, &key, &validation)?.claims;
+        let typed: Claims = serde_json::from_value(claims.clone())
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let role = typed.role.clone().unwrap_or_default();
+        match role.as_str() {
+            AUTHENTICATED => {
+                let session = TokenSession {
+                    user: typed
+                        .sub
+                        .as_deref()
+                        .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
+                        .ok_or(AuthError::Subject)?,
+                    session: typed
+                        .session_id
+                        .as_deref()
+                        .and_then(|id| uuid::Uuid::parse_str(id).ok()),
+                    issued_at: typed.iat,
+                    expires_at: typed.exp,
+                };
+                if let Some(revocations) = &self.revocations {
+                    if revocations.standing(&session).await == Standing::Revoked {
+                        return Err(AuthError::Revoked);
+                    }
+                }
+            }
+            "anon" | "service_role" => {}
+            _ => return Err(AuthError::Role),
+        }
+        Ok((role, claims))
+    }
+
     /// Verifies the token's signature and claims; returns the user and session it names.
     pub async fn verify(&self, token: &str) -> Result<TokenSession, AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;

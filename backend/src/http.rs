@@ -18,7 +18,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::FUNCTIONS;
 use crate::error::{self, ApiError};
-use crate::{AppState, functions, health, realtime};
+use crate::{AppState, functions, health, realtime, rest};
 
 /// The header carrying the request id (kept when the caller sends one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -30,6 +30,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .route("/metrics", get(scrape))
         .merge(functions::router())
+        .merge(rest::router())
         .merge(realtime::router())
         .fallback(error::not_found);
     let routes = with_test_hooks(routes, &state)
@@ -104,8 +105,11 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     )
 }
 
-/// The function a route path belongs to, as a bounded label.
+/// The function a route path belongs to, as a bounded label (`rest` for the data API).
 pub fn function_label(path: &str) -> &'static str {
+    if path.starts_with("/rest/v1/") {
+        return "rest";
+    }
     let name = path
         .strip_prefix("/functions/v1/")
         .map(|rest| rest.split('/').next().unwrap_or(rest));

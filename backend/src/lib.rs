@@ -35,6 +35,7 @@ pub mod providers;
 pub mod rate_limit;
 pub mod realtime;
 pub mod redis_client;
+pub mod rest;
 pub mod security_audit;
 pub mod sessions;
 pub mod shadow;
@@ -67,7 +68,11 @@ pub async fn serve(
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
     });
-    let background = realtime::spawn_background(&state);
+    let mut background = realtime::spawn_background(&state);
+    background.push(tokio::spawn(rest::schema::listen(
+        state.db.clone(),
+        state.schema.clone(),
+    )));
     let hub = state.realtime.clone();
     let shutdown = async move {
         shutdown.await;

@@ -47,6 +47,8 @@ pub struct AppState {
     pub cipher: Arc<tokio::sync::OnceCell<Option<Arc<Cipher>>>>,
     /// Tells the gateway's shadow copies (dry runs) from other requests.
     pub shadow: ShadowMarker,
+    /// The data API's view of the database schema.
+    pub schema: crate::rest::SchemaCache,
     /// The provider messages of the AI functions (templates, checked at start).
     pub prompts: Arc<crate::prompts::Prompts>,
     /// The sentence-embedding model of `semantic-search`, or why there is none.
@@ -95,6 +97,7 @@ impl AppState {
             revocations,
             cipher: Arc::default(),
             shadow: ShadowMarker::new(config.shadow.secret.clone()),
+            schema: crate::rest::SchemaCache::default(),
             shadow_budget: Arc::new(crate::providers::budget::ShadowBudget::new(
                 config.shadow.live_per_minute,
                 config.shadow.live_per_day,

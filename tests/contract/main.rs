@@ -4,7 +4,7 @@
 //! runs (only with the shared secret) and the operational endpoints; the AI provider layer
 //! (wire formats, fallback, retries, breakers), the streaming tutor, the key vault,
 //! security events and the client address they record; the backend and the diff store
-//! sharing one database.
+//! sharing one database; the data API (`/rest/v1`) and its row-level security.
 
 mod ai_providers;
 mod ai_proxy;
@@ -16,10 +16,12 @@ mod ai_tutor_stream;
 mod auth;
 mod auth_validation;
 mod client_address;
+mod data_api;
 mod dry_run;
 mod encryption;
 mod migrate;
 mod operational;
+mod row_level_security;
 mod security_events;
 mod security_monitor;
 mod semantic_search;
