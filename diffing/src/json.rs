@@ -236,8 +236,10 @@ impl Walker<'_> {
                 }
             }
             ArrayMatch::ByKey(key) => {
+                // Elements with the key pair by it; elements without it (a query that
+                // did not select the key) pair in order among themselves.
                 let id = |v: &Value| v.get(&key).map(canonical);
-                self.pair_up(l, r, |a, b| id(a).is_some() && id(a) == id(b), true);
+                self.pair_up(l, r, |a, b| id(a) == id(b), true);
             }
             ArrayMatch::AsSet => {
                 let canon_r: Vec<String> = r.iter().map(canonical).collect();
@@ -572,6 +574,14 @@ mod tests {
                 ("/items/2", DiffKind::MissingLeft)
             ]
         );
+        // Elements without the key pair in order among themselves.
+        let left = json!({"items": [{"v": "a"}, {"id": 1, "v": "b"}, {"v": "c"}]});
+        let right = json!({"items": [{"id": 1, "v": "b"}, {"v": "a"}, {"v": "z"}]});
+        let found: Vec<(String, DiffKind)> = diff_json_with(&left, &right, &by_id)
+            .into_iter()
+            .map(|d| (d.path, d.kind))
+            .collect();
+        assert_eq!(found, vec![("/items/2/v".to_owned(), DiffKind::Changed)]);
 
         let as_set = rules(json!({"arrays": [{"path": "/tags", "as_set": true}]}));
         assert!(

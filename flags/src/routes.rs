@@ -375,7 +375,16 @@ mod tests {
                 .rules
                 .declared_noise(&["metadata".into(), "requestId".into()])
         );
-        assert!(file.find("GET", "/rest/v1/tasks").is_none());
+        // Data API tables: reads and writes are routes of their own; other REST paths
+        // pass through.
+        let reads = file.find("GET", "/rest/v1/tasks").expect("tasks reads");
+        assert_eq!(
+            (reads.name.as_str(), reads.phase),
+            ("rest-tasks", Phase::Legacy)
+        );
+        let writes = file.find("PATCH", "/rest/v1/tasks").expect("tasks writes");
+        assert_eq!(writes.name, "rest-tasks-writes");
+        assert!(file.find("GET", "/rest/v1/payments").is_none());
         let realtime = file
             .find("GET", "/realtime/v1/websocket")
             .expect("realtime route");

@@ -7,6 +7,7 @@ mod ai_shadow;
 mod ai_streaming;
 mod auth_validation;
 mod console;
+mod data_api;
 mod diffs;
 mod harness;
 mod observability;
