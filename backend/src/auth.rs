@@ -64,11 +64,24 @@ struct Claims {
     session_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct IdentityClaims {
-    sub: Option<String>,
-    role: Option<String>,
-    exp: i64,
+impl Claims {
+    /// The user and session a user's token names.
+    fn session(&self) -> Result<TokenSession, AuthError> {
+        Ok(TokenSession {
+            user: self
+                .sub
+                .as_deref()
+                .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
+                .ok_or(AuthError::Subject)?,
+            // A session id that is not a uuid names no session Supabase issued.
+            session: self
+                .session_id
+                .as_deref()
+                .and_then(|id| uuid::Uuid::parse_str(id).ok()),
+            issued_at: self.iat,
+            expires_at: self.exp,
+        })
+    }
 }
 
 /// Who a Realtime token speaks for.
@@ -150,76 +163,61 @@ impl Authenticator {
     }
 
     /// Verifies a Realtime token (a user's access token or the project's anon or
-    /// service-role key): signature and `exp` as for [`Self::verify`], no audience (API
-    /// keys have none), and a role Supabase issues. Returns who it names and until when.
+    /// service-role key): as [`Self::data_api_claims`]. Returns who it names and until
+    /// when.
     pub async fn realtime_identity(&self, token: &str) -> Result<TokenIdentity, AuthError> {
-        let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
-        let key = self.key_for(&header).await?;
-        let mut validation = self.validation(header.alg);
-        validation.validate_aud = false;
-        validation.set_required_spec_claims(&["exp"]);
-        let claims = decode::<IdentityClaims>(token, &key, &validation)?.claims;
-        let role = claims.role.unwrap_or_default();
-        let user = match role.as_str() {
-            AUTHENTICATED => Some(
-                claims
-                    .sub
-                    .as_deref()
-                    .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
-                    .ok_or(AuthError::Subject)?,
-            ),
-            "anon" | "service_role" => None,
-            _ => return Err(AuthError::Role),
-        };
+        let (claims, _) = self.api_token(token).await?;
+        let role = claims.role.as_deref().unwrap_or_default();
         Ok(TokenIdentity {
-            user,
+            user: (role == AUTHENTICATED)
+                .then(|| {
+                    claims
+                        .sub
+                        .as_deref()
+                        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+                })
+                .flatten(),
             service_role: role == "service_role",
             expires_at: claims.exp,
         })
     }
 
     /// Verifies a data API token (a user's access token, or the anon or service-role
-    /// key) as PostgREST does: signature and `exp`, a role Supabase issues, a user id for
-    /// `authenticated`, and (for a user) a session that was not revoked. Returns the role
-    /// and the whole claims object, which becomes `request.jwt.claims`.
+    /// key) as PostgREST does. Returns the role and the whole claims object, which
+    /// becomes `request.jwt.claims`.
     pub async fn data_api_claims(
         &self,
         token: &str,
     ) -> Result<(String, serde_json::Value), AuthError> {
+        let (claims, raw) = self.api_token(token).await?;
+        Ok((claims.role.unwrap_or_default(), raw))
+    }
+
+    /// An API token: signature and `exp` as for [`Self::verify`], no audience (API keys
+    /// have none), a role Supabase issues, a user id for `authenticated`, and (for a
+    /// user) a session that was not revoked.
+    async fn api_token(&self, token: &str) -> Result<(Claims, serde_json::Value), AuthError> {
         let header = decode_header(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
         let key = self.key_for(&header).await?;
         let mut validation = self.validation(header.alg);
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
-        let claims = decode::<serde_json::Value>(token, &key, &validation)?.claims;
-        let typed: Claims = serde_json::from_value(claims.clone())
-            .map_err(|e| AuthError::Malformed(e.to_string()))?;
-        let role = typed.role.clone().unwrap_or_default();
-        match role.as_str() {
-            AUTHENTICATED => {
-                let session = TokenSession {
-                    user: typed
-                        .sub
-                        .as_deref()
-                        .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
-                        .ok_or(AuthError::Subject)?,
-                    session: typed
-                        .session_id
-                        .as_deref()
-                        .and_then(|id| uuid::Uuid::parse_str(id).ok()),
-                    issued_at: typed.iat,
-                    expires_at: typed.exp,
-                };
+        let raw = decode::<serde_json::Value>(token, &key, &validation)?.claims;
+        let claims: Claims =
+            serde_json::from_value(raw.clone()).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        match claims.role.as_deref() {
+            Some(AUTHENTICATED) => {
+                let session = claims.session()?;
                 if let Some(revocations) = &self.revocations {
                     if revocations.standing(&session).await == Standing::Revoked {
                         return Err(AuthError::Revoked);
                     }
                 }
             }
-            "anon" | "service_role" => {}
+            Some("anon" | "service_role") => {}
             _ => return Err(AuthError::Role),
         }
-        Ok((role, claims))
+        Ok((claims, raw))
     }
 
     /// Verifies the token's signature and claims; returns the user and session it names.
@@ -233,21 +231,7 @@ impl Authenticator {
         if claims.role.as_deref() != Some(AUTHENTICATED) {
             return Err(AuthError::Role);
         }
-        let user = claims
-            .sub
-            .as_deref()
-            .and_then(|sub| uuid::Uuid::parse_str(sub).ok())
-            .ok_or(AuthError::Subject)?;
-        Ok(TokenSession {
-            user,
-            // A session id that is not a uuid names no session Supabase issued.
-            session: claims
-                .session_id
-                .as_deref()
-                .and_then(|id| uuid::Uuid::parse_str(id).ok()),
-            issued_at: claims.iat,
-            expires_at: claims.exp,
-        })
+        claims.session()
     }
 
     /// `supabase.auth.getUser(jwt)`: a valid token of an existing user.

@@ -515,6 +515,23 @@ async fn bad_requests_get_postgrest_errors_never_a_500() {
         ),
         (Method::PUT, "tasks", Some(json!({})), 405, "PGRST117"),
     ];
+    // Only the exposed schema.
+    for header in ["accept-profile", "content-profile"] {
+        let got = rest(
+            &app,
+            Method::GET,
+            "tasks",
+            &[demo.clone(), (header, "studyflow_vault".into())],
+            None,
+        )
+        .await;
+        assert_eq!(
+            (got.status, got.body["code"].as_str()),
+            (406, Some("PGRST106")),
+            "{}",
+            got.text
+        );
+    }
     for (method, target, body, status, code) in cases {
         let got = rest(&app, method.clone(), target, &[demo.clone()], body).await;
         assert_eq!(

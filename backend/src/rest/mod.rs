@@ -164,6 +164,7 @@ async fn serve(
     raw: Option<&str>,
     body: &[u8],
 ) -> Result<Response, RestError> {
+    check_profile(headers)?;
     let identity = identify(state, headers).await?;
     let anonymous = identity.is_anonymous();
     let schema = state
@@ -217,6 +218,26 @@ async fn serve(
         return Err(RestError::not_one_row(outcome.rows));
     }
     Ok(respond(method, table, &query, &prefer, object, outcome))
+}
+
+/// `Accept-Profile`/`Content-Profile` (the schema, as supabase-js sends it) must name
+/// the exposed schema.
+fn check_profile(headers: &HeaderMap) -> Result<(), RestError> {
+    for name in ["accept-profile", "content-profile"] {
+        if let Some(value) = headers.get(name) {
+            if value.as_bytes() != schema::SCHEMA.as_bytes() {
+                return Err(RestError::new(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "PGRST106",
+                    format!(
+                        "The schema must be one of the following: {}",
+                        schema::SCHEMA
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The statement for the request's method.
