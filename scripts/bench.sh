@@ -28,6 +28,9 @@ rm -rf "$ROOT"/target/criterion/compare*   # results of renamed benchmarks would
 say "New backend vs legacy stand-in"
 "$bench" functions
 
+say "Data API: the frontend's three most common queries, backend beside pooled SQL"
+"$bench" data-api
+
 say "semantic-search embeddings: the backend's model (candle) beside the NumPy reference"
 "$bench" embeddings
 

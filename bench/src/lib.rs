@@ -7,6 +7,7 @@
 //! cores).
 
 pub mod criterion;
+pub mod data_api;
 pub mod embeddings;
 pub mod functions;
 pub mod gateway;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use studyflow_bench::gateway::{self, Settings, Target};
 use studyflow_bench::{
-    criterion, embeddings, functions, load, plot, realtime, report, soak, ttft, upstream,
+    criterion, data_api, embeddings, functions, load, plot, realtime, report, soak, ttft, upstream,
 };
 use studyflow_testkit::stack;
 
@@ -74,6 +74,14 @@ enum Command {
     },
     /// The new backend beside the legacy stand-in on StudyFlow functions.
     Functions {
+        #[arg(long, default_value_t = 4)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
+    /// The data API: the frontend's three most common queries through the backend
+    /// beside the same SQL run directly with a pooled client.
+    DataApi {
         #[arg(long, default_value_t = 4)]
         seconds: u64,
         #[arg(long, default_value_t = 32)]
@@ -191,6 +199,22 @@ async fn main() -> anyhow::Result<()> {
             let table = embeddings::table(&results, seconds);
             println!("{table}");
             report::write_section(&doc, "embeddings", &table)?;
+        }
+        Command::DataApi {
+            seconds,
+            connections,
+        } => {
+            let duration = Duration::from_secs(seconds);
+            let results = data_api::run(
+                &load::Generator::new(&root.join(".stack/bench"))?,
+                &root.join(".stack/bench/data-api"),
+                duration,
+                connections,
+            )
+            .await?;
+            let table = data_api::table(&results, duration, connections);
+            println!("{table}");
+            report::write_section(&doc, "data-api", &table)?;
         }
         Command::Functions {
             seconds,

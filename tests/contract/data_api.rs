@@ -800,3 +800,25 @@ async fn anonymous_requests_see_no_rows_and_write_nothing() {
     );
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_burst_before_the_schema_is_read_does_not_starve_the_pool() {
+    // Two pooled connections and sixteen requests at once, the schema not read yet:
+    // no request may hold a connection while waiting for the schema to be read.
+    let app = TestApp::start_with("rest_burst", |c| c.database.max_connections = 2).await;
+    let demo = demo();
+    let answers = futures_util::future::join_all((0..16).map(|_| {
+        rest(
+            &app,
+            Method::GET,
+            "tasks?select=id",
+            std::slice::from_ref(&demo),
+            None,
+        )
+    }))
+    .await;
+    for got in answers {
+        assert_eq!(got.status, 200, "{}", got.text);
+    }
+    app.finish().await;
+}

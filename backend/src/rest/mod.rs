@@ -150,10 +150,13 @@ async fn handle(
 }
 
 /// What one statement returned.
-struct Outcome {
-    total: Option<i64>,
-    rows: i64,
-    body: String,
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The count asked for, if any.
+    pub total: Option<i64>,
+    pub rows: i64,
+    /// The JSON body (empty when none was asked for).
+    pub body: String,
 }
 
 async fn serve(
@@ -165,16 +168,23 @@ async fn serve(
     body: &[u8],
 ) -> Result<Response, RestError> {
     check_profile(headers)?;
-    let identity = identify(state, headers).await?;
-    let anonymous = identity.is_anonymous();
+    // The schema first, outside any transaction: reading it (first use, after a reload)
+    // takes a pooled connection, which requests holding all the others would starve.
     let schema = state
         .schema
         .get(&state.db)
         .await
-        .map_err(|e| RestError::from_sqlx(&e, anonymous))?;
+        .map_err(|e| RestError::from_sqlx(&e, false))?;
     let table = schema
         .table(table)
         .ok_or_else(|| RestError::unknown_table(table))?;
+    // The token's revocation check (Redis) and the transaction's start (Postgres) are
+    // independent: one round trip's wait, not two.
+    let (identity, tx) = tokio::join!(identify(state, headers), state.db.begin());
+    let identity = identity?;
+    let anonymous = identity.is_anonymous();
+    let fail = |e: sqlx::Error| RestError::from_sqlx(&e, anonymous);
+    let mut tx = tx.map_err(fail)?;
     let query = Query::parse(raw, headers)?;
     let prefer = Prefer::from_headers(headers);
     let object = wants_object(headers);
@@ -191,8 +201,6 @@ async fn serve(
     let statement = statement(&schema, table, method, &query, &prefer, body_kind, body)?;
 
     let dry_run = state.shadow.is_dry_run(headers);
-    let fail = |e: sqlx::Error| RestError::from_sqlx(&e, anonymous);
-    let mut tx = state.db.begin().await.map_err(fail)?;
     become_identity(&mut tx, &identity, method, table)
         .await
         .map_err(fail)?;
@@ -318,7 +326,7 @@ fn json_rows(
 }
 
 /// `SET LOCAL ROLE` and the claims, for this transaction only.
-async fn become_identity(
+pub async fn become_identity(
     tx: &mut Transaction<'_, Postgres>,
     identity: &Identity,
     method: &Method,
@@ -337,7 +345,8 @@ async fn become_identity(
     Ok(())
 }
 
-async fn run(
+/// Runs a statement of [`sql`] in the transaction.
+pub async fn run(
     tx: &mut Transaction<'_, Postgres>,
     mut statement: sql::Statement,
 ) -> Result<Outcome, sqlx::Error> {
