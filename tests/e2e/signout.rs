@@ -1,6 +1,6 @@
 //! A sign-out through the gateway (supabase-js's `POST /auth/v1/logout`, passed through to
 //! Supabase Auth, here the stand-in) revokes the token on every backend instance sharing
-//! Redis, by the very next request.
+//! Redis, by the very next request, on function and data API routes alike.
 
 use studyflow_testkit::stack::{Stack, StackOptions};
 use studyflow_testkit::{database, tokens};
@@ -17,6 +17,19 @@ async fn refused(url: &str, token: &str) -> bool {
         .expect("the backend answers");
     let body: serde_json::Value = answer.json().await.unwrap_or_default();
     body["error"] == "Authentication failed"
+}
+
+/// `GET /rest/v1/tasks` on the backend at `url` with `token`: whether the data API
+/// refused the token (401).
+async fn table_refused(url: &str, token: &str) -> bool {
+    reqwest::Client::new()
+        .get(format!("{url}/rest/v1/tasks"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the backend answers")
+        .status()
+        == 401
 }
 
 async fn sign_out(stack: &Stack, token: &str, scope: &str) -> u16 {
@@ -62,7 +75,9 @@ async fn a_signed_out_token_is_refused_by_every_backend_instance_at_once() {
             refused(url, &signed_out).await,
             "{url}: the signed-out session"
         );
+        assert!(table_refused(url, &signed_out).await, "{url}: tables too");
         assert!(!refused(url, &kept).await, "{url}: another session");
+        assert!(!table_refused(url, &kept).await, "{url}: tables too");
     }
     // A token Supabase Auth refuses signs nobody out.
     assert_eq!(sign_out(&stack, "not-a-token", "global").await, 401);
@@ -71,6 +86,7 @@ async fn a_signed_out_token_is_refused_by_every_backend_instance_at_once() {
     assert_eq!(sign_out(&stack, &kept, "global").await, 204);
     for url in [&stack.backend_url, &second_url] {
         assert!(refused(url, &kept).await, "{url}: signed out everywhere");
+        assert!(table_refused(url, &kept).await, "{url}: tables too");
     }
 
     stack.stop().await;
