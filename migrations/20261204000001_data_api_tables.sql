@@ -125,21 +125,19 @@ create index if not exists calendar_events_subject_id_idx on public.calendar_eve
 create index if not exists ai_tutor_sessions_subject_id_idx on public.ai_tutor_sessions (subject_id);
 create index if not exists study_analytics_subject_id_idx on public.study_analytics (subject_id);
 
-create or replace trigger user_settings_set_updated_at
-    before update on public.user_settings
-    for each row execute function public.set_updated_at();
-
-create or replace trigger calendar_events_set_updated_at
-    before update on public.calendar_events
-    for each row execute function public.set_updated_at();
-
-create or replace trigger ai_tutor_sessions_set_updated_at
-    before update on public.ai_tutor_sessions
-    for each row execute function public.set_updated_at();
-
-create or replace trigger study_streaks_set_updated_at
-    before update on public.study_streaks
-    for each row execute function public.set_updated_at();
+do $$
+declare
+    t text;
+begin
+    foreach t in array array['user_settings', 'calendar_events', 'ai_tutor_sessions', 'study_streaks']
+    loop
+        execute format(
+            'create or replace trigger %I before update on public.%I
+                 for each row execute function public.set_updated_at()',
+            t || '_set_updated_at', t);
+    end loop;
+end
+$$;
 
 -- Grants: the data API runs every request as `authenticated` or `anon`. anon
 -- gets usage and select so that its requests reach the policies, which admit

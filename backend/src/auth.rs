@@ -208,10 +208,10 @@ impl Authenticator {
         match claims.role.as_deref() {
             Some(AUTHENTICATED) => {
                 let session = claims.session()?;
-                if let Some(revocations) = &self.revocations {
-                    if revocations.standing(&session).await == Standing::Revoked {
-                        return Err(AuthError::Revoked);
-                    }
+                if let Some(revocations) = &self.revocations
+                    && revocations.standing(&session).await == Standing::Revoked
+                {
+                    return Err(AuthError::Revoked);
                 }
             }
             Some("anon" | "service_role") => {}

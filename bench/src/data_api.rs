@@ -15,7 +15,7 @@ use studyflow_backend::rest::request::Query;
 use studyflow_backend::rest::schema::Schema;
 use studyflow_backend::rest::sql::{self, Body};
 use studyflow_backend::rest::{self, Identity};
-use studyflow_testkit::stack::{DEMO_USER_ID, Stack, StackOptions};
+use studyflow_testkit::stack::DEMO_USER_ID;
 
 use crate::load::{Generator, Load, Measured};
 use crate::report::ms;
@@ -138,14 +138,13 @@ async fn floor(
 }
 
 /// Runs each query through the backend and at the floor, one after the other.
+/// Work files go under `<root>/.stack/bench/data-api`.
 pub async fn run(
-    generator: &Generator,
-    work_dir: &Path,
+    root: &Path,
     duration: Duration,
     connections: usize,
 ) -> anyhow::Result<Vec<QueryResult>> {
-    std::fs::create_dir_all(work_dir)?;
-    let stack = Stack::start(StackOptions::for_bench(work_dir)).await?;
+    let (generator, stack, _) = Generator::with_stack(root, "data-api").await?;
     // The backend's pool size (its default), for a like-for-like floor.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(10)
@@ -168,13 +167,7 @@ pub async fn run(
             connections,
             rate: None,
         };
-        generator
-            .run(&Load {
-                duration: Duration::from_secs(1),
-                ..load.clone()
-            })
-            .await?;
-        let through = generator.run(&load).await?;
+        let through = generator.warm_then_run(&load).await?;
         anyhow::ensure!(through.failed == 0, "{name}: {} failed", through.failed);
         let direct = floor(&pool, &schema, table, query, connections, duration).await?;
         for (how, measured) in [

@@ -9,7 +9,6 @@ use serde_json::json;
 
 use crate::load::{FIXED_RATE, Generator, Load, Measured, SATURATION};
 use crate::report::ms;
-use studyflow_testkit::stack::{Stack, StackOptions};
 
 /// One function call measured on one side.
 #[derive(Debug, Clone)]
@@ -21,15 +20,13 @@ pub struct FunctionResult {
 }
 
 /// Runs `auth-validation` and `ai-tutor-professional` against both sides.
+/// Work files go under `<root>/.stack/bench/functions`.
 pub async fn run(
-    generator: &Generator,
-    work_dir: &Path,
+    root: &Path,
     duration: Duration,
     connections: usize,
 ) -> anyhow::Result<Vec<FunctionResult>> {
-    std::fs::create_dir_all(work_dir)?;
-    let options = StackOptions::for_bench(work_dir);
-    let stack = Stack::start(options).await?;
+    let (generator, stack, work_dir) = Generator::with_stack(root, "functions").await?;
     let bodies = [
         (
             "auth-validation",
@@ -60,13 +57,7 @@ pub async fn run(
                     connections,
                     rate,
                 };
-                generator
-                    .run(&Load {
-                        duration: Duration::from_secs(1),
-                        ..load.clone()
-                    })
-                    .await?;
-                let measured = generator.run(&load).await?;
+                let measured = generator.warm_then_run(&load).await?;
                 tracing::info!(
                     function,
                     side,

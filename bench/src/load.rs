@@ -62,6 +62,32 @@ impl Generator {
         Ok(Self { wrk, script })
     }
 
+    /// The generator and a whole stack for the suite `suite`, with their work files
+    /// under `<root>/.stack/bench/<suite>` (returned too).
+    pub async fn with_stack(
+        root: &Path,
+        suite: &str,
+    ) -> anyhow::Result<(Self, studyflow_testkit::stack::Stack, PathBuf)> {
+        let bench = root.join(".stack/bench");
+        let generator = Self::new(&bench)?;
+        let work_dir = bench.join(suite);
+        std::fs::create_dir_all(&work_dir)?;
+        let options = studyflow_testkit::stack::StackOptions::for_bench(&work_dir);
+        let stack = studyflow_testkit::stack::Stack::start(options).await?;
+        Ok((generator, stack, work_dir))
+    }
+
+    /// Runs `load` for one second, unmeasured (connections, pools and caches warm up),
+    /// then measures it.
+    pub async fn warm_then_run(&self, load: &Load) -> anyhow::Result<Measured> {
+        self.run(&Load {
+            duration: Duration::from_secs(1),
+            ..load.clone()
+        })
+        .await?;
+        self.run(load).await
+    }
+
     /// Runs `load` and returns its measurements.
     pub async fn run(&self, load: &Load) -> anyhow::Result<Measured> {
         let threads = THREADS.min(load.connections).max(1);

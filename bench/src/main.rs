@@ -205,34 +205,30 @@ async fn main() -> anyhow::Result<()> {
             connections,
         } => {
             let duration = Duration::from_secs(seconds);
-            let results = data_api::run(
-                &load::Generator::new(&root.join(".stack/bench"))?,
-                &root.join(".stack/bench/data-api"),
-                duration,
-                connections,
-            )
-            .await?;
-            let table = data_api::table(&results, duration, connections);
-            println!("{table}");
-            report::write_section(&doc, "data-api", &table)?;
+            let results = data_api::run(&root, duration, connections).await?;
+            publish(
+                &doc,
+                "data-api",
+                &data_api::table(&results, duration, connections),
+            )?;
         }
         Command::Functions {
             seconds,
             connections,
         } => {
             let duration = Duration::from_secs(seconds);
-            let results = functions::run(
-                &load::Generator::new(&root.join(".stack/bench"))?,
-                &root.join(".stack/bench/functions"),
-                duration,
-                connections,
-            )
-            .await?;
+            let results = functions::run(&root, duration, connections).await?;
             let table = functions::table(&results, duration, connections);
-            println!("{table}");
-            report::write_section(&doc, "backend-vs-legacy", &table)?;
+            publish(&doc, "backend-vs-legacy", &table)?;
         }
     }
+    Ok(())
+}
+
+/// Prints a suite's table and writes it into its section of `docs/benchmarks.md`.
+fn publish(doc: &std::path::Path, section: &str, table: &str) -> anyhow::Result<()> {
+    println!("{table}");
+    report::write_section(doc, section, table)?;
     Ok(())
 }
 

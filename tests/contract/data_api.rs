@@ -14,6 +14,19 @@ use crate::support::{Answer, JWT_SECRET, TestApp};
 const OTHER_ID: &str = "7b0c3a43-58a5-4a45-9c61-3d9a4f0c2b11";
 const OTHER_EMAIL: &str = "other@example.com";
 
+/// An error answer with PostgREST's body: `{code, details, hint, message}`.
+fn assert_rest_error(got: &Answer, status: u16, code: &str) {
+    assert_eq!(
+        (got.status, got.body["code"].as_str()),
+        (status, Some(code)),
+        "{}",
+        got.text
+    );
+    for key in ["details", "hint", "message"] {
+        assert!(got.body.get(key).is_some(), "{key} in {}", got.text);
+    }
+}
+
 async fn start(name: &str) -> TestApp {
     let app = TestApp::start(name).await;
     let url = app.state.config.database.url.clone();
@@ -59,6 +72,11 @@ async fn rest(
     });
     app.request(method, &format!("/rest/v1/{target}"), &all, body)
         .await
+}
+
+/// A GET as the demo user.
+async fn read(app: &TestApp, target: &str) -> Answer {
+    rest(app, Method::GET, target, &[demo()], None).await
 }
 
 /// The same rows by SQL, as JSON, for comparing with the API's answers.
@@ -122,25 +140,15 @@ async fn reads_filter_order_and_count_as_postgrest() {
         Some("application/json; charset=utf-8")
     );
 
-    let got = rest(
+    let got = read(
         &app,
-        Method::GET,
         "tasks?select=title&status=not.in.(todo,completed)&tags=cs.{hard}&order=title",
-        &[demo.clone()],
-        None,
     )
     .await;
     assert_eq!(got.body, json!([{"title": "Essay"}]), "{}", got.text);
 
     // `or`, `like` with `*`, `is.null`, a quoted value with a comma.
-    let got = rest(
-        &app,
-        Method::GET,
-        "tasks?select=title&or=(title.ilike.*ALG*,and(subject_id.is.null,title.eq.%22Read,%20%5C%22carefully%5C%22%22))&order=title",
-        &[demo.clone()],
-        None,
-    )
-    .await;
+    let got = read(&app, "tasks?select=title&or=(title.ilike.*ALG*,and(subject_id.is.null,title.eq.%22Read,%20%5C%22carefully%5C%22%22))&order=title").await;
     assert_eq!(
         got.body,
         json!([{"title": "Algebra"}, {"title": "Read, \"carefully\""}]),
@@ -180,10 +188,7 @@ async fn reads_filter_order_and_count_as_postgrest() {
         None,
     )
     .await;
-    assert_eq!(
-        (got.status, got.body["code"].clone()),
-        (416, json!("PGRST103"))
-    );
+    assert_rest_error(&got, 416, "PGRST103");
     // HEAD: headers, no body; planned counts come from the planner.
     let got = rest(
         &app,
@@ -201,12 +206,9 @@ async fn reads_filter_order_and_count_as_postgrest() {
     );
 
     // The embedded resource the frontend uses, over the foreign key.
-    let got = rest(
+    let got = read(
         &app,
-        Method::GET,
         "study_sessions?select=title,duration,subjects(name)&order=started_at",
-        &[demo.clone()],
-        None,
     )
     .await;
     assert_eq!(
@@ -219,12 +221,9 @@ async fn reads_filter_order_and_count_as_postgrest() {
         got.text
     );
     // `*, subjects(name)` keeps every column of the row, as SQL renders them.
-    let got = rest(
+    let got = read(
         &app,
-        Method::GET,
         "study_sessions?select=*,%20subjects(name)&order=started_at&limit=1",
-        &[demo.clone()],
-        None,
     )
     .await;
     let mut expected = sql_json(
@@ -293,7 +292,7 @@ async fn single_objects_and_writes_answer_with_postgrest_statuses() {
         &app,
         Method::POST,
         "subjects",
-        &[demo.clone()],
+        std::slice::from_ref(&demo),
         Some(json!({"user_id": DEMO_USER_ID, "name": "History"})),
     )
     .await;
@@ -317,16 +316,11 @@ async fn single_objects_and_writes_answer_with_postgrest_statuses() {
         &app,
         Method::POST,
         "subjects",
-        &[demo.clone()],
+        std::slice::from_ref(&demo),
         Some(json!({"user_id": DEMO_USER_ID, "name": "Art"})),
     )
     .await;
-    assert_eq!(
-        (got.status, got.body["code"].clone()),
-        (409, json!("23505")),
-        "{}",
-        got.text
-    );
+    assert_rest_error(&got, 409, "23505");
     // Under row-level security Postgres leaves the key's values out of the detail.
     assert!(
         got.body["message"]
@@ -371,7 +365,7 @@ async fn single_objects_and_writes_answer_with_postgrest_statuses() {
         &app,
         Method::PATCH,
         "tasks?status=eq.todo",
-        &[demo.clone()],
+        std::slice::from_ref(&demo),
         Some(json!({"status": "completed"})),
     )
     .await;
@@ -525,28 +519,19 @@ async fn bad_requests_get_postgrest_errors_never_a_500() {
             None,
         )
         .await;
-        assert_eq!(
-            (got.status, got.body["code"].as_str()),
-            (406, Some("PGRST106")),
-            "{}",
-            got.text
-        );
+        assert_rest_error(&got, 406, "PGRST106");
     }
     for (method, target, body, status, code) in cases {
-        let got = rest(&app, method.clone(), target, &[demo.clone()], body).await;
-        assert_eq!(
-            (got.status, got.body["code"].as_str()),
-            (status, Some(code)),
-            "{method} {target}: {}",
-            got.text
-        );
-        for key in ["details", "hint", "message"] {
-            assert!(
-                got.body.get(key).is_some(),
-                "{target}: {key} in {}",
-                got.text
-            );
-        }
+        let got = rest(
+            &app,
+            method.clone(),
+            target,
+            std::slice::from_ref(&demo),
+            body,
+        )
+        .await;
+        eprintln!("{method} {target}");
+        assert_rest_error(&got, status, code);
     }
     // Malformed JSON bodies.
     let got = app
@@ -557,10 +542,7 @@ async fn bad_requests_get_postgrest_errors_never_a_500() {
             Some(b"{not json".to_vec()),
         )
         .await;
-    assert_eq!(
-        (got.status, got.body["code"].as_str()),
-        (400, Some("PGRST102"))
-    );
+    assert_rest_error(&got, 400, "PGRST102");
     // Tokens: malformed, expired, of another project.
     let expired = tokens::access_token(JWT_SECRET, DEMO_USER_ID, DEMO_USER_EMAIL, -600);
     let foreign = tokens::access_token(
@@ -575,20 +557,12 @@ async fn bad_requests_get_postgrest_errors_never_a_500() {
         (foreign, "PGRST301"),
     ] {
         let got = rest(&app, Method::GET, "tasks", &[bearer(token)], None).await;
-        assert_eq!(
-            (got.status, got.body["code"].as_str()),
-            (401, Some(code)),
-            "{}",
-            got.text
-        );
+        assert_rest_error(&got, 401, code);
         assert!(got.header("www-authenticate").is_some());
     }
     // Functions are not served here.
     let got = rest(&app, Method::POST, "rpc/anything", &[demo], Some(json!({}))).await;
-    assert_eq!(
-        (got.status, got.body["code"].as_str()),
-        (404, Some("PGRST202"))
-    );
+    assert_rest_error(&got, 404, "PGRST202");
     app.finish().await;
 }
 
@@ -705,11 +679,13 @@ async fn revoked_sessions_are_refused_on_table_routes() {
             .revoke_session(session, Some(tokens::now() + 3600))
             .await
     );
-    let got = rest(&app, Method::GET, "tasks", &[bearer(token)], None).await;
-    assert_eq!(
-        (got.status, got.body["code"].as_str()),
-        (401, Some("PGRST301"))
-    );
+    let got = rest(&app, Method::GET, "tasks", &[bearer(token.clone())], None).await;
+    assert_rest_error(&got, 401, "PGRST301");
+    // Realtime joins check the same tokens.
+    assert!(matches!(
+        app.state.auth.realtime_identity(&token).await,
+        Err(studyflow_backend::auth::AuthError::Revoked)
+    ));
     app.finish().await;
 }
 
@@ -719,24 +695,24 @@ async fn check_permission_asks_the_row_level_security_policies() {
     let app = start("rest_permission").await;
     seed(&app).await;
     let (demo_id, other_id) = (
-        Uuid::parse_str(DEMO_USER_ID).unwrap(),
-        Uuid::parse_str(OTHER_ID).unwrap(),
+        Uuid::parse_str(DEMO_USER_ID).expect("ok"),
+        Uuid::parse_str(OTHER_ID).expect("ok"),
     );
     let mine: Uuid = sqlx::query_scalar("select id from tasks where title = 'Algebra'")
         .fetch_one(&app.db)
         .await
-        .unwrap();
+        .expect("ok");
     for action in [Action::Select, Action::Update, Action::Delete] {
         assert!(
             check_permission(&app.state, demo_id, "tasks", action, mine)
                 .await
-                .unwrap(),
+                .expect("ok"),
             "{action:?}"
         );
         assert!(
             !check_permission(&app.state, other_id, "tasks", action, mine)
                 .await
-                .unwrap(),
+                .expect("ok"),
             "{action:?}"
         );
     }
@@ -746,16 +722,16 @@ async fn check_permission_asks_the_row_level_security_policies() {
         json!([{"title": "Algebra"}])
     );
     // Users may not delete their analytics rows (no policy), only read and update them.
-    let row: Uuid = sqlx::query_scalar(&format!("insert into study_analytics (user_id, date) values ('{DEMO_USER_ID}', '2026-12-01') returning id")).fetch_one(&app.db).await.unwrap();
+    let row: Uuid = sqlx::query_scalar(&format!("insert into study_analytics (user_id, date) values ('{DEMO_USER_ID}', '2026-12-01') returning id")).fetch_one(&app.db).await.expect("ok");
     assert!(
         check_permission(&app.state, demo_id, "study_analytics", Action::Update, row)
             .await
-            .unwrap()
+            .expect("ok")
     );
     assert!(
         !check_permission(&app.state, demo_id, "study_analytics", Action::Delete, row)
             .await
-            .unwrap()
+            .expect("ok")
     );
     app.finish().await;
 }
@@ -786,12 +762,7 @@ async fn anonymous_requests_see_no_rows_and_write_nothing() {
         Some(json!({"user_id": DEMO_USER_ID, "title": "x"})),
     )
     .await;
-    assert_eq!(
-        (got.status, got.body["code"].as_str()),
-        (401, Some("42501")),
-        "{}",
-        got.text
-    );
+    assert_rest_error(&got, 401, "42501");
     let got = rest(&app, Method::DELETE, "tasks", &[anon()], None).await;
     assert_eq!(got.status, 401, "{}", got.text);
     assert_eq!(

@@ -31,6 +31,14 @@ fn rest_routes_in(dir: &Path, phase: &str) -> PathBuf {
     path
 }
 
+/// Restarts the gateway with every data API route in `phase`.
+async fn move_table_routes(stack: &mut Stack, dir: &Path, phase: &str) {
+    stack
+        .restart_gateway(Some(rest_routes_in(dir, phase)))
+        .await
+        .unwrap_or_else(|e| panic!("gateway in {phase}: {e}"));
+}
+
 async fn run_suite(stack: &Stack, url: &str, side: &str) {
     let env = [
         ("STUDYFLOW_GATEWAY_URL", url.to_owned()),
@@ -75,18 +83,12 @@ async fn supabase_js_gets_postgrest_answers_directly_through_primary_and_in_shad
     // The backend itself, then the gateway with every table route on the new side.
     let backend = stack.backend_url.clone();
     run_suite(&stack, &backend, "direct").await;
-    stack
-        .restart_gateway(Some(rest_routes_in(&dir, "primary")))
-        .await
-        .expect("gateway in primary");
+    move_table_routes(&mut stack, &dir, "primary").await;
     let gateway = stack.gateway_url.clone();
     run_suite(&stack, &gateway, "new").await;
 
     // Shadow: the replica answers, the backend gets copies.
-    stack
-        .restart_gateway(Some(rest_routes_in(&dir, "shadow")))
-        .await
-        .expect("gateway in shadow");
+    move_table_routes(&mut stack, &dir, "shadow").await;
     let client = reqwest::Client::new();
     let token = stack.demo_token(3600);
     let get = |target: &str| {

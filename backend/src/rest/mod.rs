@@ -170,14 +170,8 @@ async fn serve(
     check_profile(headers)?;
     // The schema first, outside any transaction: reading it (first use, after a reload)
     // takes a pooled connection, which requests holding all the others would starve.
-    let schema = state
-        .schema
-        .get(&state.db)
-        .await
-        .map_err(|e| RestError::from_sqlx(&e, false))?;
-    let table = schema
-        .table(table)
-        .ok_or_else(|| RestError::unknown_table(table))?;
+    let schema = current_schema(state).await?;
+    let table = schema.table_or_error(table)?;
     // The token's revocation check (Redis) and the transaction's start (Postgres) are
     // independent: one round trip's wait, not two.
     let (identity, tx) = tokio::join!(identify(state, headers), state.db.begin());
@@ -228,21 +222,31 @@ async fn serve(
     Ok(respond(method, table, &query, &prefer, object, outcome))
 }
 
+/// The schema cache, read now if need be.
+async fn current_schema(state: &AppState) -> Result<Arc<Schema>, RestError> {
+    state
+        .schema
+        .get(&state.db)
+        .await
+        .map_err(|e| RestError::from_sqlx(&e, false))
+}
+
 /// `Accept-Profile`/`Content-Profile` (the schema, as supabase-js sends it) must name
 /// the exposed schema.
 fn check_profile(headers: &HeaderMap) -> Result<(), RestError> {
     for name in ["accept-profile", "content-profile"] {
-        if let Some(value) = headers.get(name) {
-            if value.as_bytes() != schema::SCHEMA.as_bytes() {
-                return Err(RestError::new(
-                    StatusCode::NOT_ACCEPTABLE,
-                    "PGRST106",
-                    format!(
-                        "The schema must be one of the following: {}",
-                        schema::SCHEMA
-                    ),
-                ));
-            }
+        if headers
+            .get(name)
+            .is_some_and(|value| value.as_bytes() != schema::SCHEMA.as_bytes())
+        {
+            return Err(RestError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "PGRST106",
+                format!(
+                    "The schema must be one of the following: {}",
+                    schema::SCHEMA
+                ),
+            ));
         }
     }
     Ok(())
@@ -504,14 +508,8 @@ pub async fn check_permission(
     id: uuid::Uuid,
 ) -> Result<bool, RestError> {
     let identity = Identity::user(user);
-    let schema: Arc<Schema> = state
-        .schema
-        .get(&state.db)
-        .await
-        .map_err(|e| RestError::from_sqlx(&e, false))?;
-    let table = schema
-        .table(table)
-        .ok_or_else(|| RestError::unknown_table(table))?;
+    let schema = current_schema(state).await?;
+    let table = schema.table_or_error(table)?;
     let qualified = format!("public.{}", sql::quote(&table.name));
     let probe = match action {
         Action::Select => format!("select count(*) from {qualified} where id = $1"),

@@ -29,14 +29,40 @@ pub struct Column {
     pub is_array: bool,
 }
 
-/// A foreign key from `columns` of one table to `referenced` of another.
+/// Columns of one table, in a key's order.
+#[derive(Debug, Clone)]
+pub struct KeyColumns {
+    pub table: String,
+    pub columns: Vec<String>,
+}
+
+/// A foreign key: `from`'s columns reference `to`'s.
 #[derive(Debug, Clone)]
 pub struct ForeignKey {
     pub name: String,
-    pub table: String,
-    pub columns: Vec<String>,
-    pub referenced_table: String,
-    pub referenced: Vec<String>,
+    pub from: KeyColumns,
+    pub to: KeyColumns,
+}
+
+impl ForeignKey {
+    /// The one referencing column, when the key has exactly one.
+    fn single_column(&self) -> Option<&str> {
+        match self.from.columns.as_slice() {
+            [column] => Some(column),
+            _ => None,
+        }
+    }
+}
+
+/// A row of the constraints query.
+#[derive(sqlx::FromRow)]
+struct ConstraintRow {
+    kind: String,
+    name: String,
+    table: String,
+    referenced_table: String,
+    columns: Vec<String>,
+    referenced: Vec<String>,
 }
 
 /// One table or view.
@@ -83,6 +109,12 @@ impl Schema {
         self.tables.get(name)
     }
 
+    /// The table, or PostgREST's PGRST205 answer.
+    pub fn table_or_error(&self, name: &str) -> Result<&Table, super::RestError> {
+        self.table(name)
+            .ok_or_else(|| super::RestError::unknown_table(name))
+    }
+
     pub fn table_names(&self) -> impl Iterator<Item = &str> {
         self.tables.keys().map(String::as_str)
     }
@@ -96,21 +128,17 @@ impl Schema {
         target: &str,
         hint: Option<&str>,
     ) -> Result<(String, Relationship), RelationshipError> {
-        let fits_hint = |fk: &ForeignKey| {
-            hint.is_none_or(|h| fk.name == h || (fk.columns.len() == 1 && fk.columns[0] == h))
-        };
+        let fits_hint =
+            |fk: &ForeignKey| hint.is_none_or(|h| fk.name == h || fk.single_column() == Some(h));
         let mut found: Vec<(String, Relationship)> = Vec::new();
         for fk in &self.foreign_keys {
             // The parent points at the target: by table name or by the column's name.
-            let by_column = fk.columns.len() == 1 && fk.columns[0] == target;
-            if fk.table == parent && (fk.referenced_table == target || by_column) && fits_hint(fk) {
-                found.push((
-                    fk.referenced_table.clone(),
-                    Relationship::ManyToOne(fk.clone()),
-                ));
+            let by_column = fk.single_column() == Some(target);
+            if fk.from.table == parent && (fk.to.table == target || by_column) && fits_hint(fk) {
+                found.push((fk.to.table.clone(), Relationship::ManyToOne(fk.clone())));
             }
-            if fk.referenced_table == parent && fk.table == target && fits_hint(fk) {
-                found.push((fk.table.clone(), Relationship::OneToMany(fk.clone())));
+            if fk.to.table == parent && fk.from.table == target && fits_hint(fk) {
+                found.push((fk.from.table.clone(), Relationship::OneToMany(fk.clone())));
             }
         }
         match found.len() {
@@ -157,17 +185,17 @@ impl Schema {
             });
         }
 
-        let keys: Vec<(String, String, String, String, Vec<String>, Vec<String>)> = sqlx::query_as(
-            "select con.contype::text, con.conname::text, cl.relname::text,
-                        coalesce(fcl.relname::text, ''),
+        let keys: Vec<ConstraintRow> = sqlx::query_as(
+            "select con.contype::text as kind, con.conname::text as name, cl.relname::text as table,
+                        coalesce(fcl.relname::text, '') as referenced_table,
                         array(select a.attname::text
                               from unnest(con.conkey) with ordinality k(num, ord)
                               join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.num
-                              order by k.ord),
+                              order by k.ord) as columns,
                         array(select a.attname::text
                               from unnest(coalesce(con.confkey, '{}')) with ordinality k(num, ord)
                               join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.num
-                              order by k.ord)
+                              order by k.ord) as referenced
                  from pg_constraint con
                  join pg_class cl on cl.oid = con.conrelid
                  join pg_namespace n on n.oid = cl.relnamespace
@@ -181,18 +209,22 @@ impl Schema {
         .fetch_all(pool)
         .await?;
         let mut foreign_keys = Vec::new();
-        for (kind, name, table, referenced_table, columns, referenced) in keys {
-            if kind == "p" {
-                if let Some(t) = tables.get_mut(&table) {
-                    t.primary_key = columns;
+        for key in keys {
+            if key.kind == "p" {
+                if let Some(t) = tables.get_mut(&key.table) {
+                    t.primary_key = key.columns;
                 }
             } else {
                 foreign_keys.push(ForeignKey {
-                    name,
-                    table,
-                    columns,
-                    referenced_table,
-                    referenced,
+                    name: key.name,
+                    from: KeyColumns {
+                        table: key.table,
+                        columns: key.columns,
+                    },
+                    to: KeyColumns {
+                        table: key.referenced_table,
+                        columns: key.referenced,
+                    },
                 });
             }
         }
@@ -268,11 +300,10 @@ async fn listen_once(pool: &PgPool, cache: &SchemaCache) -> Result<(), sqlx::Err
             continue;
         };
         let payload = notification.payload().trim();
-        if payload.is_empty() || payload == RELOAD {
-            if let Err(error) = cache.reload(pool).await {
-                tracing::warn!(%error, "schema cache reload failed; read again on next use");
-                cache.invalidate();
-            }
+        let reload = payload.is_empty() || payload == RELOAD;
+        if reload && let Err(error) = cache.reload(pool).await {
+            tracing::warn!(%error, "schema cache reload failed; read again on next use");
+            cache.invalidate();
         }
     }
 }

@@ -48,6 +48,11 @@ pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `f` of each column, comma-separated.
+fn joined(columns: &[String], f: impl Fn(&str) -> String) -> String {
+    columns.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
+}
+
 fn qualified(table: &Table) -> String {
     format!("{}.{}", quote(super::schema::SCHEMA), quote(&table.name))
 }
@@ -153,11 +158,7 @@ pub fn insert(
     payload: String,
     body: Body,
 ) -> Result<Statement, RestError> {
-    let list = columns
-        .iter()
-        .map(|c| quote(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = joined(columns, quote);
     let mut b = QueryBuilder::new("WITH pgrst_source AS (INSERT INTO ");
     b.push(qualified(table));
     b.push(" AS _t0 (");
@@ -190,12 +191,9 @@ pub fn insert(
             b.push(" DO NOTHING");
         } else {
             b.push(" DO UPDATE SET ");
-            let sets = columns
-                .iter()
-                .map(|c| format!("{} = EXCLUDED.{}", quote(c), quote(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            b.push(sets);
+            b.push(joined(columns, |c| {
+                format!("{} = EXCLUDED.{}", quote(c), quote(c))
+            }));
         }
     }
     b.push(" RETURNING _t0.*) ");
@@ -214,12 +212,9 @@ pub fn update(
     let mut b = QueryBuilder::new("WITH pgrst_source AS (UPDATE ");
     b.push(qualified(table));
     b.push(" AS _t0 SET ");
-    let sets = columns
-        .iter()
-        .map(|c| format!("{} = _b.{}", quote(c), quote(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    b.push(sets);
+    b.push(joined(columns, |c| {
+        format!("{} = _b.{}", quote(c), quote(c))
+    }));
     b.push(" FROM json_populate_record(NULL::");
     b.push(qualified(table));
     b.push(", CAST(");
@@ -318,9 +313,7 @@ fn projection(
                 ..
             } => {
                 let (name, relationship) = relationship(schema, table, target, hint.as_deref())?;
-                let embedded = schema
-                    .table(&name)
-                    .ok_or_else(|| RestError::unknown_table(&name))?;
+                let embedded = schema.table_or_error(&name)?;
                 let child = table_alias(level + 1);
                 b.push("(SELECT ");
                 match relationship {
@@ -343,24 +336,15 @@ fn projection(
 
 /// `child.ref = parent.fk AND …` for a relationship seen from the parent.
 fn join_condition(relationship: &Relationship, parent: &str, child: &str) -> String {
-    let pairs: Vec<(String, String)> = match relationship {
+    // (child column, parent column) pairs.
+    let (child_columns, parent_columns) = match relationship {
         // The parent's columns point at the child's referenced columns.
-        Relationship::ManyToOne(fk) => fk
-            .referenced
-            .iter()
-            .zip(&fk.columns)
-            .map(|(c, p)| (c.clone(), p.clone()))
-            .collect(),
+        Relationship::ManyToOne(fk) => (&fk.to.columns, &fk.from.columns),
         // The child's columns point at the parent's referenced columns.
-        Relationship::OneToMany(fk) => fk
-            .columns
-            .iter()
-            .zip(&fk.referenced)
-            .map(|(c, p)| (c.clone(), p.clone()))
-            .collect(),
+        Relationship::OneToMany(fk) => (&fk.from.columns, &fk.to.columns),
     };
+    let pairs = child_columns.iter().zip(parent_columns);
     pairs
-        .iter()
         .map(|(c, p)| format!("{child}.{} = {parent}.{}", quote(c), quote(p)))
         .collect::<Vec<_>>()
         .join(" AND ")
@@ -440,9 +424,7 @@ fn where_clause(
         }
         first = false;
         let (name, relationship) = relationship(schema, table, target, hint.as_deref())?;
-        let embedded = schema
-            .table(&name)
-            .ok_or_else(|| RestError::unknown_table(&name))?;
+        let embedded = schema.table_or_error(&name)?;
         b.push(format!(
             "EXISTS (SELECT 1 FROM {} AS _i WHERE {})",
             qualified(embedded),
