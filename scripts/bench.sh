@@ -9,8 +9,9 @@ source "$(dirname "$0")/lib.sh"
 
 provision
 # The load generator is Debian's wrk (bookworm: 4.1.0), with LuaJIT for the suite's
-# fixed-rate script; nginx-light is the reverse proxy the gateway is compared with.
-apt_install nginx-light wrk fonts-dejavu-core
+# fixed-rate script; nginx-light is the reverse proxy the gateway is compared with;
+# valgrind (callgrind) counts instructions per request.
+apt_install nginx-light wrk fonts-dejavu-core valgrind
 wrk_version=$(wrk -v 2>&1 | head -1 || true)   # wrk -v exits with 1
 [[ $wrk_version == *4.1.0* ]] || die "wrk 4.1.0 expected, found: $wrk_version"
 

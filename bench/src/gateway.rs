@@ -80,6 +80,8 @@ pub fn workloads(work_dir: &Path) -> anyhow::Result<Vec<Workload>> {
 pub enum Target {
     Direct,
     Nginx,
+    /// The smallest pingora proxy (`bare-pingora`): the gateway's floor.
+    BarePingora,
     /// Through the gateway with the route in `phase` (`legacy`, `shadow`, …, with the
     /// canary percentage), and with answer capture and comparison on or off.
     Gateway {
@@ -102,6 +104,7 @@ impl Target {
         match self {
             Target::Direct => "upstream directly".into(),
             Target::Nginx => "nginx reverse proxy".into(),
+            Target::BarePingora => "bare pingora proxy".into(),
             Target::Gateway {
                 phase,
                 percent,
@@ -140,11 +143,13 @@ pub struct Running {
     _legacy: Process,
     _new: Process,
     nginx: Option<Process>,
+    bare: Process,
     gateway: Option<Process>,
     /// Whether the running gateway captures and compares answers.
     diffing: bool,
     ports: Ports,
     nginx_port: u16,
+    bare_port: u16,
     diffs_url: String,
     legacy_url: String,
     pub gateway_url: String,
@@ -170,11 +175,27 @@ impl Running {
             "routes:\n  - {name: bench, path: /bench/*, phase: legacy}\n",
         )?;
         let diffs_url = studyflow_testkit::database::create("studyflow_bench_diffs").await?;
-        let nginx_port = studyflow_testkit::stack::Ports::free()?.gateway;
+        let free = studyflow_testkit::stack::Ports::free()?;
+        let (nginx_port, bare_port) = (free.gateway, free.admin);
+        let mut bare = Command::new(settings.bin_dir.join("bare-pingora"));
+        bare.args([
+            format!("127.0.0.1:{bare_port}"),
+            format!("127.0.0.1:{}", ports.legacy),
+        ]);
+        let bare_health = format!("http://127.0.0.1:{bare_port}/bench/json");
+        let bare = Process::spawn(
+            "bare-pingora",
+            bare,
+            &bare_health,
+            dir.join("bare-pingora.log"),
+        )
+        .await?;
         let mut running = Self {
             _legacy: legacy,
             _new: new,
             nginx: None,
+            bare,
+            bare_port,
             gateway: None,
             diffing: false,
             ports,
@@ -221,32 +242,76 @@ impl Running {
         Process::spawn("nginx", command, &health, dir.join("nginx.log")).await
     }
 
+    /// The gateway's command, with diffing on or off, starting from the shipped state.
+    fn gateway_command(&self, settings: &Settings, diffing: bool) -> Command {
+        let ports = self.ports;
+        let dir = &settings.work_dir;
+        let _ = std::fs::remove_file(dir.join("state.json"));
+        let mut command = gateway_command(
+            &settings.bin_dir.join("studyflow-gateway"),
+            ports,
+            &self.legacy_url,
+            &format!("http://127.0.0.1:{}", ports.backend),
+        );
+        command
+            .env("RUST_LOG", "warn")
+            .env("STUDYFLOW_GATEWAY__ROUTES_FILE", dir.join("routes.yaml"))
+            .env("STUDYFLOW_GATEWAY__STATE_FILE", dir.join("state.json"))
+            .env("STUDYFLOW_GATEWAY__SHADOW__COMPARE", diffing.to_string())
+            // Without a shadow secret the gateway sends no copies at all (they could not
+            // be marked as dry runs); the benchmark upstream ignores the marker.
+            .env("STUDYFLOW_GATEWAY__SHADOW__SECRET", BENCH_SHADOW_SECRET);
+        if diffing {
+            command.env(
+                "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",
+                &self.diffs_url,
+            );
+        }
+        command
+    }
+
+    /// The command of a proxy to run on its own (under callgrind), the URL of the small
+    /// GET through it, and its health URL. A gateway takes the running one's ports, so
+    /// that one is stopped; bare pingora gets a free port.
+    pub async fn command_for(
+        &mut self,
+        settings: &Settings,
+        target: Target,
+    ) -> anyhow::Result<(Command, String, String)> {
+        const PATH: &str = "/bench/json";
+        match target {
+            Target::BarePingora => {
+                let port = Ports::free()?.gateway;
+                let mut command = Command::new(settings.bin_dir.join("bare-pingora"));
+                command.args([
+                    format!("127.0.0.1:{port}"),
+                    format!("127.0.0.1:{}", self.ports.legacy),
+                ]);
+                let url = format!("http://127.0.0.1:{port}{PATH}");
+                Ok((command, url.clone(), url))
+            }
+            Target::Gateway { diffing, .. } => {
+                if let Some(old) = self.gateway.take() {
+                    old.terminate().await;
+                }
+                Ok((
+                    self.gateway_command(settings, diffing),
+                    format!("{}{PATH}", self.gateway_url),
+                    format!("{}/health", self.admin_url),
+                ))
+            }
+            other => anyhow::bail!("{} is not counted", other.label()),
+        }
+    }
+
     /// (Re)starts the gateway with diffing on or off; keeps it when already so.
     pub async fn gateway(&mut self, settings: &Settings, diffing: bool) -> anyhow::Result<u32> {
         if self.gateway.is_none() || self.diffing != diffing {
             if let Some(old) = self.gateway.take() {
                 old.terminate().await;
             }
-            let ports = self.ports;
             let dir = &settings.work_dir;
-            let _ = std::fs::remove_file(dir.join("state.json"));
-            let mut command = gateway_command(
-                &settings.bin_dir.join("studyflow-gateway"),
-                ports,
-                &self.legacy_url,
-                &format!("http://127.0.0.1:{}", ports.backend),
-            );
-            command
-                .env("RUST_LOG", "warn")
-                .env("STUDYFLOW_GATEWAY__ROUTES_FILE", dir.join("routes.yaml"))
-                .env("STUDYFLOW_GATEWAY__STATE_FILE", dir.join("state.json"))
-                .env("STUDYFLOW_GATEWAY__SHADOW__COMPARE", diffing.to_string());
-            if diffing {
-                command.env(
-                    "STUDYFLOW_GATEWAY__DIFF_STORE__DATABASE_URL",
-                    &self.diffs_url,
-                );
-            }
+            let command = self.gateway_command(settings, diffing);
             let health = format!("{}/health", self.admin_url);
             self.gateway =
                 Some(Process::spawn("gateway", command, &health, dir.join("gateway.log")).await?);
@@ -278,6 +343,10 @@ impl Running {
                     Some(pid),
                 )
             }
+            Target::BarePingora => (
+                format!("http://127.0.0.1:{}{path}", self.bare_port),
+                self.bare.pid(),
+            ),
             Target::Gateway {
                 phase,
                 percent,
@@ -297,14 +366,16 @@ impl Running {
         if let Some(nginx) = self.nginx.take() {
             nginx.terminate().await;
         }
+        self.bare.terminate().await;
     }
 }
 
-async fn set_phase(admin_url: &str, phase: &str, percent: Option<u8>) -> anyhow::Result<()> {
+pub async fn set_phase(admin_url: &str, phase: &str, percent: Option<u8>) -> anyhow::Result<()> {
     let response = reqwest::Client::new()
         .put(format!("{admin_url}/routes/bench"))
         .bearer_auth(DEV_ADMIN_TOKEN)
-        .json(&json!({"phase": phase, "percent": percent, "reason": "benchmark"}))
+        // Forced: a benchmark moves phases without the promotion gate's evidence.
+        .json(&json!({"phase": phase, "percent": percent, "reason": "benchmark", "force": true}))
         .send()
         .await?;
     anyhow::ensure!(
@@ -332,7 +403,10 @@ pub async fn shadow_counters(admin_url: &str) -> anyhow::Result<(u64, u64)> {
 }
 
 /// A token whose `sub` the gateway reads for canary buckets (unsigned: routing only).
-const BENCH_BEARER: &str =
+/// The shadow secret of the benchmark's gateways.
+const BENCH_SHADOW_SECRET: &str = "benchmark-shadow-secret-of-sufficient-length";
+
+pub const BENCH_BEARER: &str =
     "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiZW5jaC11c2VyIiwicm9sZSI6ImF1dGhlbnRpY2F0ZWQifQ.c2ln";
 
 /// Rounds of each fixed-rate run; the median by p99 is reported.
@@ -555,7 +629,7 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
     let legacy = Target::gateway("legacy", None, false);
     let shadow = SHADOW_DIFFING;
     let mut out = String::from(
-        "\n### Headline\n\n| workload | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|\n",
+        "\n### Headline\n\n| workload | gateway/bare pingora throughput | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for workload in workloads {
         let get = |target, mode| find(results, workload.name, target, mode).map(|r| r.measured);
@@ -583,8 +657,12 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
         );
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             workload.name,
+            ratio(
+                get(legacy, SATURATION),
+                get(Target::BarePingora, SATURATION)
+            ),
             ratio(get(legacy, SATURATION), get(Target::Nginx, SATURATION)),
             ratio(get(legacy, SATURATION), get(Target::Direct, SATURATION)),
             added,

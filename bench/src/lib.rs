@@ -11,6 +11,7 @@ pub mod data_api;
 pub mod embeddings;
 pub mod functions;
 pub mod gateway;
+pub mod instructions;
 pub mod load;
 pub mod plot;
 pub mod process;

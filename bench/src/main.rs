@@ -5,7 +5,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use studyflow_bench::gateway::{self, Settings, Target};
 use studyflow_bench::{
-    criterion, data_api, embeddings, functions, load, plot, realtime, report, soak, ttft, upstream,
+    criterion, data_api, embeddings, functions, instructions, load, plot, realtime, report, soak,
+    ttft, upstream,
 };
 use studyflow_testkit::stack;
 
@@ -40,6 +41,9 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         soak_minutes: u64,
     },
+    /// Instructions per request (callgrind) of bare pingora and the gateway's phases
+    /// alone (`proxy` counts them after its load runs).
+    Instructions,
     /// The memory soak alone, at a given rate (`proxy` runs it after its suite, at half
     /// the measured saturation of shadow with diffing).
     Soak {
@@ -139,21 +143,12 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let settings = proxy_settings(&root, seconds, connections, !no_nginx)?;
             let workloads = gateway::workloads(&settings.work_dir)?;
-            let mut targets = vec![Target::Direct];
-            if settings.nginx {
-                targets.push(Target::Nginx);
-            }
-            targets.extend([
-                Target::gateway("legacy", None, false),
-                Target::gateway("shadow", None, false),
-                Target::gateway("shadow", None, true),
-                Target::gateway("canary", Some(50), true),
-                Target::gateway("primary", None, true),
-            ]);
+            let targets = proxy_targets(settings.nginx);
             let results = gateway::run(&settings, &workloads, &targets).await?;
             let table = gateway::table(&settings, &results, &workloads);
-            println!("{table}");
-            report::write_section(&doc, "proxy-overhead", &table)?;
+            publish(&doc, "proxy-overhead", &table)?;
+            let counts = instructions::run(&settings, &targets).await?;
+            publish(&doc, "instructions", &instructions::table(&counts))?;
             let png = root.join("docs/benchmarks-latency.png");
             plot::latency(&png, workloads[0].name, &results)?;
             report::write_section(
@@ -200,6 +195,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{table}");
             report::write_section(&doc, "embeddings", &table)?;
         }
+        Command::Instructions => {
+            let settings = proxy_settings(&root, 4, 64, false)?;
+            let counts = instructions::run(&settings, &proxy_targets(false)).await?;
+            publish(&doc, "instructions", &instructions::table(&counts))?;
+        }
         Command::DataApi {
             seconds,
             connections,
@@ -230,6 +230,24 @@ fn publish(doc: &std::path::Path, section: &str, table: &str) -> anyhow::Result<
     println!("{table}");
     report::write_section(doc, section, table)?;
     Ok(())
+}
+
+/// The proxy suite's targets: direct, nginx (when asked), bare pingora and the gateway's
+/// phases.
+fn proxy_targets(nginx: bool) -> Vec<Target> {
+    let mut targets = vec![Target::Direct];
+    if nginx {
+        targets.push(Target::Nginx);
+    }
+    targets.extend([
+        Target::BarePingora,
+        Target::gateway("legacy", None, false),
+        Target::gateway("shadow", None, false),
+        Target::gateway("shadow", None, true),
+        Target::gateway("canary", Some(50), true),
+        Target::gateway("primary", None, true),
+    ]);
+    targets
 }
 
 fn proxy_settings(
