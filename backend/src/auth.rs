@@ -203,8 +203,7 @@ impl Authenticator {
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp"]);
         let raw = decode::<serde_json::Value>(token, &key, &validation)?.claims;
-        let claims: Claims =
-            serde_json::from_value(raw.clone()).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let claims = Claims::deserialize(&raw).map_err(|e| AuthError::Malformed(e.to_string()))?;
         match claims.role.as_deref() {
             Some(AUTHENTICATED) => {
                 let session = claims.session()?;

@@ -172,13 +172,11 @@ async fn serve(
     // takes a pooled connection, which requests holding all the others would starve.
     let schema = current_schema(state).await?;
     let table = schema.table_or_error(table)?;
-    // The token's revocation check (Redis) and the transaction's start (Postgres) are
-    // independent: one round trip's wait, not two.
-    let (identity, tx) = tokio::join!(identify(state, headers), state.db.begin());
-    let identity = identity?;
+    // The token before anything touches the database: a refused token (or, below, an
+    // unparsable request) never takes a pooled connection.
+    let identity = identify(state, headers).await?;
     let anonymous = identity.is_anonymous();
     let fail = |e: sqlx::Error| RestError::from_sqlx(&e, anonymous);
-    let mut tx = tx.map_err(fail)?;
     let query = Query::parse(raw, headers)?;
     let prefer = Prefer::from_headers(headers);
     let object = wants_object(headers);
@@ -195,6 +193,7 @@ async fn serve(
     let statement = statement(&schema, table, method, &query, &prefer, body_kind, body)?;
 
     let dry_run = state.shadow.is_dry_run(headers);
+    let mut tx = state.db.begin().await.map_err(fail)?;
     become_identity(&mut tx, &identity, method, table)
         .await
         .map_err(fail)?;
