@@ -105,7 +105,21 @@ fn compare_bodies(
     out: &mut Vec<Difference>,
 ) -> BodyKind {
     let (lb, rb) = (left.decoded_body(), right.decoded_body());
-    if is_event_stream(left) && is_event_stream(right) {
+    let event_streams = is_event_stream(left) && is_event_stream(right);
+    if lb == rb {
+        // Equal bytes are equal values under every rule: only the kind of body is left
+        // to tell, and telling JSON needs no tree.
+        return if event_streams {
+            BodyKind::EventStream
+        } else if serde_json::from_slice::<serde::de::IgnoredAny>(&lb).is_ok() {
+            BodyKind::Json
+        } else if std::str::from_utf8(&lb).is_ok() {
+            BodyKind::Text
+        } else {
+            BodyKind::Binary
+        };
+    }
+    if event_streams {
         let (le, re) = (
             sse::parse(&String::from_utf8_lossy(&lb)),
             sse::parse(&String::from_utf8_lossy(&rb)),
@@ -234,6 +248,33 @@ mod tests {
                 .as_deref()
                 .is_some_and(|h| h.contains("+three"))
         );
+    }
+
+    #[test]
+    fn equal_bodies_are_equal_and_keep_their_kind() {
+        let json = [("content-type", "application/json")];
+        let sse = [("content-type", "text/event-stream")];
+        for (headers, body, kind) in [
+            (&json[..], r#"{"a":[1,{"b":null}]}"#, BodyKind::Json),
+            (&sse[..], "data: {\"a\":1}\n\n", BodyKind::EventStream),
+            (&json[..], "not json", BodyKind::Text),
+        ] {
+            let c = compare_responses(
+                &response(200, headers, body),
+                &response(200, headers, body),
+                &default_rules(),
+            );
+            assert!(c.is_equal(), "{body}: {:?}", c.differences);
+            assert_eq!(c.body, kind, "{body}");
+        }
+        let bytes = CapturedResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: bytes::Bytes::from_static(&[0xff, 0xfe]),
+            truncated: false,
+        };
+        let c = compare_responses(&bytes, &bytes, &default_rules());
+        assert_eq!((c.is_equal(), c.body), (true, BodyKind::Binary));
     }
 
     #[test]
