@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::HeaderValue;
 use pingora::ErrorSource;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -25,7 +26,7 @@ use studyflow_flags::{Side, canonical_path};
 use crate::control::Control;
 use crate::identity::{Clients, request_identity};
 use crate::logout::{LOGOUT_PATH, LogoutRecorder, PendingLogout};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteSeries};
 use crate::routing::{Decision, Route, RouteTable};
 use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower, sampled};
 use crate::stats::NewOutcome;
@@ -38,6 +39,9 @@ pub const ROUTE: &str = "x-studyflow-route";
 /// Every header the gateway and its backends exchange starts with this: clients' and
 /// upstream answers' are removed.
 pub const INTERNAL_PREFIX: &str = "x-studyflow-";
+/// Where the one-line-per-request access log is written (off unless `RUST_LOG` turns it
+/// on, e.g. `RUST_LOG=info,studyflow_gateway::access=info`).
+pub const ACCESS_LOG: &str = "studyflow_gateway::access";
 /// Largest request head (names and values of every header) forwarded; larger ones are
 /// answered 431 by the gateway.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -53,6 +57,8 @@ pub struct Gateway {
     /// Records accepted sign-outs for the backend; `None` when `sessions.redis_url` is
     /// unset.
     logout: Option<LogoutRecorder>,
+    /// Request metrics of requests that ended before any route table was consulted.
+    unrouted: RouteSeries,
 }
 
 /// What the gateway knows about one request as it goes through pingora's phases.
@@ -61,7 +67,10 @@ pub struct RequestCtx {
     table: Option<Arc<RouteTable>>,
     route: Option<usize>,
     side: Side,
-    request_id: String,
+    /// The client's `x-request-id` when it sent one usable id, else a new one.
+    request_id: HeaderValue,
+    /// The upstream request carries `request_id` already: the client's only id.
+    request_id_forwarded: bool,
     /// The new side was unreachable and legacy served instead.
     fell_back: bool,
     shadow: Option<Box<ShadowPlan>>,
@@ -88,6 +97,7 @@ impl Gateway {
             metrics,
             clients,
             logout,
+            unrouted: RouteSeries::default(),
         }
     }
 }
@@ -102,17 +112,39 @@ fn internal_headers(headers: &http::HeaderMap) -> Vec<http::HeaderName> {
         .collect()
 }
 
-/// A request head in one pass: its size (names and values) and its internal headers.
-fn inspect_head(headers: &http::HeaderMap) -> (usize, Vec<http::HeaderName>) {
-    let mut bytes = 0;
-    let mut internal = Vec::new();
+/// What the request filter reads from a request head in one pass.
+struct Head<'a> {
+    /// Names and values of every header.
+    bytes: usize,
+    /// The `x-studyflow-*` headers, to be removed.
+    internal: Vec<http::HeaderName>,
+    /// The first `x-request-id` and how many there are.
+    request_id: Option<&'a HeaderValue>,
+    request_ids: usize,
+}
+
+fn inspect_head(headers: &http::HeaderMap) -> Head<'_> {
+    let mut head = Head {
+        bytes: 0,
+        internal: Vec::new(),
+        request_id: None,
+        request_ids: 0,
+    };
     for (name, value) in headers {
-        bytes += name.as_str().len() + value.len();
-        if name.as_str().starts_with(INTERNAL_PREFIX) && internal.last() != Some(name) {
-            internal.push(name.clone());
+        head.bytes += name.as_str().len() + value.len();
+        if name.as_str().starts_with(INTERNAL_PREFIX) && head.internal.last() != Some(name) {
+            head.internal.push(name.clone());
+        } else if name.as_str() == REQUEST_ID {
+            head.request_id.get_or_insert(value);
+            head.request_ids += 1;
         }
     }
-    (bytes, internal)
+    head
+}
+
+/// Whether a client's `x-request-id` is kept: short, printable, no spaces.
+fn usable_request_id(value: &HeaderValue) -> bool {
+    !value.is_empty() && value.len() <= 200 && value.as_bytes().iter().all(u8::is_ascii_graphic)
 }
 
 /// A gateway-made answer: JSON `{code, message, request_id}` with `x-request-id`.
@@ -160,6 +192,11 @@ impl RequestCtx {
     fn route_name(&self) -> &str {
         self.route().map_or("-", |r| r.spec.name.as_str())
     }
+
+    /// The request id as text (it is printable ASCII, whether the client's or new).
+    fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or("-")
+    }
 }
 
 impl Gateway {
@@ -202,10 +239,11 @@ fn new_outcome(status: u16, error: Option<&Error>) -> NewOutcome {
 /// A random (version 4) UUID for a request that came without an id. Drawn from a
 /// thread-local generator: `Uuid::new_v4` asks the kernel for every id, a system call per
 /// request. Request ids need to be unique, not unpredictable.
-fn new_request_id() -> String {
-    uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes())
-        .into_uuid()
-        .to_string()
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_ne_bytes()).into_uuid();
+    let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[async_trait]
@@ -217,7 +255,8 @@ impl ProxyHttp for Gateway {
             table: None,
             route: None,
             side: Side::Legacy,
-            request_id: String::new(),
+            request_id: HeaderValue::from_static(""),
+            request_id_forwarded: false,
             fell_back: false,
             shadow: None,
             started: Instant::now(),
@@ -230,19 +269,31 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let table = self.control.table();
         let request = session.req_header();
-        ctx.request_id = header(request, REQUEST_ID)
-            .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map_or_else(new_request_id, str::to_owned);
+        let head = inspect_head(&request.headers);
+        match head.request_id.filter(|id| usable_request_id(id)) {
+            Some(id) => {
+                ctx.request_id = id.clone();
+                ctx.request_id_forwarded = head.request_ids == 1;
+            }
+            None => ctx.request_id = new_request_id(),
+        }
         // A copy made by this deployment's gateways (a new side that is itself a gateway)
         // is never copied again.
         let own_copy = self
             .shadower
             .is_own_copy(request.headers.get(SHADOW_HEADER).map(|v| v.as_bytes()));
-        let (head_bytes, internal) = inspect_head(&request.headers);
-        if head_bytes > MAX_HEADER_BYTES {
+        let internal = head.internal;
+        if head.bytes > MAX_HEADER_BYTES {
             ctx.table = Some(table);
             let message = format!("request headers exceed {MAX_HEADER_BYTES} bytes");
-            respond_json(session, 431, "HEADERS_TOO_LARGE", &message, &ctx.request_id).await?;
+            respond_json(
+                session,
+                431,
+                "HEADERS_TOO_LARGE",
+                &message,
+                ctx.request_id(),
+            )
+            .await?;
             return Ok(true);
         }
         match canonical_path(request.uri.path()) {
@@ -251,7 +302,7 @@ impl ProxyHttp for Gateway {
             Err(why) => {
                 ctx.table = Some(table);
                 let message = format!("invalid request path: {why}");
-                respond_json(session, 400, "INVALID_PATH", &message, &ctx.request_id).await?;
+                respond_json(session, 400, "INVALID_PATH", &message, ctx.request_id()).await?;
                 return Ok(true);
             }
         }
@@ -290,7 +341,7 @@ impl ProxyHttp for Gateway {
                     404,
                     "NOT_FOUND",
                     "Requested function was not found",
-                    &ctx.request_id,
+                    ctx.request_id(),
                 )
                 .await?;
                 Ok(true)
@@ -364,7 +415,7 @@ impl ProxyHttp for Gateway {
             if let Some(route) = ctx.route() {
                 route.stats.fallback();
                 route.stats.new_outcome(NewOutcome::ConnectFailure);
-                tracing::warn!(route = %route.spec.name, request_id = %ctx.request_id, "new side unreachable; legacy serves");
+                tracing::warn!(route = %route.spec.name, request_id = ctx.request_id(), "new side unreachable; legacy serves");
             }
             e.set_retry(true);
         }
@@ -377,15 +428,17 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let authority = match ctx.route() {
-            Some(route) => route.upstream(ctx.side).authority().to_owned(),
+        let upstream = match ctx.route() {
+            Some(route) => route.upstream(ctx.side),
             None => match &ctx.table {
-                Some(table) => table.default_legacy.authority().to_owned(),
+                Some(table) => &table.default_legacy,
                 None => return Ok(()),
             },
         };
-        upstream_request.insert_header("host", authority)?;
-        upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        upstream_request.insert_header("host", upstream.host_header().clone())?;
+        if !ctx.request_id_forwarded {
+            upstream_request.insert_header(REQUEST_ID, ctx.request_id.clone())?;
+        }
         let (chain, proto) = self
             .clients
             .forwarded(&session.req_header().headers, ctx.peer);
@@ -413,7 +466,9 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(plan) = ctx.shadow.as_mut()
             && plan.request_chunk(body.as_ref(), end_of_stream)
-            && !self.shadower.dispatch(plan, &ctx.request_id)
+            && !self
+                .shadower
+                .dispatch(plan, ctx.request_id.to_str().unwrap_or("-"))
         {
             ctx.shadow = None;
         }
@@ -443,13 +498,13 @@ impl ProxyHttp for Gateway {
             response.remove_header(&name);
         }
         if let Some(route) = ctx.route() {
-            for (name, value) in &route.spec.response_headers {
-                response.insert_header(name.clone(), value.as_str())?;
+            for (name, value) in &route.answer_headers.extra {
+                response.insert_header(name.clone(), value.clone())?;
             }
-            response.insert_header(ROUTE, route.spec.name.as_str())?;
+            response.insert_header(ROUTE, route.answer_headers.route.clone())?;
         }
-        response.insert_header(SERVED_BY, ctx.side.name())?;
-        response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        response.insert_header(SERVED_BY, HeaderValue::from_static(ctx.side.name()))?;
+        response.insert_header(REQUEST_ID, ctx.request_id.clone())?;
         Ok(())
     }
 
@@ -492,9 +547,9 @@ impl ProxyHttp for Gateway {
         };
         // Nothing can be said once the answer has started, or to a closed connection.
         if status > 0 && session.response_written().is_none() {
-            let sent = respond_json(session, status, code, message, &ctx.request_id).await;
+            let sent = respond_json(session, status, code, message, ctx.request_id()).await;
             if let Err(error) = sent {
-                tracing::debug!(%error, request_id = %ctx.request_id, "error answer not sent");
+                tracing::debug!(%error, request_id = ctx.request_id(), "error answer not sent");
             }
         }
         FailToProxy {
@@ -526,15 +581,22 @@ impl ProxyHttp for Gateway {
             plan.finish(error.is_none(), None);
         }
         if !ctx.route().is_some_and(|r| r.spec.blocked) {
+            let series = match (ctx.route(), &ctx.table) {
+                (Some(route), _) => &route.series,
+                (None, Some(table)) => &table.passthrough_series,
+                (None, None) => &self.unrouted,
+            };
+            let elapsed = ctx.started.elapsed();
             self.metrics
-                .request(ctx.route_name(), ctx.side, status, ctx.started.elapsed());
+                .request(series, ctx.route_name(), ctx.side, status, elapsed);
         }
         if let (Some(outcome), Some(route)) = (outcome, ctx.route()) {
             route.stats.new_outcome(outcome);
         }
         let request = session.req_header();
         tracing::info!(
-            request_id = %ctx.request_id,
+            target: ACCESS_LOG,
+            request_id = ctx.request_id(),
             method = %request.method,
             path = request.uri.path(),
             route = ctx.route_name(),

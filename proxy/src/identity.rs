@@ -7,13 +7,36 @@
 //! choosing its own bucket with a forged token gains nothing, so the bucket reads tokens
 //! unverified; the guard's count of distinct callers does not (see [`Clients`]).
 
+use std::cell::RefCell;
 use std::io::Cursor;
 use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+/// `peer` as a header value (`unknown` without one). Formatting an address costs more
+/// than the rest of the request's forwarding headers, and the requests of one connection,
+/// or of every client behind one load balancer, share it: each thread keeps the last
+/// one.
+fn address_value(peer: Option<IpAddr>) -> HeaderValue {
+    thread_local! {
+        static LAST: RefCell<Option<(IpAddr, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let Some(ip) = peer else {
+        return HeaderValue::from_static("unknown");
+    };
+    LAST.with_borrow_mut(|last| match last {
+        Some((cached, value)) if *cached == ip => value.clone(),
+        _ => {
+            let value = HeaderValue::try_from(ip.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            *last = Some((ip, value.clone()));
+            value
+        }
+    })
+}
 
 /// How the gateway tells clients apart where it matters: the address behind trusted
 /// load balancers, and identities that cannot be forged.
@@ -69,11 +92,15 @@ impl Clients {
     /// `X-Forwarded-For` and `X-Forwarded-Proto` as the upstreams should see them: what
     /// a trusted load balancer says, with its address appended; from anyone else, only
     /// what the gateway sees.
-    pub fn forwarded(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> (String, &'static str) {
+    pub fn forwarded(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> (HeaderValue, HeaderValue) {
+        let http = HeaderValue::from_static("http");
         let trusted = peer.is_some_and(|ip| self.trusted(ip));
-        let peer = peer.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         if !trusted {
-            return (peer, "http");
+            return (address_value(peer), http);
         }
         let values: Vec<&str> = headers
             .get_all("x-forwarded-for")
@@ -81,12 +108,17 @@ impl Clients {
             .filter_map(|v| v.to_str().ok())
             .collect();
         let chain = match values.is_empty() {
-            true => peer,
-            false => format!("{}, {peer}", values.join(", ")),
+            true => address_value(peer),
+            false => {
+                let peer = address_value(peer);
+                let peer = peer.to_str().unwrap_or("unknown");
+                HeaderValue::try_from(format!("{}, {peer}", values.join(", ")))
+                    .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+            }
         };
         let proto = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
-            Some(b"https") => "https",
-            _ => "http",
+            Some(b"https") => HeaderValue::from_static("https"),
+            _ => http,
         };
         (chain, proto)
     }
@@ -277,9 +309,10 @@ mod tests {
         assert_eq!(clients.address(&forwarded, stranger), stranger);
         let junk = headers(&[("x-forwarded-for", "nonsense")]);
         assert_eq!(clients.address(&junk, lb), lb);
+        let (chain, proto) = clients.forwarded(&forwarded, stranger);
         assert_eq!(
-            clients.forwarded(&forwarded, stranger),
-            ("5.5.5.5".to_owned(), "http")
+            (chain.to_str().ok(), proto.to_str().ok()),
+            (Some("5.5.5.5"), Some("http"))
         );
         assert_eq!(
             clients.forwarded(&forwarded, lb).0,

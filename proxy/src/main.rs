@@ -76,9 +76,13 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Logs at `info` unless `RUST_LOG` says otherwise; the access log (a line per request,
+/// [`studyflow_gateway::gateway::ACCESS_LOG`]) only when `RUST_LOG` turns it on, so the
+/// request path writes nothing by default.
 fn init_logging(json: bool) {
+    let default = format!("info,{}=off", studyflow_gateway::gateway::ACCESS_LOG);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if json {
         builder.json().init();

@@ -10,13 +10,13 @@
 //! request path nothing more.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use studyflow_flags::{Phase, Side};
 
@@ -97,15 +97,42 @@ pub struct Metrics {
     store_exported: AtomicU64,
 }
 
+/// The status classes of [`REQUESTS_TOTAL`], in [`class_index`] order.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+
+/// The index in [`STATUS_CLASSES`] of `status`'s class (`error` when no answer was
+/// written).
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
+}
+
 /// `2xx`, `4xx`, … (`error` when no answer was written).
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "error",
+    STATUS_CLASSES[class_index(status)]
+}
+
+/// One route's request series, looked up in the registry on first use and kept with the
+/// route table, so a request touches its counter and histogram without hashing labels.
+/// A series appears in `/metrics` once it has counted something, as with a lookup per
+/// request.
+#[derive(Debug, Default)]
+pub struct RouteSeries {
+    /// By side ([`side_index`]) and status class ([`class_index`]).
+    requests: [[OnceLock<IntCounter>; 6]; 2],
+    duration: [OnceLock<Histogram>; 2],
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Legacy => 0,
+        Side::New => 1,
     }
 }
 
@@ -203,13 +230,28 @@ impl Metrics {
         })
     }
 
-    /// One answered request (called once per request, after the answer).
-    pub fn request(&self, route: &str, side: Side, status: u16, elapsed: Duration) {
-        self.requests
-            .with_label_values(&[route, side.name(), status_class(status)])
+    /// One answered request of `route`, whose series are `series` (called once per
+    /// request, after the answer).
+    pub fn request(
+        &self,
+        series: &RouteSeries,
+        route: &str,
+        side: Side,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let class = class_index(status);
+        series.requests[side_index(side)][class]
+            .get_or_init(|| {
+                self.requests
+                    .with_label_values(&[route, side.name(), STATUS_CLASSES[class]])
+            })
             .inc();
-        self.request_duration
-            .with_label_values(&[route, side.name()])
+        series.duration[side_index(side)]
+            .get_or_init(|| {
+                self.request_duration
+                    .with_label_values(&[route, side.name()])
+            })
             .observe(elapsed.as_secs_f64());
     }
 
@@ -223,13 +265,12 @@ impl Metrics {
     /// Cumulative (answers, 5xx answers, latency sum in seconds, latency count) of one
     /// route and side, for the console's history.
     pub fn route_side(&self, route: &str, side: Side) -> (u64, u64, f64, u64) {
-        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
         let count = |class: &str| {
             self.requests
                 .with_label_values(&[route, side.name(), class])
                 .get()
         };
-        let served = classes.iter().map(|c| count(c)).sum();
+        let served = STATUS_CLASSES.iter().map(|c| count(c)).sum();
         let latency = self
             .request_duration
             .with_label_values(&[route, side.name()]);

@@ -6,9 +6,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http::HeaderValue;
 use studyflow_flags::{Layer, Phase, RouteSpec, RoutesFile, Side, SourceKind, resolve};
 
 use crate::identity::bucket;
+use crate::metrics::RouteSeries;
 use crate::stats::RouteStats;
 use crate::upstream::{Upstream, Upstreams};
 use crate::{Error, Result};
@@ -25,6 +28,41 @@ pub struct Route {
     pub legacy: Arc<Upstream>,
     pub new: Arc<Upstream>,
     pub stats: Arc<RouteStats>,
+    /// What the gateway adds to each of the route's answers.
+    pub answer_headers: AnswerHeaders,
+    /// The route's request metrics.
+    pub series: RouteSeries,
+}
+
+/// The headers the gateway adds to every answer of a route, built when the route table
+/// is, so a request only clones them.
+#[derive(Debug)]
+pub struct AnswerHeaders {
+    /// The route's name, for `x-studyflow-route`.
+    pub route: HeaderValue,
+    /// The route's `response_headers`, names spelled as in the routes file.
+    pub extra: Vec<(Bytes, HeaderValue)>,
+}
+
+impl AnswerHeaders {
+    fn of(spec: &RouteSpec) -> Result<Self> {
+        let value = |text: &str| {
+            HeaderValue::from_str(text).map_err(|_| {
+                Error::Config(format!(
+                    "route `{}`: `{text}` is not a header value",
+                    spec.name
+                ))
+            })
+        };
+        Ok(Self {
+            route: value(&spec.name)?,
+            extra: spec
+                .response_headers
+                .iter()
+                .map(|(name, text)| Ok((Bytes::from(name.clone()), value(text)?)))
+                .collect::<Result<_>>()?,
+        })
+    }
 }
 
 impl Route {
@@ -54,6 +92,8 @@ pub struct RouteTable {
     routes: Vec<Route>,
     /// Counters of requests that match no route.
     pub passthrough: Arc<RouteStats>,
+    /// Request metrics of pass-through traffic.
+    pub passthrough_series: RouteSeries,
     pub default_legacy: Arc<Upstream>,
 }
 
@@ -101,6 +141,8 @@ impl RouteTable {
                     legacy: pick(&spec.legacy_upstream, Side::Legacy)?,
                     new: pick(&spec.new_upstream, Side::New)?,
                     stats: Arc::clone(stats.entry(spec.name.clone()).or_default()),
+                    answer_headers: AnswerHeaders::of(spec)?,
+                    series: RouteSeries::default(),
                     spec: spec.clone(),
                     phase: resolved.phase,
                     source: resolved.source,
@@ -111,6 +153,7 @@ impl RouteTable {
         Ok(Self {
             routes,
             passthrough: Arc::clone(stats.entry(String::new()).or_default()),
+            passthrough_series: RouteSeries::default(),
             default_legacy: upstreams.default(Side::Legacy),
         })
     }

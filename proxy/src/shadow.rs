@@ -741,7 +741,7 @@ async fn send_copy(
     job: &ShadowJob,
     upstream: &Upstream,
 ) -> Result<(CapturedResponse, Option<Reservation>), ShadowDrop> {
-    let url = format!("{}{}", upstream.base_url(), job.request.uri);
+    let url = upstream.url(&job.request.uri);
     let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
         .map_err(|_| ShadowDrop::Error)?;
     let mut request = context

@@ -1,7 +1,7 @@
 //! Where the two sides live and how to connect to them.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,15 +14,14 @@ use crate::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Upstream {
     pub side: Side,
-    addr: SocketAddr,
-    tls: bool,
-    /// Host name, used for SNI and as the `Host` header sent upstream.
-    host: String,
     /// `Host` header value (with the port when it is not the scheme's default).
     authority: String,
-    /// `scheme://authority`, for the shadow client.
-    base_url: String,
-    connect_timeout: Duration,
+    /// `authority` as a header value, built once.
+    host_header: http::HeaderValue,
+    /// The peer of a request without a route timeout, built once and cloned per request.
+    peer: HttpPeer,
+    /// `scheme://authority/`, parsed once: copies only set its path and query.
+    base_url: url::Url,
     read_timeout: Duration,
 }
 
@@ -63,15 +62,23 @@ impl Upstream {
             Some(port) => format!("{host}:{port}"),
             None => host.clone(),
         };
-        let base_url = format!("{}://{authority}", url.scheme());
+        let host_header = http::HeaderValue::from_str(&authority)
+            .map_err(|_| fail(format!("`{authority}` is not a Host header value")))?;
+        // The host name is the peer's SNI.
+        let mut peer = HttpPeer::new(addr, tls, host);
+        peer.options.connection_timeout = Some(connect_timeout);
+        peer.options.read_timeout = Some(read_timeout);
+        // Copies go to the scheme and authority only, never with credentials.
+        let mut base_url = url;
+        let _ = base_url.set_username("");
+        let _ = base_url.set_password(None);
+        base_url.set_fragment(None);
         Ok(Self {
             side,
-            addr,
-            tls,
-            host,
             authority,
+            host_header,
+            peer,
             base_url,
-            connect_timeout,
             read_timeout,
         })
     }
@@ -79,15 +86,30 @@ impl Upstream {
     /// A pingora peer for one request to this upstream; `timeout` (a route's own)
     /// replaces the configured connect and read timeouts.
     pub fn peer(&self, timeout: Option<Duration>) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(self.addr, self.tls, self.host.clone());
-        peer.options.connection_timeout = Some(timeout.unwrap_or(self.connect_timeout));
-        peer.options.read_timeout = Some(timeout.unwrap_or(self.read_timeout));
-        Box::new(peer)
+        let mut peer = Box::new(self.peer.clone());
+        if let Some(timeout) = timeout {
+            peer.options.connection_timeout = Some(timeout);
+            peer.options.read_timeout = Some(timeout);
+        }
+        peer
     }
 
-    /// `scheme://host[:port]` of this upstream.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
+    /// The `Host` header this upstream expects, as a header value.
+    pub fn host_header(&self) -> &http::HeaderValue {
+        &self.host_header
+    }
+
+    /// The URL of `path_and_query` (a request target: a path, then `?query` if any) on
+    /// this upstream.
+    pub fn url(&self, path_and_query: &str) -> url::Url {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        let mut url = self.base_url.clone();
+        url.set_path(path);
+        url.set_query(query);
+        url
     }
 
     /// How long to wait for an answer when no route timeout applies.
@@ -132,6 +154,8 @@ impl Upstreams {
 
 #[cfg(test)]
 mod tests {
+    use pingora::upstreams::peer::Peer;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Upstream> {
@@ -145,14 +169,24 @@ mod tests {
 
     #[test]
     fn urls_give_address_and_host_header() {
+        let port = |up: &Upstream| up.peer._address.as_inet().map(|a| a.port());
         let up = parse("http://127.0.0.1:54321").expect("valid");
-        assert_eq!(up.addr.port(), 54321);
+        assert_eq!(port(&up), Some(54321));
         assert_eq!(up.authority(), "127.0.0.1:54321");
-        assert!(!up.tls);
+        assert_eq!(up.host_header(), "127.0.0.1:54321");
+        assert!(!up.peer.tls());
         let up = parse("https://127.0.0.1").expect("valid");
-        assert_eq!(up.addr.port(), 443);
+        assert_eq!(port(&up), Some(443));
         assert_eq!(up.authority(), "127.0.0.1");
-        assert!(up.tls);
+        assert!(up.peer.tls());
+        assert_eq!(
+            up.url("/functions/v1/a b?x=1&y=%2F").as_str(),
+            "https://127.0.0.1/functions/v1/a%20b?x=1&y=%2F"
+        );
+        assert_eq!(
+            up.url("/rest/v1/tasks").as_str(),
+            "https://127.0.0.1/rest/v1/tasks"
+        );
     }
 
     #[test]
