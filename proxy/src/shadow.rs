@@ -22,7 +22,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use pingora::connectors::ConnectorOptions;
+use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::{Error, ErrorType};
+use pingora::protocols::http::client::HttpSession;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use studyflow_diffing::{CapturedRequest, CapturedResponse, CompiledRules, Exchange};
@@ -602,9 +606,11 @@ pub struct ShadowWorker {
 }
 
 /// What a job needs besides itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct JobContext {
-    client: reqwest::Client,
+    /// Copies go out through pingora's connector, as served requests do: the same HTTP/1
+    /// and TLS stack, with its own pool of kept-alive connections.
+    connector: Arc<Connector>,
     cap: usize,
     budget: Arc<Budget>,
     secret: Option<http::HeaderValue>,
@@ -618,19 +624,9 @@ impl BackgroundService for ShadowWorker {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
-        let client = match reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(self.limits.max_concurrency)
-            .build()
-        {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::error!(%error, "shadow client cannot start; shadows will be dropped");
-                return;
-            }
-        };
+        let pool = ConnectorOptions::new(self.limits.max_concurrency.max(1));
         let context = JobContext {
-            client,
+            connector: Arc::new(Connector::new(Some(pool))),
             cap: self.limits.max_body_bytes,
             budget: Arc::clone(&self.budget),
             secret: self.secret.clone(),
@@ -736,68 +732,117 @@ async fn run_job(context: &JobContext, job: ShadowJob) {
     }
 }
 
+/// Sends `job`'s request to `upstream` and reads its answer, within the job's timeout.
 async fn send_copy(
     context: &JobContext,
     job: &ShadowJob,
     upstream: &Upstream,
 ) -> Result<(CapturedResponse, Option<Reservation>), ShadowDrop> {
-    let url = upstream.url(&job.request.uri);
-    let method = reqwest::Method::from_bytes(job.request.method.as_bytes())
-        .map_err(|_| ShadowDrop::Error)?;
-    let mut request = context
-        .client
-        .request(method, url)
-        .timeout(job.timeout)
-        .header(REQUEST_ID, &job.request_id);
     // Only the new backend knows the secret; the legacy is only told it gets a copy.
-    request = match upstream.side {
-        Side::New => {
-            let Some(secret) = &context.secret else {
-                return Err(ShadowDrop::NoSecret);
-            };
-            request.header(SHADOW_HEADER, secret.clone())
-        }
-        Side::Legacy => request.header(SHADOW_HEADER, LEGACY_COPY_MARK),
+    let mark = match upstream.side {
+        Side::New => context.secret.clone().ok_or(ShadowDrop::NoSecret)?,
+        Side::Legacy => http::HeaderValue::from_static(LEGACY_COPY_MARK),
     };
-    for (name, value) in &job.request.headers {
+    let head = copy_head(job, upstream, mark).map_err(|_| ShadowDrop::Error)?;
+    let peer = upstream.peer(None);
+    // Boxed: a connection's state is large, and the job's future is moved into its task.
+    let exchange = Box::pin(async {
+        let (mut session, _) = context.connector.get_http_session(&*peer).await?;
+        let answer = exchange(context, &mut session, head, &job.request.body).await;
+        context
+            .connector
+            .release_http_session(session, &*peer, None)
+            .await;
+        answer
+    });
+    match tokio::time::timeout(job.timeout, exchange).await {
+        Err(_) => Err(ShadowDrop::Timeout),
+        Ok(Err(error)) => Err(match error.etype() {
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout => ShadowDrop::Timeout,
+            _ => ShadowDrop::Error,
+        }),
+        Ok(Ok(None)) => Err(ShadowDrop::OverBudget),
+        Ok(Ok(Some(answer))) => Ok(answer),
+    }
+}
+
+/// The copy's request head: the captured request's method, target and headers (its id
+/// replaced by the job's), the upstream's `Host`, the copy mark, and the body's length.
+fn copy_head(
+    job: &ShadowJob,
+    upstream: &Upstream,
+    mark: http::HeaderValue,
+) -> pingora::Result<RequestHeader> {
+    let request = &job.request;
+    let mut head = RequestHeader::build_no_case(
+        request.method.as_str(),
+        request.uri.as_bytes(),
+        Some(request.headers.len() + 4),
+    )?;
+    head.insert_header("host", upstream.host_header().clone())?;
+    head.insert_header(REQUEST_ID, job.request_id.as_str())?;
+    head.insert_header(SHADOW_HEADER, mark)?;
+    for (name, value) in &request.headers {
         if !name.eq_ignore_ascii_case(REQUEST_ID) {
-            request = request.header(name, value);
+            head.append_header(name.clone(), value.as_str())?;
         }
     }
-    let classify = |e: reqwest::Error| {
-        if e.is_timeout() {
-            ShadowDrop::Timeout
-        } else {
-            ShadowDrop::Error
+    let bodiless = matches!(
+        request.method.as_str(),
+        "GET" | "HEAD" | "DELETE" | "OPTIONS"
+    );
+    if !(request.body.is_empty() && bodiless) {
+        head.insert_header("content-length", request.body.len())?;
+    }
+    Ok(head)
+}
+
+/// One request and its answer on `session`. `None` when the answer went over the shadow
+/// budget.
+async fn exchange(
+    context: &JobContext,
+    session: &mut HttpSession,
+    head: RequestHeader,
+    body: &Bytes,
+) -> pingora::Result<Option<(CapturedResponse, Option<Reservation>)>> {
+    session.write_request_header(Box::new(head)).await?;
+    if !body.is_empty() {
+        session.write_request_body(body.clone(), true).await?;
+    }
+    session.finish_request_body().await?;
+    // Informational answers (other than a switch of protocols) come before the answer.
+    let (status, headers) = loop {
+        session.read_response_header().await?;
+        let Some(answer) = session.response_header() else {
+            return Error::e_explain(ErrorType::InvalidHTTPHeader, "no answer head");
+        };
+        if !answer.status.is_informational() || answer.status.as_u16() == 101 {
+            break (answer.status.as_u16(), header_pairs(answer.headers.iter()));
         }
     };
-    let mut response = request
-        .body(job.request.body.clone())
-        .send()
-        .await
-        .map_err(classify)?;
-    let status = response.status().as_u16();
-    let headers = header_pairs(response.headers().iter());
-    let mut body = BodyBuffer::with_budget(context.cap, &context.budget);
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        body.push(&chunk);
-        if body.over_budget() {
-            return Err(ShadowDrop::OverBudget);
+    let mut captured = BodyBuffer::with_budget(context.cap, &context.budget);
+    while let Some(chunk) = session.read_response_body().await? {
+        captured.push(&chunk);
+        if captured.over_budget() {
+            return Ok(None);
         }
-        if body.truncated() {
+        if captured.truncated() {
             break;
         }
     }
-    let reservation = body.take_reservation();
-    Ok((
+    let reservation = captured.take_reservation();
+    Ok(Some((
         CapturedResponse {
             status,
             headers,
-            truncated: body.truncated(),
-            body: body.into_bytes(),
+            truncated: captured.truncated(),
+            body: captured.into_bytes(),
         },
         reservation,
-    ))
+    )))
 }
 
 #[cfg(test)]
