@@ -82,6 +82,9 @@ pub enum Target {
     Nginx,
     /// The smallest pingora proxy (`bare-pingora`): the gateway's floor.
     BarePingora,
+    /// Bare pingora adding the seven headers of the gateway's contract (instruction
+    /// counts only).
+    BarePingoraHeaders,
     /// Through the gateway with the route in `phase` (`legacy`, `shadow`, …, with the
     /// canary percentage), and with answer capture and comparison on or off.
     Gateway {
@@ -105,6 +108,7 @@ impl Target {
             Target::Direct => "upstream directly".into(),
             Target::Nginx => "nginx reverse proxy".into(),
             Target::BarePingora => "bare pingora proxy".into(),
+            Target::BarePingoraHeaders => "bare pingora + the gateway's 7 headers".into(),
             Target::Gateway {
                 phase,
                 percent,
@@ -280,9 +284,12 @@ impl Running {
     ) -> anyhow::Result<(Command, String, String)> {
         const PATH: &str = "/bench/json";
         match target {
-            Target::BarePingora => {
+            Target::BarePingora | Target::BarePingoraHeaders => {
                 let port = Ports::free()?.gateway;
                 let mut command = Command::new(settings.bin_dir.join("bare-pingora"));
+                if target == Target::BarePingoraHeaders {
+                    command.env("BARE_PINGORA_HEADERS", "1");
+                }
                 command.args([
                     format!("127.0.0.1:{port}"),
                     format!("127.0.0.1:{}", self.ports.legacy),
@@ -347,6 +354,9 @@ impl Running {
                 format!("http://127.0.0.1:{}{path}", self.bare_port),
                 self.bare.pid(),
             ),
+            Target::BarePingoraHeaders => {
+                anyhow::bail!("{} is only counted under callgrind", target.label())
+            }
             Target::Gateway {
                 phase,
                 percent,

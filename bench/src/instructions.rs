@@ -34,7 +34,12 @@ pub async fn run(settings: &Settings, targets: &[Target]) -> anyhow::Result<Vec<
     let mut running = Running::start(settings).await?;
     let mut counts = Vec::new();
     for &target in targets {
-        if matches!(target, Target::BarePingora | Target::Gateway { .. }) {
+        let counted = match target {
+            Target::BarePingora => vec![target, Target::BarePingoraHeaders],
+            Target::Gateway { .. } => vec![target],
+            _ => Vec::new(),
+        };
+        for target in counted {
             let counted = count(settings, &mut running, target).await?;
             tracing::info!(target = %target.label(), per_request = counted.per_request, "instructions");
             counts.push(counted);

@@ -3,10 +3,17 @@
 //! (mimalloc) and its server settings (threads, work stealing). Whatever the gateway
 //! costs above this is the gateway's own work.
 //!
+//! With `BARE_PINGORA_HEADERS=1` it also adds the seven headers the gateway's contract
+//! adds (`host`, `x-request-id`, `x-forwarded-for`, `x-forwarded-proto` upstream;
+//! `x-studyflow-route`, `x-studyflow-served-by`, `x-request-id` to answers), with values
+//! built once: what those headers alone cost in pingora's header API.
+//!
 //! `bare-pingora <listen addr> <upstream addr>`; announces
 //! `bare-pingora listening on http://<addr>` once bound.
 
 use async_trait::async_trait;
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, Result, Session};
 use pingora::proxy::{ProxyHttp, http_proxy_service};
 use pingora::server::Server;
@@ -18,6 +25,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Every request to one upstream, over kept-alive plain HTTP connections.
 struct Bare {
     peer: HttpPeer,
+    /// The contract's headers, when they are added.
+    headers: Option<Headers>,
+}
+
+/// One value for each header the gateway adds.
+struct Headers {
+    host: HeaderValue,
+    request_id: HeaderValue,
+    forwarded_for: HeaderValue,
+    forwarded_proto: HeaderValue,
+    route: HeaderValue,
+    served_by: HeaderValue,
 }
 
 #[async_trait]
@@ -28,6 +47,35 @@ impl ProxyHttp for Bare {
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
         Ok(Box::new(self.peer.clone()))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        request: &mut RequestHeader,
+        _ctx: &mut (),
+    ) -> Result<()> {
+        if let Some(h) = &self.headers {
+            request.insert_header("host", h.host.clone())?;
+            request.insert_header("x-request-id", h.request_id.clone())?;
+            request.insert_header("x-forwarded-for", h.forwarded_for.clone())?;
+            request.insert_header("x-forwarded-proto", h.forwarded_proto.clone())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        _ctx: &mut (),
+    ) -> Result<()> {
+        if let Some(h) = &self.headers {
+            response.insert_header("x-studyflow-route", h.route.clone())?;
+            response.insert_header("x-studyflow-served-by", h.served_by.clone())?;
+            response.insert_header("x-request-id", h.request_id.clone())?;
+        }
+        Ok(())
     }
 }
 
@@ -53,7 +101,17 @@ fn main() {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let peer = HttpPeer::new(upstream.as_str(), false, String::new());
-    let mut proxy = http_proxy_service(&server.configuration, Bare { peer });
+    let headers = std::env::var("BARE_PINGORA_HEADERS")
+        .is_ok_and(|v| v == "1")
+        .then(|| Headers {
+            host: HeaderValue::from_str(&upstream).unwrap_or(HeaderValue::from_static("upstream")),
+            request_id: HeaderValue::from_static("5f8c1a52-0000-4000-8000-000000000000"),
+            forwarded_for: HeaderValue::from_static("127.0.0.1"),
+            forwarded_proto: HeaderValue::from_static("http"),
+            route: HeaderValue::from_static("bench"),
+            served_by: HeaderValue::from_static("legacy"),
+        });
+    let mut proxy = http_proxy_service(&server.configuration, Bare { peer, headers });
     proxy.add_tcp(&listen);
     server.add_service(proxy);
     println!("bare-pingora listening on http://{listen}");
