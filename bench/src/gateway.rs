@@ -141,6 +141,17 @@ pub struct CaseResult {
     pub shadows_dropped: u64,
 }
 
+impl CaseResult {
+    /// The proxy's own CPU time per answered request, in microseconds (user and system
+    /// time of its processes over one round's requests): what a request costs the proxy,
+    /// apart from the upstreams and the load generator that share the cores.
+    pub fn cpu_per_request_us(&self, duration: Duration) -> Option<f64> {
+        let requests = self.measured.requests_per_sec * duration.as_secs_f64();
+        let usage = self.proxy?;
+        (requests > 0.0).then(|| usage.cpu_seconds / requests * 1e6)
+    }
+}
+
 /// The processes of a suite run.
 #[derive(Debug)]
 pub struct Running {
@@ -592,8 +603,8 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
         let _ = write!(
             out,
             "\n### {} (fixed rate {} req/s)\n\n\
-             | case | load | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | proxy CPU | proxy peak RSS MiB | shadows sent | shadows dropped | failed |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             | case | load | req/s | p50 ms | p99 ms | p99.9 ms | added p99 ms | proxy CPU | proxy CPU µs / request | proxy peak RSS MiB | shadows sent | shadows dropped | failed |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             workload.name, workload.rate
         );
         for result in results.iter().filter(|r| r.workload == workload.name) {
@@ -612,9 +623,12 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
                 Some(direct) if result.target != Target::Direct => ms(m.p99_ms - direct),
                 _ => "–".into(),
             };
+            let per_request = result
+                .cpu_per_request_us(settings.duration)
+                .map_or_else(|| "–".into(), |us| format!("{us:.1}"));
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 result.target.label(),
                 result.mode,
                 m.requests_per_sec,
@@ -623,6 +637,7 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
                 ms(m.p999_ms),
                 added,
                 cpu,
+                per_request,
                 rss,
                 result.shadows_sent,
                 result.shadows_dropped,
@@ -630,16 +645,16 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
             );
         }
     }
-    out.push_str(&headline(results, workloads));
+    out.push_str(&headline(results, workloads, settings.duration));
     out
 }
 
 /// Ratios of the gateway against direct and nginx, per workload.
-fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
+fn headline(results: &[CaseResult], workloads: &[Workload], duration: Duration) -> String {
     let legacy = Target::gateway("legacy", None, false);
     let shadow = SHADOW_DIFFING;
     let mut out = String::from(
-        "\n### Headline\n\n| workload | gateway/bare pingora throughput | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "\n### Headline\n\n| workload | gateway/bare pingora throughput | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | gateway CPU per request, shadow+diffing vs legacy (µs, saturation) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for workload in workloads {
         let get = |target, mode| find(results, workload.name, target, mode).map(|r| r.measured);
@@ -661,13 +676,21 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
             (Some(s), Some(l)) => format!("{:.2}", s.p99_ms / l.p99_ms),
             _ => "–".into(),
         };
+        let cpu = |target| {
+            find(results, workload.name, target, SATURATION)
+                .and_then(|r| r.cpu_per_request_us(duration))
+        };
+        let cpu = match (cpu(shadow), cpu(legacy)) {
+            (Some(s), Some(l)) => format!("{s:.1} vs {l:.1} ({:.2}×)", s / l),
+            _ => "–".into(),
+        };
         let dropped = find(results, workload.name, shadow, AT_70_PERCENT).map_or_else(
             || "–".into(),
             |r| format!("{} ({} sent)", r.shadows_dropped, r.shadows_sent),
         );
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             workload.name,
             ratio(
                 get(legacy, SATURATION),
@@ -677,6 +700,7 @@ fn headline(results: &[CaseResult], workloads: &[Workload]) -> String {
             ratio(get(legacy, SATURATION), get(Target::Direct, SATURATION)),
             added,
             shadow_ratio,
+            cpu,
             dropped,
         );
     }

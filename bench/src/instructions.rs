@@ -229,20 +229,24 @@ pub fn table(counts: &[Count]) -> String {
     let mut out = format!(
         "## Instructions per request\n\ncallgrind (valgrind), small JSON GET, {REQUESTS} requests one after the other on one \
          kept-alive connection after a {WARM_UP}-request warm-up; every thread of the proxy counted, so shadow copies \
-         and their comparison count too.\n\n| proxy | instructions / request | / bare pingora |\n|---|---:|---:|\n"
+         and their comparison count too.\n\n| proxy | instructions / request | / bare pingora | / gateway in legacy |\n|---|---:|---:|---:|\n"
     );
-    for c in counts {
-        let ratio = bare.map_or_else(|| "–".into(), |b| format!("{:.2}", c.per_request / b));
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {ratio} |",
-            c.target.label(),
-            c.per_request
-        );
-    }
     let legacy = counts
         .iter()
         .find(|c| c.target == Target::gateway("legacy", None, false));
+    let ratio = |count: &Count, base: Option<f64>| {
+        base.map_or_else(|| "–".into(), |b| format!("{:.2}", count.per_request / b))
+    };
+    for c in counts {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {} |",
+            c.target.label(),
+            c.per_request,
+            ratio(c, bare),
+            ratio(c, legacy.map(|l| l.per_request)),
+        );
+    }
     let bare_counts = counts.iter().find(|c| c.target == Target::BarePingora);
     if let (Some(legacy), Some(bare)) = (legacy, bare_counts) {
         let mut added: Vec<(&String, f64)> = legacy
