@@ -20,8 +20,6 @@ pub struct Upstream {
     host_header: http::HeaderValue,
     /// The peer of a request without a route timeout, built once and cloned per request.
     peer: HttpPeer,
-    /// `scheme://authority/`, parsed once: copies only set its path and query.
-    base_url: url::Url,
     read_timeout: Duration,
 }
 
@@ -68,17 +66,11 @@ impl Upstream {
         let mut peer = HttpPeer::new(addr, tls, host);
         peer.options.connection_timeout = Some(connect_timeout);
         peer.options.read_timeout = Some(read_timeout);
-        // Copies go to the scheme and authority only, never with credentials.
-        let mut base_url = url;
-        let _ = base_url.set_username("");
-        let _ = base_url.set_password(None);
-        base_url.set_fragment(None);
         Ok(Self {
             side,
             authority,
             host_header,
             peer,
-            base_url,
             read_timeout,
         })
     }
@@ -97,19 +89,6 @@ impl Upstream {
     /// The `Host` header this upstream expects, as a header value.
     pub fn host_header(&self) -> &http::HeaderValue {
         &self.host_header
-    }
-
-    /// The URL of `path_and_query` (a request target: a path, then `?query` if any) on
-    /// this upstream.
-    pub fn url(&self, path_and_query: &str) -> url::Url {
-        let (path, query) = match path_and_query.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (path_and_query, None),
-        };
-        let mut url = self.base_url.clone();
-        url.set_path(path);
-        url.set_query(query);
-        url
     }
 
     /// How long to wait for an answer when no route timeout applies.
@@ -179,14 +158,6 @@ mod tests {
         assert_eq!(port(&up), Some(443));
         assert_eq!(up.authority(), "127.0.0.1");
         assert!(up.peer.tls());
-        assert_eq!(
-            up.url("/functions/v1/a b?x=1&y=%2F").as_str(),
-            "https://127.0.0.1/functions/v1/a%20b?x=1&y=%2F"
-        );
-        assert_eq!(
-            up.url("/rest/v1/tasks").as_str(),
-            "https://127.0.0.1/rest/v1/tasks"
-        );
     }
 
     #[test]
