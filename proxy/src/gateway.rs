@@ -221,12 +221,9 @@ fn is_upgrade(request: &RequestHeader) -> bool {
 /// connection failure; otherwise the status decides.
 fn new_outcome(status: u16, error: Option<&Error>) -> NewOutcome {
     if let Some(error) = error.filter(|e| *e.esource() == ErrorSource::Upstream) {
-        return match error.etype() {
-            ErrorType::ConnectTimedout
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-            | ErrorType::TLSHandshakeTimedout => NewOutcome::Timeout,
-            _ => NewOutcome::ConnectFailure,
+        return match crate::upstream::timed_out(error) {
+            true => NewOutcome::Timeout,
+            false => NewOutcome::ConnectFailure,
         };
     }
     if status >= 500 {

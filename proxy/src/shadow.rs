@@ -757,13 +757,8 @@ async fn send_copy(
     });
     match tokio::time::timeout(job.timeout, exchange).await {
         Err(_) => Err(ShadowDrop::Timeout),
-        Ok(Err(error)) => Err(match error.etype() {
-            ErrorType::ConnectTimedout
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-            | ErrorType::TLSHandshakeTimedout => ShadowDrop::Timeout,
-            _ => ShadowDrop::Error,
-        }),
+        Ok(Err(error)) if crate::upstream::timed_out(&error) => Err(ShadowDrop::Timeout),
+        Ok(Err(_)) => Err(ShadowDrop::Error),
         Ok(Ok(None)) => Err(ShadowDrop::OverBudget),
         Ok(Ok(Some(answer))) => Ok(answer),
     }

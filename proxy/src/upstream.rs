@@ -102,6 +102,18 @@ impl Upstream {
     }
 }
 
+/// Whether a pingora error is an upstream that did not answer in time (connecting, the
+/// TLS handshake, reading or writing), as opposed to one that failed.
+pub fn timed_out(error: &pingora::Error) -> bool {
+    matches!(
+        error.etype(),
+        pingora::ErrorType::ConnectTimedout
+            | pingora::ErrorType::ReadTimedout
+            | pingora::ErrorType::WriteTimedout
+            | pingora::ErrorType::TLSHandshakeTimedout
+    )
+}
+
 /// The default upstream of each side and the named ones routes may pick.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
