@@ -24,6 +24,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use studyflow_flags::{Side, canonical_path};
 
 use crate::control::Control;
+use crate::header_names as known;
 use crate::identity::{Clients, request_identity};
 use crate::logout::{LOGOUT_PATH, LogoutRecorder, PendingLogout};
 use crate::metrics::{Metrics, RouteSeries};
@@ -45,6 +46,12 @@ pub const ACCESS_LOG: &str = "studyflow_gateway::access";
 /// Largest request head (names and values of every header) forwarded; larger ones are
 /// answered 431 by the gateway.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// How many headers the gateway adds to a proxied request (`Host`, the id, the two
+/// `X-Forwarded-*`) and, beside the route's own, to its answer (route, side, id); room is
+/// made for them once.
+const ADDED_TO_REQUEST: usize = 4;
+const ADDED_TO_ANSWER: usize = 3;
 
 /// The gateway's proxy logic.
 #[derive(Debug)]
@@ -432,15 +439,16 @@ impl ProxyHttp for Gateway {
                 None => return Ok(()),
             },
         };
-        upstream_request.insert_header("host", upstream.host_header().clone())?;
+        upstream_request.reserve_headers(ADDED_TO_REQUEST)?;
+        upstream_request.insert_header(&known::HOST, upstream.host_header().clone())?;
         if !ctx.request_id_forwarded {
-            upstream_request.insert_header(REQUEST_ID, ctx.request_id.clone())?;
+            upstream_request.insert_header(&known::REQUEST_ID, ctx.request_id.clone())?;
         }
         let (chain, proto) = self
             .clients
             .forwarded(&session.req_header().headers, ctx.peer);
-        upstream_request.insert_header("x-forwarded-for", chain)?;
-        upstream_request.insert_header("x-forwarded-proto", proto)?;
+        upstream_request.insert_header(&known::FORWARDED_FOR, chain)?;
+        upstream_request.insert_header(&known::FORWARDED_PROTO, proto)?;
         if let Some(path) = &ctx.canonical {
             let uri = match upstream_request.uri.query() {
                 Some(query) => format!("{path}?{query}"),
@@ -495,13 +503,16 @@ impl ProxyHttp for Gateway {
             response.remove_header(&name);
         }
         if let Some(route) = ctx.route() {
-            for (name, value) in &route.answer_headers.extra {
-                response.insert_header(name.clone(), value.clone())?;
+            let extra = &route.answer_headers.extra;
+            response.reserve_headers(ADDED_TO_ANSWER + extra.len())?;
+            for (name, value) in extra {
+                response.insert_header(name, value.clone())?;
             }
-            response.insert_header(ROUTE, route.answer_headers.route.clone())?;
+            response.insert_header(&known::ROUTE, route.answer_headers.route.clone())?;
         }
-        response.insert_header(SERVED_BY, HeaderValue::from_static(ctx.side.name()))?;
-        response.insert_header(REQUEST_ID, ctx.request_id.clone())?;
+        let side = HeaderValue::from_static(ctx.side.name());
+        response.insert_header(&known::SERVED_BY, side)?;
+        response.insert_header(&known::REQUEST_ID, ctx.request_id.clone())?;
         Ok(())
     }
 

@@ -16,6 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
+use crate::header_names as known;
+
 /// `peer` as a header value (`unknown` without one). Formatting an address costs more
 /// than the rest of the request's forwarding headers, and the requests of one connection,
 /// or of every client behind one load balancer, share it: each thread keeps the last
@@ -76,7 +78,7 @@ impl Clients {
             return Some(peer);
         }
         let forwarded: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(known::FORWARDED_FOR.name())
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
@@ -103,7 +105,7 @@ impl Clients {
             return (address_value(peer), http);
         }
         let values: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(known::FORWARDED_FOR.name())
             .iter()
             .filter_map(|v| v.to_str().ok())
             .collect();
@@ -116,7 +118,10 @@ impl Clients {
                     .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
             }
         };
-        let proto = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        let proto = match headers
+            .get(known::FORWARDED_PROTO.name())
+            .map(|v| v.as_bytes())
+        {
             Some(b"https") => HeaderValue::from_static("https"),
             _ => http,
         };

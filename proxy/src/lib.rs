@@ -25,6 +25,7 @@ pub mod control;
 pub mod error;
 pub mod gateway;
 pub mod guard;
+pub mod header_names;
 pub mod health;
 pub mod history;
 pub mod identity;

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::HeaderValue;
+use pingora::http::KnownHeaderName;
 use studyflow_flags::{Layer, Phase, RouteSpec, RoutesFile, Side, SourceKind, resolve};
 
 use crate::identity::bucket;
@@ -41,7 +41,7 @@ pub struct AnswerHeaders {
     /// The route's name, for `x-studyflow-route`.
     pub route: HeaderValue,
     /// The route's `response_headers`, names spelled as in the routes file.
-    pub extra: Vec<(Bytes, HeaderValue)>,
+    pub extra: Vec<(KnownHeaderName, HeaderValue)>,
 }
 
 impl AnswerHeaders {
@@ -59,7 +59,15 @@ impl AnswerHeaders {
             extra: spec
                 .response_headers
                 .iter()
-                .map(|(name, text)| Ok((Bytes::from(name.clone()), value(text)?)))
+                .map(|(name, text)| {
+                    let known = KnownHeaderName::new(name.clone()).map_err(|_| {
+                        Error::Config(format!(
+                            "route `{}`: `{name}` is not a header name",
+                            spec.name
+                        ))
+                    })?;
+                    Ok((known, value(text)?))
+                })
                 .collect::<Result<_>>()?,
         })
     }

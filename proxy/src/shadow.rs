@@ -33,6 +33,7 @@ use studyflow_diffing::{CapturedRequest, CapturedResponse, CompiledRules, Exchan
 use studyflow_flags::Side;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::header_names as known;
 use crate::metrics::Metrics;
 use crate::stats::{NewOutcome, RouteStats, ShadowDrop};
 use crate::upstream::Upstream;
@@ -777,9 +778,9 @@ fn copy_head(
         request.uri.as_bytes(),
         Some(request.headers.len() + 4),
     )?;
-    head.insert_header("host", upstream.host_header().clone())?;
-    head.insert_header(REQUEST_ID, job.request_id.as_str())?;
-    head.insert_header(SHADOW_HEADER, mark)?;
+    head.insert_header(&known::HOST, upstream.host_header().clone())?;
+    head.insert_header(&known::REQUEST_ID, job.request_id.as_str())?;
+    head.insert_header(&known::SHADOW, mark)?;
     for (name, value) in &request.headers {
         if !name.eq_ignore_ascii_case(REQUEST_ID) {
             head.append_header(name.clone(), value.as_str())?;

@@ -6,14 +6,15 @@
 //! With `BARE_PINGORA_HEADERS=1` it also adds the seven headers the gateway's contract
 //! adds (`host`, `x-request-id`, `x-forwarded-for`, `x-forwarded-proto` upstream;
 //! `x-studyflow-route`, `x-studyflow-served-by`, `x-request-id` to answers), with values
-//! built once: what those headers alone cost in pingora's header API.
+//! and names built once and room reserved, as the gateway adds them: what those headers
+//! alone cost in pingora's header API.
 //!
 //! `bare-pingora <listen addr> <upstream addr>`; announces
 //! `bare-pingora listening on http://<addr>` once bound.
 
 use async_trait::async_trait;
 use http::HeaderValue;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::{KnownHeaderName, RequestHeader, ResponseHeader};
 use pingora::prelude::{HttpPeer, Result, Session};
 use pingora::proxy::{ProxyHttp, http_proxy_service};
 use pingora::server::Server;
@@ -28,6 +29,13 @@ struct Bare {
     /// The contract's headers, when they are added.
     headers: Option<Headers>,
 }
+
+static HOST: KnownHeaderName = KnownHeaderName::from_static("host");
+static REQUEST_ID: KnownHeaderName = KnownHeaderName::from_static("x-request-id");
+static FORWARDED_FOR: KnownHeaderName = KnownHeaderName::from_static("x-forwarded-for");
+static FORWARDED_PROTO: KnownHeaderName = KnownHeaderName::from_static("x-forwarded-proto");
+static ROUTE: KnownHeaderName = KnownHeaderName::from_static("x-studyflow-route");
+static SERVED_BY: KnownHeaderName = KnownHeaderName::from_static("x-studyflow-served-by");
 
 /// One value for each header the gateway adds.
 struct Headers {
@@ -56,10 +64,11 @@ impl ProxyHttp for Bare {
         _ctx: &mut (),
     ) -> Result<()> {
         if let Some(h) = &self.headers {
-            request.insert_header("host", h.host.clone())?;
-            request.insert_header("x-request-id", h.request_id.clone())?;
-            request.insert_header("x-forwarded-for", h.forwarded_for.clone())?;
-            request.insert_header("x-forwarded-proto", h.forwarded_proto.clone())?;
+            request.reserve_headers(4)?;
+            request.insert_header(&HOST, h.host.clone())?;
+            request.insert_header(&REQUEST_ID, h.request_id.clone())?;
+            request.insert_header(&FORWARDED_FOR, h.forwarded_for.clone())?;
+            request.insert_header(&FORWARDED_PROTO, h.forwarded_proto.clone())?;
         }
         Ok(())
     }
@@ -71,9 +80,10 @@ impl ProxyHttp for Bare {
         _ctx: &mut (),
     ) -> Result<()> {
         if let Some(h) = &self.headers {
-            response.insert_header("x-studyflow-route", h.route.clone())?;
-            response.insert_header("x-studyflow-served-by", h.served_by.clone())?;
-            response.insert_header("x-request-id", h.request_id.clone())?;
+            response.reserve_headers(3)?;
+            response.insert_header(&ROUTE, h.route.clone())?;
+            response.insert_header(&SERVED_BY, h.served_by.clone())?;
+            response.insert_header(&REQUEST_ID, h.request_id.clone())?;
         }
         Ok(())
     }

@@ -1,0 +1,63 @@
+//! The names of the headers the gateway adds to requests, answers and shadow copies,
+//! checked once. pingora would otherwise parse each name, and copy the ones outside
+//! `http`'s standard list into a new allocation, on every insert
+//! (vendor/pingora-http/PATCHED.md). They are spelled exactly as the `&str` names they
+//! replace, so the wire is unchanged.
+
+use pingora::http::KnownHeaderName;
+
+use crate::gateway::{ROUTE as ROUTE_NAME, SERVED_BY as SERVED_BY_NAME};
+use crate::shadow::{REQUEST_ID as REQUEST_ID_NAME, SHADOW_HEADER};
+
+pub static HOST: KnownHeaderName = KnownHeaderName::from_static("host");
+pub static REQUEST_ID: KnownHeaderName = KnownHeaderName::from_static(REQUEST_ID_NAME);
+pub static FORWARDED_FOR: KnownHeaderName = KnownHeaderName::from_static("x-forwarded-for");
+pub static FORWARDED_PROTO: KnownHeaderName = KnownHeaderName::from_static("x-forwarded-proto");
+pub static ROUTE: KnownHeaderName = KnownHeaderName::from_static(ROUTE_NAME);
+pub static SERVED_BY: KnownHeaderName = KnownHeaderName::from_static(SERVED_BY_NAME);
+pub static SHADOW: KnownHeaderName = KnownHeaderName::from_static(SHADOW_HEADER);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::http::{RequestHeader, ResponseHeader};
+
+    /// A known name writes the same bytes as the `&str` name it replaces.
+    #[test]
+    fn known_names_write_the_wire_their_str_names_wrote() {
+        let value = http::HeaderValue::from_static("v");
+        let mut by_str = RequestHeader::build("GET", b"/", Some(1)).expect("request head");
+        let mut by_known = by_str.clone();
+        for (name, known) in [
+            ("host", &HOST),
+            (REQUEST_ID_NAME, &REQUEST_ID),
+            ("x-forwarded-for", &FORWARDED_FOR),
+            ("x-forwarded-proto", &FORWARDED_PROTO),
+            (SHADOW_HEADER, &SHADOW),
+        ] {
+            by_str.insert_header(name, value.clone()).expect("by name");
+            by_known.insert_header(known, value.clone()).expect("known");
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        by_str.header_to_h1_wire(&mut a);
+        by_known.header_to_h1_wire(&mut b);
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+
+        let mut by_str = ResponseHeader::build(200, Some(1)).expect("answer head");
+        let mut by_known = ResponseHeader::build(200, Some(1)).expect("answer head");
+        by_known.reserve_headers(3).expect("room");
+        for (name, known) in [
+            (ROUTE_NAME, &ROUTE),
+            (SERVED_BY_NAME, &SERVED_BY),
+            (REQUEST_ID_NAME, &REQUEST_ID),
+        ] {
+            by_str.insert_header(name, value.clone()).expect("by name");
+            by_known.insert_header(known, value.clone()).expect("known");
+        }
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        by_str.header_to_h1_wire(&mut a);
+        by_known.header_to_h1_wire(&mut b);
+        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+        assert!(String::from_utf8_lossy(&b).contains("x-studyflow-served-by: v\r\n"));
+    }
+}
