@@ -23,10 +23,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use pingora::connectors::ConnectorOptions;
-use pingora::connectors::http::Connector;
+use pingora::connectors::http::v1::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{Error, ErrorType};
-use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::HttpSession;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use studyflow_diffing::{CapturedRequest, CapturedResponse, CompiledRules, Exchange};
@@ -609,8 +609,11 @@ pub struct ShadowWorker {
 /// What a job needs besides itself.
 #[derive(Clone)]
 struct JobContext {
-    /// Copies go out through pingora's connector, as served requests do: the same HTTP/1
-    /// and TLS stack, with its own pool of kept-alive connections.
+    /// Copies go out through pingora's HTTP/1 connector, as served requests do (upstream
+    /// peers speak HTTP/1): the same HTTP/1 and TLS stack, with its own pool of
+    /// kept-alive connections. The HTTP/1 connector, not the one that also speaks
+    /// HTTP/2: each of its futures holds the states of both, and moving them cost more
+    /// than the rest of a copy's exchange.
     connector: Arc<Connector>,
     cap: usize,
     budget: Arc<Budget>,
@@ -748,7 +751,16 @@ async fn send_copy(
     let peer = upstream.peer(None);
     // Boxed: a connection's state is large, and the job's future is moved into its task.
     let exchange = Box::pin(async {
-        let (mut session, _) = context.connector.get_http_session(&*peer).await?;
+        let mut session = match context.connector.reused_http_session(&*peer).await {
+            Some(session) => session,
+            // Boxed: connecting anew holds the TCP and TLS states (about 8 KB), which a
+            // kept-alive connection, the common case, should not carry or copy.
+            None => {
+                Box::pin(context.connector.get_http_session(&*peer))
+                    .await?
+                    .0
+            }
+        };
         let answer = exchange(context, &mut session, head, &job.request.body).await;
         context
             .connector
@@ -806,13 +818,13 @@ async fn exchange(
 ) -> pingora::Result<Option<(CapturedResponse, Option<Reservation>)>> {
     session.write_request_header(Box::new(head)).await?;
     if !body.is_empty() {
-        session.write_request_body(body.clone(), true).await?;
+        session.write_body(body).await?;
     }
-    session.finish_request_body().await?;
+    session.finish_body().await?;
     // Informational answers (other than a switch of protocols) come before the answer.
     let (status, headers) = loop {
-        session.read_response_header().await?;
-        let Some(answer) = session.response_header() else {
+        session.read_response().await?;
+        let Some(answer) = session.resp_header() else {
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "no answer head");
         };
         if !answer.status.is_informational() || answer.status.as_u16() == 101 {
@@ -820,7 +832,7 @@ async fn exchange(
         }
     };
     let mut captured = BodyBuffer::with_budget(context.cap, &context.budget);
-    while let Some(chunk) = session.read_response_body().await? {
+    while let Some(chunk) = session.read_body_bytes().await? {
         captured.push(&chunk);
         if captured.over_budget() {
             return Ok(None);
