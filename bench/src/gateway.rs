@@ -525,13 +525,120 @@ const SHADOW_DIFFING: Target = Target::Gateway {
 /// The load mode of the shadow-with-diffing run at 70 % of its measured saturation.
 const AT_70_PERCENT: &str = "70 % of saturation";
 
+/// Rounds of the paired comparison of the gateway in `legacy` with bare pingora.
+const PAIRED_ROUNDS: usize = 5;
+
+/// What a suite run measured.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Every target and workload, one case per load mode.
+    pub cases: Vec<CaseResult>,
+    /// The gateway in `legacy` against bare pingora, round by round, per workload.
+    pub paired: Vec<Paired>,
+}
+
+/// The gateway in `legacy` and bare pingora at saturation, alternating round after
+/// round (the order flips each round), so that the machine's noise falls on both alike
+/// and the ratio comes with its spread.
+#[derive(Debug, Clone)]
+pub struct Paired {
+    pub workload: &'static str,
+    pub rounds: Vec<PairedRound>,
+}
+
+/// One round of a [`Paired`] comparison.
+#[derive(Debug, Clone, Copy)]
+pub struct PairedRound {
+    pub bare_rps: f64,
+    pub gateway_rps: f64,
+    pub bare_cpu_us: Option<f64>,
+    pub gateway_cpu_us: Option<f64>,
+}
+
+impl Paired {
+    /// Gateway over bare pingora throughput: the median round's ratio, and the lowest and
+    /// highest.
+    pub fn ratio(&self) -> Option<(f64, f64, f64)> {
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .filter(|r| r.bare_rps > 0.0)
+            .map(|r| r.gateway_rps / r.bare_rps)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        Some((median(&ratios)?, *ratios.first()?, *ratios.last()?))
+    }
+}
+
+/// The middle value of sorted `values` (the mean of the two middle ones for an even
+/// count).
+fn median(values: &[f64]) -> Option<f64> {
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
+/// The paired rounds of `workload` (see [`Paired`]).
+async fn paired(
+    settings: &Settings,
+    running: &mut Running,
+    workload: &Workload,
+) -> anyhow::Result<Paired> {
+    let legacy = Target::gateway("legacy", None, false);
+    let (gateway_url, gateway_pid) = running.prepare(settings, legacy, workload.path).await?;
+    let (bare_url, bare_pid) = running
+        .prepare(settings, Target::BarePingora, workload.path)
+        .await?;
+    warm_up(settings, workload, &gateway_url).await?;
+    warm_up(settings, workload, &bare_url).await?;
+    let mut rounds = Vec::with_capacity(PAIRED_ROUNDS);
+    for round in 0..PAIRED_ROUNDS {
+        let mut order = [
+            (Target::BarePingora, bare_url.as_str(), bare_pid),
+            (legacy, gateway_url.as_str(), gateway_pid),
+        ];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        let mut bare = None;
+        let mut gateway = None;
+        for case in order {
+            let result = measure(settings, running, workload, case, (SATURATION, None)).await?;
+            let measured = (
+                result.measured.requests_per_sec,
+                result.cpu_per_request_us(settings.duration),
+            );
+            match case.0 {
+                Target::BarePingora => bare = Some(measured),
+                _ => gateway = Some(measured),
+            }
+        }
+        let ((bare_rps, bare_cpu_us), (gateway_rps, gateway_cpu_us)) =
+            bare.zip(gateway).context("a paired round measured both")?;
+        rounds.push(PairedRound {
+            bare_rps,
+            gateway_rps,
+            bare_cpu_us,
+            gateway_cpu_us,
+        });
+    }
+    Ok(Paired {
+        workload: workload.name,
+        rounds,
+    })
+}
+
 /// Runs every workload against every target, at saturation and at the workload's rate;
-/// shadow with diffing also at 70 % of its saturation throughput.
+/// shadow with diffing also at 70 % of its saturation throughput; then the gateway in
+/// `legacy` against bare pingora in paired rounds.
 pub async fn run(
     settings: &Settings,
     workloads: &[Workload],
     targets: &[Target],
-) -> anyhow::Result<Vec<CaseResult>> {
+) -> anyhow::Result<Suite> {
     let mut running = Running::start(settings)
         .await
         .context("starting the benchmark processes")?;
@@ -571,8 +678,17 @@ pub async fn run(
             }
         }
     }
+    let mut paired_rounds = Vec::new();
+    if targets.contains(&Target::BarePingora) {
+        for workload in workloads {
+            paired_rounds.push(paired(settings, &mut running, workload).await?);
+        }
+    }
     running.stop().await;
-    Ok(results)
+    Ok(Suite {
+        cases: results,
+        paired: paired_rounds,
+    })
 }
 
 fn find<'a>(
@@ -587,7 +703,8 @@ fn find<'a>(
 }
 
 /// The Markdown tables of a suite run: one per workload, then the headline ratios.
-pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]) -> String {
+pub fn table(settings: &Settings, suite: &Suite, workloads: &[Workload]) -> String {
+    let results = &suite.cases;
     let mut out = format!(
         "## Proxy overhead\n\nLoad from wrk, {} connections; each case gets a 1 s warm-up, then runs {} s at saturation and \
          {FIXED_RATE_ROUNDS} times {} s at the fixed rate in each table's title, where the round with the median p99 is \
@@ -645,16 +762,67 @@ pub fn table(settings: &Settings, results: &[CaseResult], workloads: &[Workload]
             );
         }
     }
-    out.push_str(&headline(results, workloads, settings.duration));
+    out.push_str(&paired_table(&suite.paired, settings.duration));
+    out.push_str(&headline(suite, workloads, settings.duration));
     out
 }
 
-/// Ratios of the gateway against direct and nginx, per workload.
-fn headline(results: &[CaseResult], workloads: &[Workload], duration: Duration) -> String {
+/// The paired rounds of the gateway in `legacy` against bare pingora.
+fn paired_table(paired: &[Paired], duration: Duration) -> String {
+    if paired.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n### Gateway in `legacy` against bare pingora, paired rounds\n\n\
+         {PAIRED_ROUNDS} rounds of {} s at saturation per workload, bare pingora and the gateway one after the \
+         other, the order flipped each round, so that the machine's noise falls on both alike. The ratio is \
+         the median round's, with the lowest and highest round; throughput and CPU per request are medians.\n\n\
+         | workload | gateway / bare pingora throughput (lowest–highest) | bare pingora req/s | gateway req/s | CPU µs / request, bare pingora | CPU µs / request, gateway | CPU ratio |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+        duration.as_secs(),
+    );
+    let sorted_median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        median(&values)
+    };
+    for p in paired {
+        let ratio = p.ratio().map_or_else(
+            || "–".into(),
+            |(median, low, high)| format!("{median:.2} ({low:.2}–{high:.2})"),
+        );
+        let rps = |f: fn(&PairedRound) -> f64| sorted_median(p.rounds.iter().map(f).collect());
+        let cpu = |f: fn(&PairedRound) -> Option<f64>| {
+            sorted_median(p.rounds.iter().filter_map(f).collect())
+        };
+        let (bare_cpu, gateway_cpu) = (cpu(|r| r.bare_cpu_us), cpu(|r| r.gateway_cpu_us));
+        let us = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{v:.1}"));
+        let cpu_ratio = match (gateway_cpu, bare_cpu) {
+            (Some(g), Some(b)) if b > 0.0 => format!("{:.2}", g / b),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+            p.workload,
+            ratio,
+            rps(|r| r.bare_rps).unwrap_or(0.0),
+            rps(|r| r.gateway_rps).unwrap_or(0.0),
+            us(bare_cpu),
+            us(gateway_cpu),
+            cpu_ratio,
+        );
+    }
+    out
+}
+
+/// Ratios of the gateway against bare pingora (the paired rounds' median when there
+/// are any), direct and nginx, per workload.
+fn headline(suite: &Suite, workloads: &[Workload], duration: Duration) -> String {
+    let results = &suite.cases;
     let legacy = Target::gateway("legacy", None, false);
     let shadow = SHADOW_DIFFING;
     let mut out = String::from(
-        "\n### Headline\n\n| workload | gateway/bare pingora throughput | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | gateway CPU per request, shadow+diffing vs legacy (µs, saturation) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "\n### Headline\n\n| workload | gateway/bare pingora throughput (paired rounds: median, lowest–highest) | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | gateway CPU per request, shadow+diffing vs legacy (µs, saturation) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for workload in workloads {
         let get = |target, mode| find(results, workload.name, target, mode).map(|r| r.measured);
@@ -684,6 +852,14 @@ fn headline(results: &[CaseResult], workloads: &[Workload], duration: Duration) 
             (Some(s), Some(l)) => format!("{s:.1} vs {l:.1} ({:.2}×)", s / l),
             _ => "–".into(),
         };
+        let paired = suite.paired.iter().find(|p| p.workload == workload.name);
+        let bare_ratio = match paired.and_then(Paired::ratio) {
+            Some((median, low, high)) => format!("{median:.2} ({low:.2}–{high:.2})"),
+            None => ratio(
+                get(legacy, SATURATION),
+                get(Target::BarePingora, SATURATION),
+            ),
+        };
         let dropped = find(results, workload.name, shadow, AT_70_PERCENT).map_or_else(
             || "–".into(),
             |r| format!("{} ({} sent)", r.shadows_dropped, r.shadows_sent),
@@ -692,10 +868,7 @@ fn headline(results: &[CaseResult], workloads: &[Workload], duration: Duration) 
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             workload.name,
-            ratio(
-                get(legacy, SATURATION),
-                get(Target::BarePingora, SATURATION)
-            ),
+            bare_ratio,
             ratio(get(legacy, SATURATION), get(Target::Nginx, SATURATION)),
             ratio(get(legacy, SATURATION), get(Target::Direct, SATURATION)),
             added,

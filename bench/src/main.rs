@@ -144,8 +144,9 @@ async fn main() -> anyhow::Result<()> {
             let settings = proxy_settings(&root, seconds, connections, !no_nginx)?;
             let workloads = gateway::workloads(&settings.work_dir)?;
             let targets = proxy_targets(settings.nginx);
-            let results = gateway::run(&settings, &workloads, &targets).await?;
-            let table = gateway::table(&settings, &results, &workloads);
+            let suite = gateway::run(&settings, &workloads, &targets).await?;
+            let table = gateway::table(&settings, &suite, &workloads);
+            let results = suite.cases;
             publish(&doc, "proxy-overhead", &table)?;
             let counts = instructions::run(&settings, &targets).await?;
             publish(&doc, "instructions", &instructions::table(&counts))?;
