@@ -84,6 +84,17 @@ fn direct_body() -> anyhow::Result<Value> {
     }))
 }
 
+/// A token of a signed-up student of their own, so that the per-user AI rate limit (60 a
+/// minute) never shapes the measurement. The backend answers 401 to a token whose user
+/// does not exist, as Supabase's `getUser` does, so the student is signed up first
+/// (before the clock starts).
+async fn student(stack: &Stack) -> anyhow::Result<String> {
+    let name = format!("bench-{}", uuid::Uuid::new_v4());
+    let (id, email) = studyflow_testkit::stack::user_identity(&name);
+    studyflow_testkit::database::ensure_user(&stack.database_url, id, &email).await?;
+    Ok(studyflow_testkit::stack::user_token(&name, 600))
+}
+
 /// One request: (time to first token, time to the end), in milliseconds.
 async fn one(
     client: &reqwest::Client,
@@ -110,11 +121,7 @@ async fn one(
     let mut request = client.post(url).json(&body);
     request = match target {
         Target::Direct => request.bearer_auth("fake-deepseek-key"),
-        // A signed-in student of their own per request, so the per-user AI rate limit
-        // (60 a minute) never shapes the measurement.
-        Target::Backend | Target::Gateway => request.bearer_auth(
-            studyflow_testkit::stack::user_token(&format!("bench-{}", uuid::Uuid::new_v4()), 600),
-        ),
+        Target::Backend | Target::Gateway => request.bearer_auth(student(stack).await?),
     };
     let started = Instant::now();
     let response = request.send().await?;

@@ -28,9 +28,14 @@ pub const DEV_JWT_SECRET: &str = "super-secret-jwt-token-with-at-least-32-charac
 /// An access token of the local stack (signed with [`DEV_JWT_SECRET`]) for the user
 /// called `name`, valid `ttl_secs`: the same name always gets the same user id.
 pub fn user_token(name: &str, ttl_secs: i64) -> String {
-    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
-    let email = format!("{name}@studyflow.test");
+    let (id, email) = user_identity(name);
     tokens::access_token(DEV_JWT_SECRET, &id.to_string(), &email, ttl_secs)
+}
+
+/// The user id and email of the user called `name` (see [`user_token`]).
+pub fn user_identity(name: &str) -> (uuid::Uuid, String) {
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes());
+    (id, format!("{name}@studyflow.test"))
 }
 pub const DEV_ENCRYPTION_KEY: &str = "local-development-encryption-key";
 pub const DEV_ENCRYPTION_SALT: &str = "local-development-salt";
