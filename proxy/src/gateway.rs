@@ -47,10 +47,10 @@ pub const ACCESS_LOG: &str = "studyflow_gateway::access";
 /// answered 431 by the gateway.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
-/// How many headers the gateway adds to a proxied request (`Host`, the id, the two
-/// `X-Forwarded-*`) and, beside the route's own, to its answer (route, side, id); room is
-/// made for them once.
-const ADDED_TO_REQUEST: usize = 4;
+/// How many headers the gateway adds to an answer beside the route's own (route, side,
+/// id); room is made for them and the route's once. A proxied request needs none: its
+/// four (`Host`, the id, the two `X-Forwarded-*`) fit in the room every parsed head has
+/// (vendor/pingora-http/PATCHED.md), which the upstream request's copy keeps.
 const ADDED_TO_ANSWER: usize = 3;
 
 /// The gateway's proxy logic.
@@ -439,7 +439,6 @@ impl ProxyHttp for Gateway {
                 None => return Ok(()),
             },
         };
-        upstream_request.reserve_headers(ADDED_TO_REQUEST)?;
         upstream_request.insert_header(&known::HOST, upstream.host_header().clone())?;
         if !ctx.request_id_forwarded {
             upstream_request.insert_header(&known::REQUEST_ID, ctx.request_id.clone())?;

@@ -64,7 +64,6 @@ impl ProxyHttp for Bare {
         _ctx: &mut (),
     ) -> Result<()> {
         if let Some(h) = &self.headers {
-            request.reserve_headers(4)?;
             request.insert_header(&HOST, h.host.clone())?;
             request.insert_header(&REQUEST_ID, h.request_id.clone())?;
             request.insert_header(&FORWARDED_FOR, h.forwarded_for.clone())?;
