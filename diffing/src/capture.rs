@@ -4,33 +4,33 @@
 use std::io::Read;
 
 use bytes::Bytes;
-use serde::Serialize;
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A request as the gateway received it (body up to the capture cap).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CapturedRequest {
     pub method: String,
     /// Path and query.
     pub uri: String,
-    pub headers: Vec<(String, String)>,
-    #[serde(skip)]
+    /// The headers as parsed off the wire: the map holds `Bytes` handles on the parsed
+    /// head, so capturing them copies no name or value.
+    pub headers: HeaderMap,
     pub body: Bytes,
     /// The body was longer than the cap and is cut.
     pub truncated: bool,
 }
 
 /// A response (body up to the capture cap, as sent: possibly compressed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CapturedResponse {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
-    #[serde(skip)]
+    pub headers: HeaderMap,
     pub body: Bytes,
     pub truncated: bool,
 }
 
 /// A served answer and the shadow side's answer to the same request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Exchange {
     pub route: String,
     pub request_id: String,
@@ -42,25 +42,20 @@ pub struct Exchange {
 }
 
 impl CapturedResponse {
-    /// A whole (not truncated) response.
+    /// A whole (not truncated) response. A pair that is not a valid header name and
+    /// value is left out.
     pub fn whole(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Self {
         Self {
             status,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
+            headers: header_map(headers),
             body: body.into(),
             truncated: false,
         }
     }
 
-    /// The value of header `name` (case-insensitive), if present.
+    /// The first value of header `name` (case-insensitive), if present and text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header_text(&self.headers, name)
     }
 
     /// The body with its `content-encoding` (gzip, deflate, br) undone. A body that does
@@ -69,6 +64,39 @@ impl CapturedResponse {
         let encoding = self.header("content-encoding").map(str::trim).unwrap_or("");
         decode(encoding, &self.body).unwrap_or_else(|| self.body.clone())
     }
+}
+
+/// `pairs` as a header map, leaving out a pair that is not a valid name and value.
+pub fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// The first value of `name` in `headers`, if present and text (visible ASCII).
+pub fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// The headers as text pairs, in the map's order; a value that is not UTF-8 is shown
+/// with replacement characters.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
 }
 
 fn decode(encoding: &str, body: &Bytes) -> Option<Bytes> {
@@ -117,7 +145,7 @@ mod tests {
         let request = CapturedRequest {
             method: "GET".into(),
             uri: "/x".into(),
-            headers: vec![],
+            headers: HeaderMap::new(),
             body: Bytes::new(),
             truncated: false,
         };

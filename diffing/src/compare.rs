@@ -1,6 +1,7 @@
 //! Compares the two answers of an [`Exchange`]: status, chosen headers, and the body as
 //! JSON, as an event stream, or as text.
 
+use http::{HeaderName, HeaderValue};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -70,23 +71,24 @@ fn compare_headers(
     rules: &CompiledRules,
     out: &mut Vec<Difference>,
 ) {
-    let mut names: Vec<String> = left
+    // Names in a header map are already lower case.
+    let mut names: Vec<&HeaderName> = left
         .headers
-        .iter()
-        .chain(&right.headers)
-        .map(|(n, _)| n.to_ascii_lowercase())
-        .filter(|n| rules.compares_header(n))
+        .keys()
+        .chain(right.headers.keys())
+        .filter(|n| rules.compares_header(n.as_str()))
         .collect();
-    names.sort();
+    names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     names.dedup();
+    let text = |value: &HeaderValue| Value::from(String::from_utf8_lossy(value.as_bytes()));
     for name in names {
-        let (l, r) = (left.header(&name), right.header(&name));
+        let (l, r) = (left.headers.get(name), right.headers.get(name));
         if l != r {
             out.push(Difference::outside_body(
                 Section::Header,
-                &name,
-                l.map(Value::from),
-                r.map(Value::from),
+                name.as_str(),
+                l.map(text),
+                r.map(text),
             ));
         }
     }
@@ -269,7 +271,7 @@ mod tests {
         }
         let bytes = CapturedResponse {
             status: 200,
-            headers: Vec::new(),
+            headers: http::HeaderMap::new(),
             body: bytes::Bytes::from_static(&[0xff, 0xfe]),
             truncated: false,
         };

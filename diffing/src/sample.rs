@@ -3,10 +3,11 @@
 //! shapes and digests only: see [`Redactor::private_body`]). The gateway writes these
 //! types and the admin pages read the same types back.
 
+use http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::capture::{CapturedResponse, Exchange};
+use crate::capture::{CapturedResponse, Exchange, header_pairs};
 use crate::json::{DiffKind, Difference, Section};
 use crate::redact::Redactor;
 
@@ -138,16 +139,16 @@ impl Redactor {
         }
     }
 
-    fn headers(&self, headers: &[(String, String)], sensitive: bool) -> Vec<(String, String)> {
-        headers
-            .iter()
+    fn headers(&self, headers: &HeaderMap, sensitive: bool) -> Vec<(String, String)> {
+        header_pairs(headers)
+            .into_iter()
             .map(|(name, value)| {
                 let masked = if sensitive {
-                    self.private_header(name, value)
+                    self.private_header(&name, &value)
                 } else {
-                    self.header(name, value)
+                    self.header(&name, &value)
                 };
-                (name.clone(), masked)
+                (name, masked)
             })
             .collect()
     }
@@ -189,7 +190,7 @@ mod tests {
             request: CapturedRequest {
                 method: "POST".into(),
                 uri: "/functions/v1/tasks?token=abc".into(),
-                headers: vec![("authorization".into(), "Bearer secret-token".into())],
+                headers: crate::capture::header_map(&[("authorization", "Bearer secret-token")]),
                 body: Bytes::from_static(br#"{"password":"hunter2","title":"x"}"#),
                 truncated: false,
             },

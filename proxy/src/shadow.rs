@@ -250,7 +250,7 @@ impl BodyBuffer {
 #[derive(Debug)]
 pub struct ServedCapture {
     status: u16,
-    headers: Vec<(String, String)>,
+    headers: http::HeaderMap,
     body: BodyBuffer,
 }
 
@@ -258,7 +258,7 @@ impl ServedCapture {
     pub fn new(response: &ResponseHeader, cap: usize, budget: &Arc<Budget>) -> Self {
         Self {
             status: response.status.as_u16(),
-            headers: header_pairs(response.headers.iter()),
+            headers: response.headers.clone(),
             body: BodyBuffer::with_budget(cap, budget),
         }
     }
@@ -294,19 +294,6 @@ pub struct Served {
     guard_caller: Option<u64>,
 }
 
-fn header_pairs<'a>(
-    headers: impl Iterator<Item = (&'a http::HeaderName, &'a http::HeaderValue)>,
-) -> Vec<(String, String)> {
-    headers
-        .map(|(n, v)| {
-            (
-                n.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect()
-}
-
 /// Per-request shadow state, kept in the request context while the request is served.
 #[derive(Debug)]
 pub struct ShadowPlan {
@@ -322,7 +309,7 @@ pub struct ShadowPlan {
     timeout: Duration,
     method: String,
     uri: String,
-    headers: Vec<(String, String)>,
+    headers: http::HeaderMap,
     body: BodyBuffer,
     dispatched: bool,
     /// Whether the served answer is captured for comparison.
@@ -446,12 +433,13 @@ impl Shadower {
             route.stats.shadow_dropped(ShadowDrop::NoSecret);
             return None;
         }
-        let headers = header_pairs(
-            request
-                .headers
-                .iter()
-                .filter(|(name, _)| !SKIPPED_HEADERS.contains(&name.as_str())),
-        );
+        // Handles on the parsed head's names and values: nothing is copied.
+        let mut headers = http::HeaderMap::with_capacity(request.headers.len());
+        for (name, value) in &request.headers {
+            if !SKIPPED_HEADERS.contains(&name.as_str()) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
         let rules = Arc::clone(&route.spec.rules);
         let probe = (rules.may_probe(request.method.as_str()) && sampled(rules.probe_percent))
             .then(|| Arc::clone(route.upstream(served_by)));
@@ -794,8 +782,8 @@ fn copy_head(
     head.insert_header(&known::REQUEST_ID, job.request_id.as_str())?;
     head.insert_header(&known::SHADOW, mark)?;
     for (name, value) in &request.headers {
-        if !name.eq_ignore_ascii_case(REQUEST_ID) {
-            head.append_header(name.clone(), value.as_str())?;
+        if name.as_str() != REQUEST_ID {
+            head.append_header(name.clone(), value.clone())?;
         }
     }
     let bodiless = matches!(
@@ -828,7 +816,7 @@ async fn exchange(
             return Error::e_explain(ErrorType::InvalidHTTPHeader, "no answer head");
         };
         if !answer.status.is_informational() || answer.status.as_u16() == 101 {
-            break (answer.status.as_u16(), header_pairs(answer.headers.iter()));
+            break (answer.status.as_u16(), answer.headers.clone());
         }
     };
     let mut captured = BodyBuffer::with_budget(context.cap, &context.budget);
