@@ -104,12 +104,16 @@ impl DiffStore {
         dropped: Arc<AtomicU64>,
     ) -> Result<Self, StoreError> {
         let pool = pool(database_url)?;
-        if let Err(error) = migrate(&pool).await {
-            tracing::warn!(%error, "diff store migrations not applied yet; will retry on the next flush");
-        }
+        let migrated = match migrate(&pool).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "diff store migrations not applied yet; will retry on the next flush");
+                false
+            }
+        };
         let (tx, rx) = mpsc::channel(settings.queue_size.max(1));
         let store = Self { pool, tx, dropped };
-        tokio::spawn(writer(store.clone(), rx, settings));
+        tokio::spawn(writer(store.clone(), rx, settings, migrated));
         Ok(store)
     }
 
@@ -297,8 +301,13 @@ struct ShapeDelta {
     probe: i64,
 }
 
-async fn writer(store: DiffStore, mut rx: mpsc::Receiver<Record>, settings: StoreSettings) {
-    let mut migrated = false;
+/// Writes the queued records in batches; migrates first when `open` could not.
+async fn writer(
+    store: DiffStore,
+    mut rx: mpsc::Receiver<Record>,
+    settings: StoreSettings,
+    mut migrated: bool,
+) {
     let mut last_cleanup = std::time::Instant::now();
     loop {
         let Some(first) = rx.recv().await else { return };
