@@ -407,20 +407,69 @@ pub async fn set_phase(admin_url: &str, phase: &str, percent: Option<u8>) -> any
     Ok(())
 }
 
-/// Shadows sent and dropped so far on the bench route.
-pub async fn shadow_counters(admin_url: &str) -> anyhow::Result<(u64, u64)> {
+/// The bench route's counters, as the admin API shows them.
+async fn route_counters(admin_url: &str) -> anyhow::Result<Value> {
     let route: Value = reqwest::get(format!("{admin_url}/routes/bench"))
         .await?
         .json()
         .await?;
-    let c = &route["counters"];
-    let n = |k: &str| c[k].as_u64().unwrap_or(0);
-    let dropped = n("shadows_dropped_queue_full")
-        + n("shadows_dropped_body_too_large")
-        + n("shadow_timeouts")
-        + n("shadow_errors")
-        + n("compare_dropped");
-    Ok((n("shadows_sent"), dropped))
+    Ok(route["counters"].clone())
+}
+
+fn counter(counters: &Value, name: &str) -> u64 {
+    counters[name].as_u64().unwrap_or(0)
+}
+
+/// Shadows sent and dropped so far on the bench route.
+pub async fn shadow_counters(admin_url: &str) -> anyhow::Result<(u64, u64)> {
+    let c = route_counters(admin_url).await?;
+    let dropped = [
+        "shadows_dropped_queue_full",
+        "shadows_dropped_body_too_large",
+        "shadow_timeouts",
+        "shadow_errors",
+        "compare_dropped",
+    ]
+    .iter()
+    .map(|name| counter(&c, name))
+    .sum();
+    Ok((counter(&c, "shadows_sent"), dropped))
+}
+
+/// Waits until every copy sent on the bench route so far is compared or counted as
+/// dropped. The comparison stage compares nothing before its diff store is open, so
+/// once this returns the store's opening (its connection, migrations, learned noise)
+/// is behind.
+pub async fn copies_settled(admin_url: &str, within: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let c = route_counters(admin_url).await?;
+        let sent = counter(&c, "shadows_sent");
+        let ended: u64 = [
+            "pairs_equal",
+            "pairs_noise",
+            "pairs_regression",
+            "pairs_provider_skipped",
+            "shadows_dropped_queue_full",
+            "shadows_dropped_body_too_large",
+            "shadows_dropped_over_budget",
+            "shadow_timeouts",
+            "shadow_errors",
+            "served_failed",
+            "compare_dropped",
+        ]
+        .iter()
+        .map(|name| counter(&c, name))
+        .sum();
+        if ended >= sent {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{ended} of {sent} copies compared or dropped after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A token whose `sub` the gateway reads for canary buckets (unsigned: routing only).

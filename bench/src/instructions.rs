@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::process::Command;
 
-use crate::gateway::{BENCH_BEARER, Running, Settings, Target, set_phase};
+use crate::gateway::{BENCH_BEARER, Running, Settings, Target, copies_settled, set_phase};
 use studyflow_testkit::stack::Process;
 
 /// Requests before the counters are zeroed, and requests counted.
@@ -106,29 +110,15 @@ pub async fn count(
     if let Target::Gateway { phase, percent, .. } = target {
         set_phase(&running.admin_url, phase, percent).await?;
     }
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let send = |n: usize| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            for _ in 0..n {
-                let answer = client
-                    .get(&url)
-                    .header("authorization", BENCH_BEARER)
-                    .send()
-                    .await?;
-                anyhow::ensure!(answer.status().is_success(), "{}", answer.status());
-                answer.bytes().await?;
-            }
-            anyhow::Ok(())
-        }
-    };
-    send(WARM_UP).await?;
+    let mut connection = OneConnection::open(&url).await?;
+    connection.get(WARM_UP).await?;
+    if let Target::Gateway { diffing: true, .. } = target {
+        // The warm-up's pairs compared: the diff store opened before the window.
+        copies_settled(&running.admin_url, Duration::from_secs(120)).await?;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     callgrind_control(&["--zero"], pid)?;
-    send(REQUESTS).await?;
+    connection.get(REQUESTS).await?;
     // Copies and comparisons of the last requests finish.
     tokio::time::sleep(Duration::from_secs(1)).await;
     callgrind_control(&["--dump"], pid)?;
@@ -143,6 +133,55 @@ pub async fn count(
         per_request: total as f64 / REQUESTS as f64,
         functions: functions(&dump)?,
     })
+}
+
+/// One kept-alive HTTP/1.1 connection to the proxy, its requests sent one after the
+/// other. A pooled client may open a second connection while the last answer is still
+/// settling in its pool, more often the slower the proxy runs; the proxy's accept and
+/// new connection buffers would then count in the window, in proportion to its time
+/// rather than its requests.
+struct OneConnection {
+    sender: http1::SendRequest<Empty<Bytes>>,
+    authority: String,
+    path: String,
+}
+
+impl OneConnection {
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        let uri: http::Uri = url.parse()?;
+        let authority = uri.authority().context("the proxy's address")?.to_string();
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "connection to the counted proxy ended");
+            }
+        });
+        Ok(Self {
+            sender,
+            authority,
+            path: uri.path().to_owned(),
+        })
+    }
+
+    /// `n` small GETs with the bench's token, each answer read whole.
+    async fn get(&mut self, n: usize) -> anyhow::Result<()> {
+        for _ in 0..n {
+            let request = http::Request::get(self.path.as_str())
+                .header(http::header::HOST, self.authority.as_str())
+                .header(http::header::ACCEPT, "*/*")
+                .header(http::header::AUTHORIZATION, BENCH_BEARER)
+                .body(Empty::new())?;
+            self.sender.ready().await?;
+            let answer =
+                tokio::time::timeout(Duration::from_secs(30), self.sender.send_request(request))
+                    .await??;
+            anyhow::ensure!(answer.status().is_success(), "{}", answer.status());
+            answer.into_body().collect().await?;
+        }
+        Ok(())
+    }
 }
 
 /// The dump files callgrind wrote for `out` (`<out>.1`, … for explicit dumps).
