@@ -311,25 +311,30 @@ async fn writer(
     let mut last_cleanup = std::time::Instant::now();
     loop {
         let Some(first) = rx.recv().await else { return };
-        let mut batch = vec![first];
+        // Records are summed as they come: a batch is its rows, not its records.
+        let mut batch = Tally::default();
+        batch.add(first);
+        let mut size: u64 = 1;
         let deadline = tokio::time::sleep(settings.flush_interval);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 record = rx.recv() => match record {
-                    Some(record) => batch.push(record),
+                    Some(record) => {
+                        batch.add(record);
+                        size += 1;
+                    }
                     None => break,
                 },
                 _ = &mut deadline => break,
             }
-            if batch.len() >= 5000 {
+            if size >= 5000 {
                 break;
             }
         }
         if !migrated {
             migrated = migrate(&store.pool).await.is_ok();
         }
-        let size = batch.len() as u64;
         if let Err(error) = flush(&store.pool, batch, settings.samples_per_shape).await {
             store.dropped.fetch_add(size, Ordering::Relaxed);
             tracing::warn!(%error, records = size, "diff store unavailable; records dropped");
@@ -343,12 +348,7 @@ async fn writer(
     }
 }
 
-async fn flush(
-    pool: &PgPool,
-    batch: Vec<Record>,
-    samples_per_shape: i64,
-) -> Result<(), sqlx::Error> {
-    let tally = Tally::of(batch);
+async fn flush(pool: &PgPool, tally: Tally, samples_per_shape: i64) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     tally.write_pairs(&mut tx).await?;
     tally.write_phase_pairs(&mut tx).await?;
@@ -373,14 +373,6 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(batch: Vec<Record>) -> Self {
-        let mut tally = Self::default();
-        for record in batch {
-            tally.add(record);
-        }
-        tally
-    }
-
     fn add(&mut self, mut record: Record) {
         let truncate = |delta| record.at.duration_trunc(delta).unwrap_or(record.at);
         let bucket = truncate(chrono::TimeDelta::minutes(1));
