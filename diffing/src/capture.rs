@@ -61,7 +61,12 @@ impl CapturedResponse {
     /// The body with its `content-encoding` (gzip, deflate, br) undone. A body that does
     /// not decode (for instance cut by the cap) is returned as captured.
     pub fn decoded_body(&self) -> Bytes {
-        let encoding = self.header("content-encoding").map(str::trim).unwrap_or("");
+        let encoding = self
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .unwrap_or("");
         decode(encoding, &self.body).unwrap_or_else(|| self.body.clone())
     }
 }
