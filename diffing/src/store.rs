@@ -363,51 +363,51 @@ type PendingSample = (String, String, Vec<String>, Verdict, Sample);
 /// One batch of records summed per table row, so each row is written once per flush.
 #[derive(Default)]
 struct Tally {
-    /// Per route and minute.
-    pairs: HashMap<(String, DateTime<Utc>), PairDelta>,
-    /// Per route, phase and second (what the promotion gate counts).
-    phase_pairs: HashMap<(String, String, DateTime<Utc>), PairDelta>,
-    /// Per route, path shape and minute.
-    shapes: HashMap<(String, String, DateTime<Utc>), ShapeDelta>,
+    /// By route: a record finds its route's rows without a key of its own being built.
+    routes: HashMap<String, RouteTally>,
     samples: Vec<PendingSample>,
 }
 
+/// One route's rows of a batch.
+#[derive(Default)]
+struct RouteTally {
+    /// Per minute.
+    pairs: HashMap<DateTime<Utc>, PairDelta>,
+    /// Per phase and second (what the promotion gate counts).
+    phase_pairs: HashMap<(String, DateTime<Utc>), PairDelta>,
+    /// Per path shape and minute.
+    shapes: HashMap<(String, DateTime<Utc>), ShapeDelta>,
+}
+
 impl Tally {
-    fn add(&mut self, mut record: Record) {
+    fn add(&mut self, record: Record) {
         let truncate = |delta| record.at.duration_trunc(delta).unwrap_or(record.at);
         let bucket = truncate(chrono::TimeDelta::minutes(1));
         let second = truncate(chrono::TimeDelta::seconds(1));
+        // The route's rows, made on its first record.
+        if !self.routes.contains_key(&record.route) {
+            self.routes
+                .insert(record.route.clone(), RouteTally::default());
+        }
+        let Some(rows) = self.routes.get_mut(&record.route) else {
+            return;
+        };
         if record.provider_skipped {
-            self.pairs
-                .entry((record.route, bucket))
-                .or_default()
-                .provider_skipped += 1;
+            rows.pairs.entry(bucket).or_default().provider_skipped += 1;
             return;
         }
-        let phase = std::mem::take(&mut record.phase);
-        for pair in [
-            self.pairs
-                .entry((record.route.clone(), bucket))
-                .or_default(),
-            self.phase_pairs
-                .entry((record.route.clone(), phase, second))
-                .or_default(),
-        ] {
-            pair.count(record.verdict);
-        }
+        rows.pairs.entry(bucket).or_default().count(record.verdict);
+        rows.phase_pairs
+            .entry((record.phase, second))
+            .or_default()
+            .count(record.verdict);
         for hit in &record.shapes {
-            let delta = self
-                .shapes
-                .entry((record.route.clone(), hit.shape.clone(), bucket))
-                .or_default();
+            let delta = rows.shapes.entry((hit.shape.clone(), bucket)).or_default();
             delta.differing += 1;
             delta.noise += i64::from(hit.noise);
         }
-        for shape in &record.probe_shapes {
-            self.shapes
-                .entry((record.route.clone(), shape.clone(), bucket))
-                .or_default()
-                .probe += 1;
+        for shape in record.probe_shapes {
+            rows.shapes.entry((shape, bucket)).or_default().probe += 1;
         }
         if let Some(sample) = record.sample {
             // The sample is filed under its first regression's shape, else its first.
@@ -424,8 +424,24 @@ impl Tally {
         }
     }
 
+    /// Every row of one table, with its route.
+    fn rows<'a, K, V>(
+        &'a self,
+        table: impl Fn(&'a RouteTally) -> &'a HashMap<K, V>,
+    ) -> Vec<(&'a str, &'a K, &'a V)> {
+        let mut out = Vec::new();
+        for (route, rows) in &self.routes {
+            out.extend(
+                table(rows)
+                    .iter()
+                    .map(|(key, value)| (route.as_str(), key, value)),
+            );
+        }
+        out
+    }
+
     async fn write_pairs(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        for ((route, bucket), d) in &self.pairs {
+        for (route, bucket, d) in self.rows(|rows| &rows.pairs) {
             sqlx::query(
                 "insert into diffs.pair_counts (route, bucket, compared, equal, noise, regression, provider_skipped) values ($1, $2, $3, $4, $5, $6, $7)
                  on conflict (route, bucket) do update set compared = pair_counts.compared + excluded.compared,
@@ -447,7 +463,7 @@ impl Tally {
     }
 
     async fn write_phase_pairs(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        for ((route, phase, second), d) in &self.phase_pairs {
+        for (route, (phase, second), d) in self.rows(|rows| &rows.phase_pairs) {
             sqlx::query(
                 "insert into diffs.phase_pair_counts (route, phase, second, compared, regression) values ($1, $2, $3, $4, $5)
                  on conflict (route, phase, second) do update set compared = phase_pair_counts.compared + excluded.compared,
@@ -465,7 +481,7 @@ impl Tally {
     }
 
     async fn write_shapes(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        for ((route, shape, bucket), d) in &self.shapes {
+        for (route, (shape, bucket), d) in self.rows(|rows| &rows.shapes) {
             sqlx::query(
                 "insert into diffs.shape_counts (route, shape, bucket, differing, noise, probe) values ($1, $2, $3, $4, $5, $6)
                  on conflict (route, shape, bucket) do update set differing = shape_counts.differing + excluded.differing,
