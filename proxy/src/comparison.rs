@@ -90,7 +90,8 @@ impl BackgroundService for Comparer {
 }
 
 /// The new side's mark on an answer whose provider call it skipped (a dry run).
-pub const PROVIDER_SKIPPED_HEADER: &str = "x-studyflow-provider";
+pub static PROVIDER_SKIPPED_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-studyflow-provider");
 
 impl Comparer {
     fn handle(&self, pair: ComparedPair, store: Option<&DiffStore>) {
@@ -110,7 +111,11 @@ impl Comparer {
         // evidence nor a regression (answers given before any provider call, like
         // validation errors, carry no mark and are compared).
         if exchange.served_by == "legacy"
-            && exchange.shadow.header(PROVIDER_SKIPPED_HEADER) == Some("skipped")
+            && exchange
+                .shadow
+                .headers
+                .get(&PROVIDER_SKIPPED_HEADER)
+                .is_some_and(|mark| mark.as_bytes() == b"skipped")
         {
             stats.provider_skipped();
             if let Some(store) = store {
@@ -156,7 +161,7 @@ impl Comparer {
                 .collect(),
         });
         store.record(Record {
-            route: exchange.route.clone(),
+            route: exchange.route,
             phase: under.phase.to_string(),
             at: under.at,
             verdict: classified.verdict,
