@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -35,10 +36,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?;
         return match runtime.block_on(cli::flags_sync(&config)) {
-            Ok(output) => {
-                println!("{}", output.trim_end());
-                Ok(())
-            }
+            Ok(output) => Ok(print_output(&output)?),
             Err(error) => {
                 eprintln!("error: {error}");
                 std::process::exit(1);
@@ -50,10 +48,7 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?;
         match runtime.block_on(cli::execute(command, cli.admin)) {
-            Ok(output) => {
-                println!("{}", output.trim_end());
-                return Ok(());
-            }
+            Ok(output) => return Ok(print_output(&output)?),
             Err(error) => {
                 eprintln!("error: {error}");
                 std::process::exit(1);
@@ -74,6 +69,19 @@ fn main() -> anyhow::Result<()> {
     }
     server::run(prepared)?;
     Ok(())
+}
+
+/// Writes a command's output in one piece. A reader that stopped early (`| head`) is
+/// not an error: what it asked for was written.
+fn print_output(output: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(format!("{}\n", output.trim_end()).as_bytes())
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// Logs at `info` unless `RUST_LOG` says otherwise; the access log (a line per request,

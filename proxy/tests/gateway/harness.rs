@@ -636,6 +636,28 @@ impl Gateway {
         self.cli(&all).await
     }
 
+    /// Runs the CLI with its standard output read by nobody (the pipe's reading end
+    /// closed at once, as `| head` does once it has its lines): whether it succeeded,
+    /// and its standard error.
+    pub async fn cli_unread(&self, args: &[&str]) -> (bool, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
+            .args(args)
+            .env("STUDYFLOW_ADMIN_URL", &self.admin_url)
+            .env("STUDYFLOW_ADMIN_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the CLI starts");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().await.expect("the CLI ends");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     pub async fn cli(&self, args: &[&str]) -> (bool, String) {
         let mut command = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"));
         command

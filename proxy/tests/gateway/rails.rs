@@ -341,6 +341,19 @@ async fn persisted_overrides_are_announced_at_start_and_can_all_be_dropped() {
 }
 
 #[tokio::test]
+async fn output_cut_short_by_its_reader_is_not_an_error() {
+    // `$gw diffs report ... | head -8` under `set -o pipefail`: once `head` has its lines
+    // the CLI's next write finds the pipe closed, which ended it in a panic (exit 101).
+    let (legacy, new) = TestUpstream::pair().await;
+    let routes = "routes:\n  - {name: auth, path: /functions/v1/auth, phase: legacy}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
+    for args in [&["routes", "list"][..], &["routes", "show", "auth"]] {
+        let (ok, stderr) = gateway.cli_unread(args).await;
+        assert!(ok && !stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
 async fn the_cli_names_what_is_wrong_and_shows_a_route_readably() {
     let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: auth, path: /functions/v1/auth, phase: shadow}\n";
