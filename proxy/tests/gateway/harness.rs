@@ -640,10 +640,8 @@ impl Gateway {
     /// closed at once, as `| head` does once it has its lines): whether it succeeded,
     /// and its standard error.
     pub async fn cli_unread(&self, args: &[&str]) -> (bool, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"))
-            .args(args)
-            .env("STUDYFLOW_ADMIN_URL", &self.admin_url)
-            .env("STUDYFLOW_ADMIN_TOKEN", TOKEN)
+        let mut child = self
+            .cli_command(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -659,13 +657,18 @@ impl Gateway {
     }
 
     pub async fn cli(&self, args: &[&str]) -> (bool, String) {
+        studyflow_testkit::process::run_to_end(&mut self.cli_command(args)).await
+    }
+
+    /// The operator CLI, pointed at this gateway's admin API.
+    fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"));
         command
             .args(args)
             .env("STUDYFLOW_ADMIN_URL", &self.admin_url)
             .env("STUDYFLOW_ADMIN_TOKEN", TOKEN)
             .env("STUDYFLOW_OPERATOR", "cli-operator");
-        studyflow_testkit::process::run_to_end(&mut command).await
+        command
     }
 }
 
