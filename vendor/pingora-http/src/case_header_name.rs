@@ -51,6 +51,17 @@ pub trait IntoCaseHeaderName {
             .or_err(InvalidHTTPHeader, "invalid header name")?;
         Ok((header_name, case_header_name))
     }
+
+    // StudyFlow patch: the header name alone, for a head that keeps no spellings
+    // (`build_no_case`): a parsed name's spelling is not worked out only to be dropped.
+    /// The header name (for the header map) without its spelling.
+    fn into_header_name(self) -> Result<HeaderName>
+    where
+        Self: Sized,
+    {
+        HeaderName::try_from(self.into_case_header_name().as_slice())
+            .or_err(InvalidHTTPHeader, "invalid header name")
+    }
 }
 
 // StudyFlow patch: a header name parsed once, with the spelling it is written with.
@@ -96,6 +107,10 @@ impl IntoCaseHeaderName for KnownHeaderName {
     fn into_header_names(self) -> Result<(HeaderName, CaseHeaderName)> {
         Ok((self.name, self.case))
     }
+
+    fn into_header_name(self) -> Result<HeaderName> {
+        Ok(self.name)
+    }
 }
 
 impl IntoCaseHeaderName for &KnownHeaderName {
@@ -105,6 +120,10 @@ impl IntoCaseHeaderName for &KnownHeaderName {
 
     fn into_header_names(self) -> Result<(HeaderName, CaseHeaderName)> {
         Ok((self.name.clone(), self.case.clone()))
+    }
+
+    fn into_header_name(self) -> Result<HeaderName> {
+        Ok(self.name.clone())
     }
 }
 
@@ -135,6 +154,10 @@ impl IntoCaseHeaderName for HeaderName {
         let case_header_name = CaseHeaderName(titled_header_name(&self));
         Ok((self, case_header_name))
     }
+
+    fn into_header_name(self) -> Result<HeaderName> {
+        Ok(self)
+    }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
@@ -145,6 +168,10 @@ impl IntoCaseHeaderName for &HeaderName {
     fn into_header_names(self) -> Result<(HeaderName, CaseHeaderName)> {
         let case_header_name = CaseHeaderName(titled_header_name(&self));
         Ok((self.clone(), case_header_name))
+    }
+
+    fn into_header_name(self) -> Result<HeaderName> {
+        Ok(self.clone())
     }
 }
 
