@@ -29,6 +29,7 @@ pub mod header_names;
 pub mod health;
 pub mod history;
 pub mod identity;
+pub mod kept_alive;
 pub mod logout;
 pub mod metrics;
 pub mod operations;

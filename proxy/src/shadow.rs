@@ -22,7 +22,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
-use pingora::connectors::ConnectorOptions;
 use pingora::connectors::http::v1::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::{Error, ErrorType};
@@ -34,6 +33,7 @@ use studyflow_flags::Side;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::header_names as known;
+use crate::kept_alive::KeptAlive;
 use crate::metrics::Metrics;
 use crate::stats::{NewOutcome, RouteStats, ShadowDrop};
 use crate::upstream::Upstream;
@@ -56,6 +56,8 @@ pub const LEGACY_COPY_MARK: &str = "copy";
 
 /// How long a shadow job waits for the served answer to finish (long streams included).
 const SERVED_WAIT: Duration = Duration::from_secs(600);
+/// How often the copies' idle connections are checked for ones their servers closed.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
 /// Request headers never copied to the shadow side: hop-by-hop ones, and those the
 /// shadow client sets itself.
@@ -598,11 +600,12 @@ pub struct ShadowWorker {
 #[derive(Clone)]
 struct JobContext {
     /// Copies go out through pingora's HTTP/1 connector, as served requests do (upstream
-    /// peers speak HTTP/1): the same HTTP/1 and TLS stack, with its own pool of
-    /// kept-alive connections. The HTTP/1 connector, not the one that also speaks
-    /// HTTP/2: each of that one's futures holds the states of both, and moving them cost
-    /// about 10 000 instructions per copy.
+    /// peers speak HTTP/1): the same HTTP/1 and TLS stack. The HTTP/1 connector, not the
+    /// one that also speaks HTTP/2: each of that one's futures holds the states of both,
+    /// and moving them cost about 10 000 instructions per copy.
     connector: Arc<Connector>,
+    /// The copies' idle connections, kept here rather than in the connector's pool.
+    kept_alive: Arc<KeptAlive>,
     cap: usize,
     budget: Arc<Budget>,
     secret: Option<http::HeaderValue>,
@@ -616,9 +619,10 @@ impl BackgroundService for ShadowWorker {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
-        let pool = ConnectorOptions::new(self.limits.max_concurrency.max(1));
+        let kept_alive = Arc::new(KeptAlive::new(self.limits.max_concurrency.max(1)));
         let context = JobContext {
-            connector: Arc::new(Connector::new(Some(pool))),
+            connector: Arc::new(Connector::new(None)),
+            kept_alive: Arc::clone(&kept_alive),
             cap: self.limits.max_body_bytes,
             budget: Arc::clone(&self.budget),
             secret: self.secret.clone(),
@@ -626,10 +630,21 @@ impl BackgroundService for ShadowWorker {
             metrics: Arc::clone(&self.metrics),
         };
         let slots = Arc::new(Semaphore::new(self.limits.max_concurrency.max(1)));
+        let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+        sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // One wait for shutdown for the whole loop, polled first (as in the comparison
+        // stage's loop).
+        let stopping = shutdown.changed();
+        tokio::pin!(stopping);
         loop {
             let job = tokio::select! {
+                biased;
+                _ = &mut stopping => None,
                 job = rx.recv() => job,
-                _ = shutdown.changed() => None,
+                _ = sweeps.tick() => {
+                    kept_alive.sweep();
+                    continue;
+                }
             };
             let Some(job) = job else { break };
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
@@ -738,24 +753,21 @@ async fn send_copy(
         Side::Legacy => http::HeaderValue::from_static(LEGACY_COPY_MARK),
     };
     let head = copy_head(job, upstream, mark).map_err(|_| ShadowDrop::Error)?;
-    let peer = upstream.peer(None);
+    let (peer, key) = upstream.default_peer();
     // Boxed: a connection's state is large, and the job's future is moved into its task.
     let exchange = Box::pin(async {
-        let mut session = match context.connector.reused_http_session(&*peer).await {
-            Some(session) => session,
+        let mut session = match context.kept_alive.take(key) {
+            Some(stream) => HttpSession::new_with_options(stream, peer),
             // Boxed: connecting anew holds the TCP and TLS states (about 8 KB), which a
             // kept-alive connection, the common case, should not carry or copy.
-            None => {
-                Box::pin(context.connector.get_http_session(&*peer))
-                    .await?
-                    .0
-            }
+            None => Box::pin(context.connector.get_http_session(peer)).await?.0,
         };
         let answer = exchange(context, &mut session, head, &job.request.body).await;
-        context
-            .connector
-            .release_http_session(session, &*peer, None)
-            .await;
+        // Kept only when the exchange ended cleanly and the upstream keeps it alive.
+        session.respect_keepalive();
+        if let Some(stream) = session.reuse().await {
+            context.kept_alive.keep(key, stream);
+        }
         answer
     });
     match tokio::time::timeout(job.timeout, exchange).await {

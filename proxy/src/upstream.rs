@@ -5,7 +5,7 @@ use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, Peer};
 use studyflow_flags::Side;
 
 use crate::{Error, Result};
@@ -20,6 +20,8 @@ pub struct Upstream {
     host_header: http::HeaderValue,
     /// The peer of a request without a route timeout, built once and cloned per request.
     peer: HttpPeer,
+    /// `peer`'s key among kept-alive connections, hashed once.
+    reuse_key: u64,
     read_timeout: Duration,
 }
 
@@ -70,6 +72,7 @@ impl Upstream {
             side,
             authority,
             host_header,
+            reuse_key: peer.reuse_hash(),
             peer,
             read_timeout,
         })
@@ -84,6 +87,12 @@ impl Upstream {
             peer.options.read_timeout = Some(timeout);
         }
         peer
+    }
+
+    /// The peer of a request without a route timeout, and its key among kept-alive
+    /// connections, without a copy of either.
+    pub fn default_peer(&self) -> (&HttpPeer, u64) {
+        (&self.peer, self.reuse_key)
     }
 
     /// The `Host` header this upstream expects, as a header value.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use reqwest::Method;
 
-use crate::harness::{Gateway, TestUpstream, dead_url};
+use crate::harness::{Gateway, Relay, TestUpstream, dead_url, eventually};
 
 #[tokio::test]
 async fn a_slow_or_dead_shadow_side_does_not_change_the_client_answer() {
@@ -158,4 +158,35 @@ async fn pairs_whose_provider_call_the_new_side_skipped_are_not_regressions() {
     let counters = &gateway.route("tutor").await["counters"];
     assert_eq!(counters["pairs_regression"], 3, "{counters}");
     assert_eq!(counters["pairs_equal"], 0, "{counters}");
+}
+
+/// Copies keep their connections to the shadow side between requests. When that side
+/// closes them while they are idle (a restart, its idle timeout), the next copies go
+/// out on new connections: none fails for having been sent on a closed one.
+#[tokio::test]
+async fn copies_outlive_the_shadow_side_closing_its_idle_connections() {
+    let (legacy, new) = TestUpstream::pair().await;
+    let relay = Relay::start(new.url.trim_start_matches("http://")).await;
+    let routes = "routes:\n  - {name: kept, path: /kept, phase: shadow}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &format!("http://{}", relay.addr), "").await;
+    let copies = || new.shadows().len();
+
+    for _ in 0..3 {
+        assert_eq!(gateway.get("/kept").await.1, "legacy");
+    }
+    assert!(eventually(|| copies() == 3).await, "3 copies: {}", copies());
+
+    // The shadow side closes every connection, the gateway's idle ones among them, and
+    // takes new ones again.
+    relay.cut();
+    relay.restore().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    for _ in 0..5 {
+        assert_eq!(gateway.get("/kept").await.1, "legacy");
+    }
+    assert!(eventually(|| copies() == 8).await, "8 copies: {}", copies());
+    let counters = &gateway.route("kept").await["counters"];
+    assert_eq!(counters["shadows_sent"], 8);
+    assert_eq!(counters["shadow_errors"], 0, "{counters}");
 }
