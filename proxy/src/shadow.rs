@@ -493,7 +493,7 @@ impl Shadower {
         let mut buffer = std::mem::replace(&mut plan.body, BodyBuffer::new(0));
         let reservation = buffer.take_reservation();
         let job = ShadowJob {
-            route: plan.route.clone(),
+            route: std::mem::take(&mut plan.route),
             request_id: request_id.to_owned(),
             stats: Arc::clone(&plan.stats),
             rules: Arc::clone(&plan.rules),
@@ -503,7 +503,7 @@ impl Shadower {
             under: plan.under,
             timeout: plan.timeout,
             request: CapturedRequest {
-                method: plan.method.clone(),
+                method: std::mem::take(&mut plan.method),
                 uri: std::mem::take(&mut plan.uri),
                 headers: std::mem::take(&mut plan.headers),
                 body: buffer.into_bytes(),
@@ -683,9 +683,16 @@ async fn run_job(context: &JobContext, job: ShadowJob) {
     let compares = job.served_rx.is_some();
     let served = match job.served_rx {
         None => None,
-        Some(served_rx) => match tokio::time::timeout(SERVED_WAIT, served_rx).await {
-            Ok(Ok(served)) => Some(served),
-            _ => None,
+        // Most served answers are in by the time the copy's is: no timer for those.
+        Some(mut served_rx) => match served_rx.try_recv() {
+            Ok(served) => Some(served),
+            Err(oneshot::error::TryRecvError::Closed) => None,
+            Err(oneshot::error::TryRecvError::Empty) => {
+                match tokio::time::timeout(SERVED_WAIT, served_rx).await {
+                    Ok(Ok(served)) => Some(served),
+                    _ => None,
+                }
+            }
         },
     };
     // A new-side 5xx waits for the legacy's answer to tell a fault from the contract's own
