@@ -633,7 +633,9 @@ impl BackgroundService for ShadowWorker {
         let mut sweeps = tokio::time::interval(SWEEP_EVERY);
         sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // One wait for shutdown for the whole loop, polled first (as in the comparison
-        // stage's loop).
+        // stage's loop). Queued jobs come before a sweep: while they keep coming, the
+        // connections they use are tested as they are taken, and the sweep waits for the
+        // queue's next lull (at most `max_concurrency` idle connections wait with it).
         let stopping = shutdown.changed();
         tokio::pin!(stopping);
         loop {
