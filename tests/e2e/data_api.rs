@@ -119,6 +119,16 @@ async fn supabase_js_gets_postgrest_answers_directly_through_primary_and_in_shad
             Some("legacy")
         );
     }
+    // Every read's copy compared before the write: both sides read the same database, so
+    // a copy still on its way when the write commits would see one more task.
+    let reads_compared = |overview: &Value| -> i64 {
+        READ_ROUTES
+            .iter()
+            .map(|route| compared(overview, route))
+            .sum()
+    };
+    wait_for_overview(&stack, |o| reads_compared(o) >= lists.len() as i64).await;
+
     // A write: the replica commits it, the backend's copy is a dry run.
     let title = format!("shadowed-{}", uuid::Uuid::new_v4());
     let created = client
@@ -132,43 +142,17 @@ async fn supabase_js_gets_postgrest_answers_directly_through_primary_and_in_shad
     assert_eq!(created.status(), 201);
 
     // Every copy compared: no regression on any table route.
-    let started = Instant::now();
-    let overview = loop {
-        let overview = diff_overview(&stack).await;
-        let compared = |name: &str| {
-            route_summary(&overview, name)["compared"]
-                .as_i64()
-                .unwrap_or(0)
-        };
-        let reads: i64 = [
-            "rest-study-sessions",
-            "rest-tasks",
-            "rest-subjects",
-            "rest-study-goals",
-            "rest-notifications",
-            "rest-calendar-events",
-            "rest-user-settings",
-        ]
-        .iter()
-        .map(|r| compared(r))
-        .sum();
-        if (reads >= lists.len() as i64 && compared("rest-tasks-writes") >= 1)
-            || started.elapsed() > Duration::from_secs(30)
-        {
-            break overview;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let overview = wait_for_overview(&stack, |o| compared(o, "rest-tasks-writes") >= 1).await;
     let routes = overview["routes"].as_array().cloned().unwrap_or_default();
     let rest: Vec<&Value> = routes
         .iter()
         .filter(|r| r["route"].as_str().is_some_and(|n| n.starts_with("rest-")))
         .collect();
-    let compared: i64 = rest
+    let total: i64 = rest
         .iter()
         .map(|r| r["compared"].as_i64().unwrap_or(0))
         .sum();
-    assert!(compared > lists.len() as i64, "{overview:#}");
+    assert!(total > lists.len() as i64, "{overview:#}");
     for route in &rest {
         assert_eq!(route["regression"], 0, "{route:#}");
     }
@@ -177,6 +161,37 @@ async fn supabase_js_gets_postgrest_answers_directly_through_primary_and_in_shad
 
     stack.stop().await;
     database::drop(&database_name).await.expect("drop database");
+}
+
+/// The table routes that serve reads.
+const READ_ROUTES: [&str; 7] = [
+    "rest-study-sessions",
+    "rest-tasks",
+    "rest-subjects",
+    "rest-study-goals",
+    "rest-notifications",
+    "rest-calendar-events",
+    "rest-user-settings",
+];
+
+/// Pairs compared on `route` in a diff report.
+fn compared(overview: &Value, route: &str) -> i64 {
+    route_summary(overview, route)["compared"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+/// The gateway's diff report once `ready` holds of it, or after 30 s (the assertions
+/// that follow say what is missing).
+async fn wait_for_overview(stack: &Stack, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let overview = diff_overview(stack).await;
+        if ready(&overview) || started.elapsed() > Duration::from_secs(30) {
+            return overview;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Rows of `tasks` titled `title`.
