@@ -32,7 +32,9 @@ impl std::fmt::Debug for KeptAlive {
 }
 
 impl KeptAlive {
+    /// Room for `capacity` idle connections, at least one.
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
             idle: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
@@ -64,32 +66,16 @@ impl KeptAlive {
             true => idle.pop_front(),
             false => None,
         };
-        if self.capacity > 0 {
-            idle.push_back((key, stream));
-        }
+        idle.push_back((key, stream));
         drop(idle);
         drop(oldest);
     }
 
     /// Closes the idle connections that their servers closed or wrote to.
     pub fn sweep(&self) {
-        let taken = match self.idle.lock() {
-            Ok(mut idle) => std::mem::take(&mut *idle),
-            Err(_) => return,
-        };
-        let open: VecDeque<_> = taken
-            .into_iter()
-            .filter_map(|(key, mut stream)| still_open(&mut stream).then_some((key, stream)))
-            .collect();
+        // Each test is a read that does not wait, so the lock is held only briefly.
         if let Ok(mut idle) = self.idle.lock() {
-            // Connections kept while the sweep ran are newer: they stay behind the older.
-            let newer = std::mem::replace(&mut *idle, open);
-            for (key, stream) in newer {
-                if idle.len() >= self.capacity {
-                    idle.pop_front();
-                }
-                idle.push_back((key, stream));
-            }
+            idle.retain_mut(|(_, stream)| still_open(stream));
         }
     }
 
@@ -182,6 +168,15 @@ mod tests {
         let mut byte = [0; 1];
         let read = first_server.read(&mut byte).await.expect("read");
         assert_eq!(read, 0, "the first connection was closed");
+    }
+
+    #[tokio::test]
+    async fn room_for_none_still_keeps_one() {
+        let kept = KeptAlive::new(0);
+        let (stream, _server) = pair().await;
+        let id = stream.id();
+        kept.keep(1, stream);
+        assert_eq!(kept.take(1).map(|s| s.id()), Some(id));
     }
 
     #[tokio::test]

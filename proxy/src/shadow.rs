@@ -619,7 +619,7 @@ impl BackgroundService for ShadowWorker {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
-        let kept_alive = Arc::new(KeptAlive::new(self.limits.max_concurrency.max(1)));
+        let kept_alive = Arc::new(KeptAlive::new(self.limits.max_concurrency));
         let context = JobContext {
             connector: Arc::new(Connector::new(None)),
             kept_alive: Arc::clone(&kept_alive),
