@@ -240,6 +240,27 @@ fn new_outcome(status: u16, error: Option<&Error>) -> NewOutcome {
     }
 }
 
+/// The answer to a request that failed: status, code and message (status 0 when the
+/// client's connection failed and nothing can be said). An upstream that did not answer
+/// in time is a 504, whatever step it stalled in ([`crate::upstream::timed_out`]).
+fn error_answer(e: &Error) -> (u16, &'static str, &'static str) {
+    match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(status), _) => (*status, "ERROR", "the request failed"),
+        (_, ErrorSource::Upstream) if crate::upstream::timed_out(e) => (
+            504,
+            "UPSTREAM_TIMEOUT",
+            "the upstream did not answer in time",
+        ),
+        (_, ErrorSource::Upstream) => (502, "UPSTREAM_UNAVAILABLE", "the upstream failed"),
+        (
+            ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+            ErrorSource::Downstream,
+        ) => (0, "", ""),
+        (_, ErrorSource::Downstream) => (400, "BAD_REQUEST", "the request is malformed"),
+        _ => (500, "INTERNAL", "the gateway failed"),
+    }
+}
+
 /// A random (version 4) UUID for a request that came without an id. Drawn from a
 /// thread-local generator: `Uuid::new_v4` asks the kernel for every id, a system call per
 /// request. Request ids need to be unique, not unpredictable.
@@ -534,24 +555,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let (status, code, message) = match (e.etype(), e.esource()) {
-            (ErrorType::HTTPStatus(status), _) => (*status, "ERROR", "the request failed"),
-            (
-                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
-                ErrorSource::Upstream,
-            ) => (
-                504,
-                "UPSTREAM_TIMEOUT",
-                "the upstream did not answer in time",
-            ),
-            (_, ErrorSource::Upstream) => (502, "UPSTREAM_UNAVAILABLE", "the upstream failed"),
-            (
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
-                ErrorSource::Downstream,
-            ) => (0, "", ""),
-            (_, ErrorSource::Downstream) => (400, "BAD_REQUEST", "the request is malformed"),
-            _ => (500, "INTERNAL", "the gateway failed"),
-        };
+        let (status, code, message) = error_answer(e);
         // Nothing can be said once the answer has started, or to a closed connection.
         if status > 0 && session.response_written().is_none() {
             let sent = respond_json(session, status, code, message, ctx.request_id()).await;
@@ -613,5 +617,41 @@ impl ProxyHttp for Gateway {
             error = error.map(|e| e.to_string()),
             "request"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_that_stalls_at_any_step_is_a_gateway_timeout() {
+        for stalled in [
+            ErrorType::ConnectTimedout,
+            ErrorType::TLSHandshakeTimedout,
+            ErrorType::ReadTimedout,
+            ErrorType::WriteTimedout,
+        ] {
+            let (status, code, _) = error_answer(&Error::new_up(stalled.clone()));
+            assert_eq!((status, code), (504, "UPSTREAM_TIMEOUT"), "{stalled:?}");
+        }
+        let (status, code, _) = error_answer(&Error::new_up(ErrorType::ConnectRefused));
+        assert_eq!((status, code), (502, "UPSTREAM_UNAVAILABLE"));
+    }
+
+    #[test]
+    fn client_side_failures_are_told_apart_from_the_gateway_s_own() {
+        let closed = Error::new_down(ErrorType::ConnectionClosed);
+        assert_eq!(
+            error_answer(&closed).0,
+            0,
+            "nothing to say to a closed connection"
+        );
+        let malformed = Error::new_down(ErrorType::InvalidHTTPHeader);
+        assert_eq!(error_answer(&malformed).0, 400);
+        let internal = Error::new_in(ErrorType::InternalError);
+        assert_eq!(error_answer(&internal).0, 500);
+        let status = Error::new_in(ErrorType::HTTPStatus(413));
+        assert_eq!(error_answer(&status).0, 413);
     }
 }
