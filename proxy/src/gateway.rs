@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use pingora::ErrorSource;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use studyflow_flags::{Side, canonical_path};
@@ -29,7 +30,7 @@ use crate::identity::{Clients, request_identity};
 use crate::logout::{LOGOUT_PATH, LogoutRecorder, PendingLogout};
 use crate::metrics::{Metrics, RouteSeries};
 use crate::routing::{Decision, Route, RouteTable};
-use crate::shadow::{SHADOW_HEADER, ShadowPlan, Shadower, sampled};
+use crate::shadow::{ShadowPlan, Shadower, sampled};
 use crate::stats::NewOutcome;
 
 pub use crate::shadow::REQUEST_ID;
@@ -212,11 +213,15 @@ impl Gateway {
         if self.logout.is_none() || path != LOGOUT_PATH || request.method != http::Method::POST {
             return None;
         }
-        PendingLogout::of(header(request, "authorization"), request.uri.query()).map(Box::new)
+        PendingLogout::of(
+            header(request, http::header::AUTHORIZATION),
+            request.uri.query(),
+        )
+        .map(Box::new)
     }
 }
 
-fn header<'a>(request: &'a RequestHeader, name: &str) -> Option<&'a str> {
+fn header(request: &RequestHeader, name: impl http::header::AsHeaderName) -> Option<&str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -291,6 +296,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// No downstream modules. pingora's default adds a response compression module,
+    /// disabled, whose context is built and whose filters run on every request; the
+    /// gateway passes answers on as the upstream sent them.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let table = self.control.table();
         let request = session.req_header();
@@ -304,9 +314,12 @@ impl ProxyHttp for Gateway {
         }
         // A copy made by this deployment's gateways (a new side that is itself a gateway)
         // is never copied again.
-        let own_copy = self
-            .shadower
-            .is_own_copy(request.headers.get(SHADOW_HEADER).map(|v| v.as_bytes()));
+        let own_copy = self.shadower.is_own_copy(
+            request
+                .headers
+                .get(known::SHADOW.name())
+                .map(|v| v.as_bytes()),
+        );
         let internal = head.internal;
         if head.bytes > MAX_HEADER_BYTES {
             ctx.table = Some(table);
@@ -350,8 +363,8 @@ impl ProxyHttp for Gateway {
         };
         let decision = table.decide(request.method.as_str(), path, || {
             request_identity(
-                header(request, "authorization"),
-                header(request, "apikey"),
+                header(request, http::header::AUTHORIZATION),
+                header(request, known::APIKEY.name()),
                 None,
             )
             .map(|id| id.into_owned().into())

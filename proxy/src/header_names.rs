@@ -1,8 +1,8 @@
-//! The names of the headers the gateway adds to requests, answers and shadow copies,
-//! checked once. pingora would otherwise parse each name, and copy the ones outside
-//! `http`'s standard list into a new allocation, on every insert
-//! (vendor/pingora-http/PATCHED.md). They are spelled exactly as the `&str` names they
-//! replace, so the wire is unchanged.
+//! The names of the headers the gateway adds to requests, answers and shadow copies, or
+//! looks up on every request, checked once. pingora would otherwise parse each name, and
+//! copy the ones outside `http`'s standard list into a new allocation, on every insert
+//! (vendor/pingora-http/PATCHED.md); a lookup by `&str` parses and checks the name too.
+//! They are spelled exactly as the `&str` names they replace, so the wire is unchanged.
 
 use pingora::http::KnownHeaderName;
 
@@ -16,6 +16,8 @@ pub static FORWARDED_PROTO: KnownHeaderName = KnownHeaderName::from_static("x-fo
 pub static ROUTE: KnownHeaderName = KnownHeaderName::from_static(ROUTE_NAME);
 pub static SERVED_BY: KnownHeaderName = KnownHeaderName::from_static(SERVED_BY_NAME);
 pub static SHADOW: KnownHeaderName = KnownHeaderName::from_static(SHADOW_HEADER);
+/// Read, not added: Supabase's API key header, looked up without parsing its name.
+pub static APIKEY: KnownHeaderName = KnownHeaderName::from_static("apikey");
 
 #[cfg(test)]
 mod tests {
