@@ -118,6 +118,13 @@ pub fn run(prepared: Prepared) -> Result<()> {
         work_stealing: config.work_stealing,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(5),
+        // Every pingora timeout on tokio's timer. Its timer wheel ("fast timeouts") keeps a
+        // timer until its deadline even once cancelled; pingora's own documentation has
+        // tokio's timer as the better fit for long timeouts that are nearly always
+        // cancelled, which every one of the gateway's is (a route's read timeout is
+        // seconds long and ends with the answer). Counted in `studyflow-bench
+        // instructions`: 500 fewer instructions per request in `legacy`, 1 150 in `shadow`.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -105,6 +105,8 @@ fn main() {
         work_stealing,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(5),
+        // As the gateway: every pingora timeout on tokio's timer.
+        fast_timeout_to_tokio_threshold_seconds: Some(0),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
