@@ -47,6 +47,20 @@ impl Relay {
         self.link.send_replace(Link::Refused);
     }
 
+    /// [`Relay::cut`], returning once new connections are refused (the listener is
+    /// unbound; its relayed connections are closing).
+    pub async fn cut_until_refused(&self) {
+        self.cut();
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "relay still accepting"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Lets no byte through, on open connections or new ones, closing none: like a
     /// network partition. What was sent meanwhile arrives once it is restored.
     pub fn partition(&self) {

@@ -178,17 +178,8 @@ async fn copies_outlive_the_shadow_side_closing_its_idle_connections() {
 
     // The shadow side closes every connection, the gateway's idle ones among them, and
     // takes new ones again.
-    relay.cut();
-    // Refused: the relay closes its connections and unbinds its port. Restored only then,
-    // or its connections would never see the refusal.
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(relay.addr).await.is_ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "relay still accepting"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Restored only once refused, or its connections would never see the refusal.
+    relay.cut_until_refused().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     relay.restore().await;
 
