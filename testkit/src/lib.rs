@@ -8,7 +8,9 @@
 //!   ports).
 //! - [`tokens`] mints Supabase-style access tokens for test users.
 //! - [`database`] creates fresh, migrated databases.
+//! - [`clock`] keeps steps counted per calendar minute inside one minute.
 
+pub mod clock;
 pub mod database;
 pub mod fake_providers;
 pub mod process;

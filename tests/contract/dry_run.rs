@@ -3,6 +3,8 @@
 //! as configured per function. The marker with any other value, or with no secret
 //! configured, is ignored: the request is served and recorded for real.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use studyflow_backend::config::ShadowProviderMode;
 use studyflow_backend::providers::PLACEHOLDER_TEXT;
@@ -415,6 +417,8 @@ async fn live_shadow_provider_calls_stop_at_the_budget_and_are_then_skipped_with
     })
     .await;
     let mark = studyflow_backend::providers::PROVIDER_SKIPPED_HEADER;
+    // The budget is per calendar minute: all three calls in one.
+    studyflow_testkit::clock::clear_of_minute_turn(Duration::from_secs(10)).await;
     let mut marks = Vec::new();
     for i in 0..3 {
         let body = json!({"provider": "openai", "action": "completion", "prompt": format!("Explain entropy {i}")});
