@@ -2,6 +2,8 @@
 //! bodies, error codes), row-level security decided by Postgres, dry runs, the schema
 //! cache's reload on `NOTIFY pgrst`, revoked sessions, and `check_permission`.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 use studyflow_testkit::stack::{DEMO_USER_EMAIL, DEMO_USER_ID};
@@ -619,6 +621,27 @@ async fn a_migration_is_served_after_notify_pgrst_without_a_restart() {
         app.state.db.clone(),
         app.state.schema.clone(),
     ));
+    // Once listening, the listener drops the cache (what changed before was not heard).
+    // Wait for that, so that it cannot drop the cache after the migration below.
+    let started = std::time::Instant::now();
+    loop {
+        let listening: bool = sqlx::query_scalar(
+            "select exists (select from pg_stat_activity \
+             where datname = current_database() and query ilike 'listen %')",
+        )
+        .fetch_one(&app.db)
+        .await
+        .expect("pg_stat_activity");
+        if listening {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the listener never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let got = rest(&app, Method::GET, "flashcards", &[demo()], None).await;
     assert_eq!(got.status, 404);
     sqlx::raw_sql(
@@ -651,7 +674,7 @@ async fn a_migration_is_served_after_notify_pgrst_without_a_restart() {
             served = Some(got);
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let got = served.expect("served after the reload");
     assert_eq!((got.status, got.body), (201, json!([{"front": "2+2"}])));
