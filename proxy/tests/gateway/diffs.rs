@@ -397,7 +397,9 @@ async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
             .is_some_and(|s| s.starts_with("<string sha256:")),
         "answers keep their shape: {served}"
     );
-    // Nothing in the store itself either: samples and their differences.
+    // Nothing in the store itself either: samples and their differences, once the
+    // other route's pair is stored too.
+    let report = wait_for_pairs(&gateway, "report", 1).await;
     let stored: Vec<String> = {
         use sqlx::Connection;
         let mut connection = sqlx::PgConnection::connect(&database)
@@ -416,7 +418,6 @@ async fn samples_of_sensitive_routes_keep_shapes_and_digests_never_values() {
         );
     }
     // A route that is not sensitive keeps its values, but never a secret-looking header.
-    let report = wait_for_pairs(&gateway, "report", 1).await;
     let report_sample = report["paths"][0]["samples"][0].as_i64().expect("a sample");
     let (_, report_sample) = admin_read(&gateway, &format!("/diffs/samples/{report_sample}")).await;
     assert_eq!(report_sample["exchange"]["served"]["body"]["value"], 1);
