@@ -80,8 +80,9 @@ impl Relay {
     }
 }
 
-/// Accepts connections while the link is up or partitioned; unbinds while it is refused
-/// and binds the same address again when it is restored. Ends when the relay is dropped.
+/// Accepts connections while the link is up or partitioned; stops listening while it is
+/// refused and listens again on the same address when it is restored. Ends when the
+/// relay is dropped.
 async fn relay_listener(
     mut listener: tokio::net::TcpListener,
     target: String,
@@ -92,15 +93,14 @@ async fn relay_listener(
         let state = *link.borrow_and_update();
         if state == Link::Refused {
             drop(listener);
+            // Bound but not listening: connections are refused, and no other socket
+            // (another test's listener, any outgoing connection) can take the port until
+            // it is restored.
+            let held = hold(addr).await;
             if link.wait_for(|l| *l != Link::Refused).await.is_err() {
                 return;
             }
-            listener = loop {
-                match tokio::net::TcpListener::bind(addr).await {
-                    Ok(listener) => break listener,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-                }
-            };
+            listener = held.listen(1024).expect("listen on the held port");
             continue;
         }
         tokio::select! {
@@ -110,6 +110,26 @@ async fn relay_listener(
                 }
             }
             changed = link.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// A socket bound to `addr` without listening, once the relay's connections let it bind.
+async fn hold(addr: std::net::SocketAddr) -> tokio::net::TcpSocket {
+    let started = Instant::now();
+    loop {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        // Relayed connections still closing, and their TIME_WAIT, share the port.
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        match socket.bind(addr) {
+            Ok(()) => return socket,
+            Err(error) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "relay port {addr} held elsewhere: {error}"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
     }
 }
@@ -158,5 +178,60 @@ async fn pump(
         if to.write_all(&buffer[..n]).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A server answering each connection's first read with the same bytes.
+    async fn echo() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 64];
+                    if let Ok(n) = stream.read(&mut buffer).await {
+                        let _ = stream.write_all(&buffer[..n]).await;
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    async fn round_trip(addr: std::net::SocketAddr) -> std::io::Result<Vec<u8>> {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(b"ping").await?;
+        let mut answer = vec![0u8; 4];
+        stream.read_exact(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn a_cut_refuses_and_keeps_the_port_until_restored() {
+        // Nothing relayed before the cut: no closing connection shares the port then.
+        let relay = Relay::start(&echo().await.to_string()).await;
+        relay.cut_until_refused().await;
+        assert!(round_trip(relay.addr).await.is_err(), "refused while cut");
+        // No other socket takes the port meanwhile: one bound the way an outgoing
+        // connection binds its local port (no address reuse) is turned away.
+        let other = tokio::net::TcpSocket::new_v4().expect("socket");
+        let taken = other.bind(relay.addr);
+        assert_eq!(
+            taken.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::AddrInUse),
+            "the port was free for another socket while cut"
+        );
+        drop(other);
+
+        relay.restore().await;
+        assert_eq!(round_trip(relay.addr).await.expect("relayed"), b"ping");
     }
 }
