@@ -83,7 +83,7 @@ pub enum Target {
     /// The smallest pingora proxy (`bare-pingora`): the gateway's floor.
     BarePingora,
     /// Bare pingora adding the seven headers of the gateway's contract (instruction
-    /// counts only).
+    /// counts and the paired rounds).
     BarePingoraHeaders,
     /// Through the gateway with the route in `phase` (`legacy`, `shadow`, …, with the
     /// canary percentage), and with answer capture and comparison on or off.
@@ -159,6 +159,8 @@ pub struct Running {
     _new: Process,
     nginx: Option<Process>,
     bare: Process,
+    /// Bare pingora adding the contract's headers, started on first use.
+    bare_headers: Option<(Process, u16)>,
     gateway: Option<Process>,
     /// Whether the running gateway captures and compares answers.
     diffing: bool,
@@ -192,24 +194,13 @@ impl Running {
         let diffs_url = studyflow_testkit::database::create("studyflow_bench_diffs").await?;
         let free = studyflow_testkit::stack::Ports::free()?;
         let (nginx_port, bare_port) = (free.gateway, free.admin);
-        let mut bare = Command::new(settings.bin_dir.join("bare-pingora"));
-        bare.args([
-            format!("127.0.0.1:{bare_port}"),
-            format!("127.0.0.1:{}", ports.legacy),
-        ]);
-        let bare_health = format!("http://127.0.0.1:{bare_port}/bench/json");
-        let bare = Process::spawn(
-            "bare-pingora",
-            bare,
-            &bare_health,
-            dir.join("bare-pingora.log"),
-        )
-        .await?;
+        let bare = spawn_bare(settings, Target::BarePingora, bare_port, ports.legacy).await?;
         let mut running = Self {
             _legacy: legacy,
             _new: new,
             nginx: None,
             bare,
+            bare_headers: None,
             bare_port,
             gateway: None,
             diffing: false,
@@ -297,14 +288,7 @@ impl Running {
         match target {
             Target::BarePingora | Target::BarePingoraHeaders => {
                 let port = Ports::free()?.gateway;
-                let mut command = Command::new(settings.bin_dir.join("bare-pingora"));
-                if target == Target::BarePingoraHeaders {
-                    command.env("BARE_PINGORA_HEADERS", "1");
-                }
-                command.args([
-                    format!("127.0.0.1:{port}"),
-                    format!("127.0.0.1:{}", self.ports.legacy),
-                ]);
+                let command = bare_command(settings, target, port, self.ports.legacy);
                 let url = format!("http://127.0.0.1:{port}{PATH}");
                 Ok((command, url.clone(), url))
             }
@@ -366,7 +350,15 @@ impl Running {
                 self.bare.pid(),
             ),
             Target::BarePingoraHeaders => {
-                anyhow::bail!("{} is only counted under callgrind", target.label())
+                let (process, port) = match &self.bare_headers {
+                    Some(running) => running,
+                    None => {
+                        let port = Ports::free()?.gateway;
+                        let process = spawn_bare(settings, target, port, self.ports.legacy).await?;
+                        self.bare_headers.insert((process, port))
+                    }
+                };
+                (format!("http://127.0.0.1:{port}{path}"), process.pid())
             }
             Target::Gateway {
                 phase,
@@ -388,7 +380,38 @@ impl Running {
             nginx.terminate().await;
         }
         self.bare.terminate().await;
+        if let Some((process, _)) = self.bare_headers.take() {
+            process.terminate().await;
+        }
     }
+}
+
+/// The command of bare pingora (with the contract's headers for
+/// [`Target::BarePingoraHeaders`]) listening on `port`, in front of `upstream`.
+fn bare_command(settings: &Settings, target: Target, port: u16, upstream: u16) -> Command {
+    let mut command = Command::new(settings.bin_dir.join("bare-pingora"));
+    if target == Target::BarePingoraHeaders {
+        command.env("BARE_PINGORA_HEADERS", "1");
+    }
+    command.args([format!("127.0.0.1:{port}"), format!("127.0.0.1:{upstream}")]);
+    command
+}
+
+/// Bare pingora (see [`bare_command`]) started and answering.
+async fn spawn_bare(
+    settings: &Settings,
+    target: Target,
+    port: u16,
+    upstream: u16,
+) -> anyhow::Result<Process> {
+    let name = match target {
+        Target::BarePingoraHeaders => "bare-pingora-headers",
+        _ => "bare-pingora",
+    };
+    let command = bare_command(settings, target, port, upstream);
+    let health = format!("http://127.0.0.1:{port}/bench/json");
+    let log = settings.work_dir.join(format!("{name}.log"));
+    Process::spawn(name, command, &health, log).await
 }
 
 pub async fn set_phase(admin_url: &str, phase: &str, percent: Option<u8>) -> anyhow::Result<()> {
@@ -575,7 +598,22 @@ const SHADOW_DIFFING: Target = Target::Gateway {
 const AT_70_PERCENT: &str = "70 % of saturation";
 
 /// Rounds of the paired comparison of the gateway in `legacy` with bare pingora.
-const PAIRED_ROUNDS: usize = 5;
+const PAIRED_ROUNDS: usize = 6;
+
+/// The proxies of a paired round, in the order of [`PairedRound::arms`]: bare pingora,
+/// bare pingora adding the contract's headers, and the gateway in `legacy`.
+const PAIRED_ARMS: [Target; 3] = [
+    Target::BarePingora,
+    Target::BarePingoraHeaders,
+    Target::Gateway {
+        phase: "legacy",
+        percent: None,
+        diffing: false,
+    },
+];
+const BARE: usize = 0;
+const BARE_HEADERS: usize = 1;
+const GATEWAY: usize = 2;
 
 /// What a suite run measured.
 #[derive(Debug, Clone)]
@@ -586,9 +624,10 @@ pub struct Suite {
     pub paired: Vec<Paired>,
 }
 
-/// The gateway in `legacy` and bare pingora at saturation, alternating round after
-/// round (the order flips each round), so that the machine's noise falls on both alike
-/// and the ratio comes with its spread.
+/// The gateway in `legacy`, bare pingora, and bare pingora adding the contract's headers
+/// at saturation, one after the other round after round (each round starts with the
+/// next one), so that the machine's noise falls on all alike and each ratio comes with
+/// its spread.
 #[derive(Debug, Clone)]
 pub struct Paired {
     pub workload: &'static str,
@@ -598,24 +637,40 @@ pub struct Paired {
 /// One round of a [`Paired`] comparison.
 #[derive(Debug, Clone, Copy)]
 pub struct PairedRound {
-    pub bare_rps: f64,
-    pub gateway_rps: f64,
-    pub bare_cpu_us: Option<f64>,
-    pub gateway_cpu_us: Option<f64>,
+    /// Requests per second and proxy CPU µs per request of each of [`PAIRED_ARMS`].
+    pub arms: [(f64, Option<f64>); 3],
 }
 
 impl Paired {
-    /// Gateway over bare pingora throughput: the median round's ratio, and the lowest and
-    /// highest.
+    /// Gateway over bare pingora throughput (see [`Paired::ratio_of`]).
     pub fn ratio(&self) -> Option<(f64, f64, f64)> {
+        self.ratio_of(GATEWAY, BARE)
+    }
+
+    /// Throughput of arm `of` over arm `over`, round by round: the median round's ratio,
+    /// and the lowest and highest.
+    pub fn ratio_of(&self, of: usize, over: usize) -> Option<(f64, f64, f64)> {
         let mut ratios: Vec<f64> = self
             .rounds
             .iter()
-            .filter(|r| r.bare_rps > 0.0)
-            .map(|r| r.gateway_rps / r.bare_rps)
+            .filter(|r| r.arms[over].0 > 0.0)
+            .map(|r| r.arms[of].0 / r.arms[over].0)
             .collect();
         ratios.sort_by(f64::total_cmp);
         Some((median(&ratios)?, *ratios.first()?, *ratios.last()?))
+    }
+
+    /// The median throughput and CPU µs per request of `arm`.
+    fn medians(&self, arm: usize) -> (Option<f64>, Option<f64>) {
+        let sorted_median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            median(&values)
+        };
+        let arms = self.rounds.iter().map(|r| r.arms[arm]);
+        (
+            sorted_median(arms.clone().map(|(rps, _)| rps).collect()),
+            sorted_median(arms.filter_map(|(_, cpu)| cpu).collect()),
+        )
     }
 }
 
@@ -636,43 +691,26 @@ async fn paired(
     running: &mut Running,
     workload: &Workload,
 ) -> anyhow::Result<Paired> {
-    let legacy = Target::gateway("legacy", None, false);
-    let (gateway_url, gateway_pid) = running.prepare(settings, legacy, workload.path).await?;
-    let (bare_url, bare_pid) = running
-        .prepare(settings, Target::BarePingora, workload.path)
-        .await?;
-    warm_up(settings, workload, &gateway_url).await?;
-    warm_up(settings, workload, &bare_url).await?;
+    let mut prepared = Vec::with_capacity(PAIRED_ARMS.len());
+    for target in PAIRED_ARMS {
+        let (url, pid) = running.prepare(settings, target, workload.path).await?;
+        warm_up(settings, workload, &url).await?;
+        prepared.push((target, url, pid));
+    }
     let mut rounds = Vec::with_capacity(PAIRED_ROUNDS);
     for round in 0..PAIRED_ROUNDS {
-        let mut order = [
-            (Target::BarePingora, bare_url.as_str(), bare_pid),
-            (legacy, gateway_url.as_str(), gateway_pid),
-        ];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        let mut bare = None;
-        let mut gateway = None;
-        for case in order {
+        let mut arms = [(0.0, None); 3];
+        for step in 0..PAIRED_ARMS.len() {
+            let arm = (round + step) % PAIRED_ARMS.len();
+            let (target, url, pid) = &prepared[arm];
+            let case = (*target, url.as_str(), *pid);
             let result = measure(settings, running, workload, case, (SATURATION, None)).await?;
-            let measured = (
+            arms[arm] = (
                 result.measured.requests_per_sec,
                 result.cpu_per_request_us(settings.duration),
             );
-            match case.0 {
-                Target::BarePingora => bare = Some(measured),
-                _ => gateway = Some(measured),
-            }
         }
-        let ((bare_rps, bare_cpu_us), (gateway_rps, gateway_cpu_us)) =
-            bare.zip(gateway).context("a paired round measured both")?;
-        rounds.push(PairedRound {
-            bare_rps,
-            gateway_rps,
-            bare_cpu_us,
-            gateway_cpu_us,
-        });
+        rounds.push(PairedRound { arms });
     }
     Ok(Paired {
         workload: workload.name,
@@ -816,48 +854,45 @@ pub fn table(settings: &Settings, suite: &Suite, workloads: &[Workload]) -> Stri
     out
 }
 
-/// The paired rounds of the gateway in `legacy` against bare pingora.
+/// The paired rounds of the gateway in `legacy` against bare pingora, with and without
+/// the contract's headers.
 fn paired_table(paired: &[Paired], duration: Duration) -> String {
     if paired.is_empty() {
         return String::new();
     }
     let mut out = format!(
         "\n### Gateway in `legacy` against bare pingora, paired rounds\n\n\
-         {PAIRED_ROUNDS} rounds of {} s at saturation per workload, bare pingora and the gateway one after the \
-         other, the order flipped each round, so that the machine's noise falls on both alike. The ratio is \
-         the median round's, with the lowest and highest round; throughput and CPU per request are medians.\n\n\
-         | workload | gateway / bare pingora throughput (lowest–highest) | bare pingora req/s | gateway req/s | CPU µs / request, bare pingora | CPU µs / request, gateway | CPU ratio |\n\
+         {PAIRED_ROUNDS} rounds of {} s at saturation per workload: bare pingora, bare pingora adding the seven \
+         headers of the gateway's contract, and the gateway, one after the other, each round starting with the \
+         next one, so that the machine's noise falls on all alike. Each ratio is the median round's, with the \
+         lowest and highest round; throughput and CPU per request are medians.\n\n\
+         | workload | gateway / bare pingora throughput | bare pingora + 7 headers / bare pingora | gateway / bare pingora + 7 headers | req/s: bare pingora, + 7 headers, gateway | CPU µs / request: bare pingora, + 7 headers, gateway | CPU ratio gateway / bare pingora |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
         duration.as_secs(),
     );
-    let sorted_median = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        median(&values)
-    };
     for p in paired {
-        let ratio = p.ratio().map_or_else(
-            || "–".into(),
-            |(median, low, high)| format!("{median:.2} ({low:.2}–{high:.2})"),
-        );
-        let rps = |f: fn(&PairedRound) -> f64| sorted_median(p.rounds.iter().map(f).collect());
-        let cpu = |f: fn(&PairedRound) -> Option<f64>| {
-            sorted_median(p.rounds.iter().filter_map(f).collect())
+        let ratio = |of, over| {
+            p.ratio_of(of, over).map_or_else(
+                || "–".into(),
+                |(median, low, high)| format!("{median:.2} ({low:.2}–{high:.2})"),
+            )
         };
-        let (bare_cpu, gateway_cpu) = (cpu(|r| r.bare_cpu_us), cpu(|r| r.gateway_cpu_us));
-        let us = |v: Option<f64>| v.map_or_else(|| "–".into(), |v| format!("{v:.1}"));
-        let cpu_ratio = match (gateway_cpu, bare_cpu) {
+        let medians = [BARE, BARE_HEADERS, GATEWAY].map(|arm| p.medians(arm));
+        let rps = medians.map(|(rps, _)| rps.map_or_else(|| "–".into(), |v| format!("{v:.0}")));
+        let cpu = medians.map(|(_, cpu)| cpu.map_or_else(|| "–".into(), |v| format!("{v:.1}")));
+        let cpu_ratio = match (medians[GATEWAY].1, medians[BARE].1) {
             (Some(g), Some(b)) if b > 0.0 => format!("{:.2}", g / b),
             _ => "–".into(),
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             p.workload,
-            ratio,
-            rps(|r| r.bare_rps).unwrap_or(0.0),
-            rps(|r| r.gateway_rps).unwrap_or(0.0),
-            us(bare_cpu),
-            us(gateway_cpu),
+            ratio(GATEWAY, BARE),
+            ratio(BARE_HEADERS, BARE),
+            ratio(GATEWAY, BARE_HEADERS),
+            rps.join(" / "),
+            cpu.join(" / "),
             cpu_ratio,
         );
     }
