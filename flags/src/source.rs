@@ -111,6 +111,14 @@ impl FileSource {
             None => RoutesFile::parse(DEFAULT_ROUTES_FILE),
         }
     }
+
+    /// The file's text as it is on disk now, not yet validated ([`RoutesFile::parse`]).
+    pub fn read_text(&self) -> Result<String> {
+        match &self.path {
+            Some(path) => RoutesFile::read_text(path),
+            None => Ok(DEFAULT_ROUTES_FILE.to_owned()),
+        }
+    }
 }
 
 /// The phases a routes file sets.

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use studyflow_flags::fleet::RedisStore;
@@ -96,8 +96,10 @@ pub struct Control {
     store: Arc<dyn OverrideStore>,
     fleet: Option<Arc<RedisStore>>,
     file_source: FileSource,
-    /// The last routes file that validated, and its modification time.
-    file: Mutex<(RoutesFile, Option<SystemTime>)>,
+    /// The last routes file that validated, and the text last read from disk, valid or
+    /// not (the watcher reloads when the text differs: a modification time can stay the
+    /// same, or be read after a write that the text read missed).
+    file: Mutex<(RoutesFile, String)>,
     layers: Mutex<Layers>,
     unleash: Option<UnleashSettings>,
     unleash_admin: Option<UnleashAdmin>,
@@ -209,9 +211,9 @@ impl Control {
         let file_source = FileSource {
             path: settings.routes_file.clone(),
         };
-        let file = file_source.load_file()?;
+        let text = file_source.read_text()?;
+        let file = RoutesFile::parse(&text)?;
         health.ok("file");
-        let mtime = settings.routes_file.as_deref().and_then(modified);
         let snapshot = read_snapshot(settings.snapshot_file.as_deref());
         let (store, fleet) = open_store(&settings)?;
         let overrides = first_overrides(store.as_ref(), snapshot.as_ref(), &health).await;
@@ -239,7 +241,7 @@ impl Control {
             store,
             fleet,
             file_source,
-            file: Mutex::new((file, mtime)),
+            file: Mutex::new((file, text)),
             layers: Mutex::new(layers),
             unleash: settings.unleash,
             unleash_admin,
@@ -733,31 +735,38 @@ impl Control {
         let layers = lock(&self.layers).clone();
         let loaded = self
             .file_source
-            .load_file()
+            .read_text()
             .map_err(Error::from)
-            .and_then(|file| {
-                let mut scratch = lock(&self.stats).clone();
-                RouteTable::compile(
-                    &file,
-                    layers.unleash.as_ref(),
-                    &override_layer(&layers.overrides),
-                    &self.upstreams,
-                    &mut scratch,
-                )
-                .map(|_| file)
+            .and_then(|text| {
+                let compiled = RoutesFile::parse(&text)
+                    .map_err(Error::from)
+                    .and_then(|file| {
+                        let mut scratch = lock(&self.stats).clone();
+                        RouteTable::compile(
+                            &file,
+                            layers.unleash.as_ref(),
+                            &override_layer(&layers.overrides),
+                            &self.upstreams,
+                            &mut scratch,
+                        )
+                        .map(|_| file)
+                    });
+                if compiled.is_err() {
+                    // Remember the broken text, so that it is reported once, not every poll.
+                    lock(&self.file).1.clone_from(&text);
+                }
+                compiled.map(|file| (file, text))
             });
         match loaded {
-            Ok(file) => {
+            Ok((file, text)) => {
                 self.rebuild(&file)?;
-                *lock(&self.file) = (file, modified(&path));
+                *lock(&self.file) = (file, text);
                 *lock(&self.last_reload_error) = None;
                 self.health.ok("file");
                 tracing::info!(file = %path.display(), "routes file reloaded");
                 Ok(true)
             }
             Err(error) => {
-                // Remember the mtime so a broken file is reported once, not every poll.
-                lock(&self.file).1 = modified(&path);
                 *lock(&self.last_reload_error) = Some(error.to_string());
                 self.health
                     .failed("file", &error.to_string(), Serving::LastGood);
@@ -766,20 +775,23 @@ impl Control {
         }
     }
 
-    /// Reloads when the routes file changed on disk since the last load.
+    /// Reloads when the routes file's text differs from what was last read (valid or
+    /// not), however its modification time moved. A file that cannot be read now is
+    /// left for the next poll.
     pub async fn reload_if_changed(&self) {
-        let Some(path) = &self.file_source.path else {
+        if self.file_source.path.is_none() {
+            return;
+        }
+        let Ok(text) = self.file_source.read_text() else {
             return;
         };
-        let current = modified(path);
-        if current.is_some() && current != lock(&self.file).1 {
-            let _ = self.reload().await;
+        if text == lock(&self.file).1 {
+            return;
         }
+        // Reloading reads the file again, under the change lock: what it reads is what
+        // is kept as last read.
+        let _ = self.reload().await;
     }
-}
-
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

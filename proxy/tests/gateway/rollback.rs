@@ -232,6 +232,41 @@ async fn a_broken_routes_file_keeps_the_table_in_force() {
 }
 
 #[tokio::test]
+async fn a_routes_file_rewritten_under_its_old_modification_time_is_still_picked_up() {
+    // `cp -p`, `rsync -t`, an unpacked archive, or a write that lands after the watcher
+    // read the text but before it read the time: the file changes, its time does not.
+    let (legacy, new) = TestUpstream::pair().await;
+    let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, "").await;
+    let file_phase = |view: &serde_json::Value| view["file_phase"].as_str().map(str::to_owned);
+    assert_eq!(
+        file_phase(&gateway.route("other").await).as_deref(),
+        Some("shadow")
+    );
+    // The watcher (every 2 s) has read the file as it was.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let path = gateway.dir.join("routes.yaml");
+    let before = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    gateway.write_routes(&ROUTES.replace("phase: shadow", "phase: legacy"));
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(before))
+        .expect("set mtime");
+    let view = gateway
+        .wait_route("other", Duration::from_secs(10), |v| {
+            v["file_phase"] == "legacy"
+        })
+        .await;
+    assert_eq!(
+        file_phase(&view).as_deref(),
+        Some("legacy"),
+        "the watcher missed the new text: {view}"
+    );
+}
+
+#[tokio::test]
 async fn a_broken_routes_file_stops_start_up_with_a_clear_message() {
     let dir = std::env::temp_dir().join(format!("sf-broken-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
