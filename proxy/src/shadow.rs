@@ -751,41 +751,89 @@ async fn run_job(context: &JobContext, job: ShadowJob) {
 }
 
 /// Sends `job`'s request to `upstream` and reads its answer, within the job's timeout.
+///
+/// A kept-alive connection that its server closed just as it was taken fails before any
+/// of the answer arrives. Such a copy is sent again on a new connection, as pingora's
+/// proxy does for a served request that fails so on a reused connection, when sending it
+/// twice does no harm: a dry run on the new side, or a method that may be repeated.
 async fn send_copy(
     context: &JobContext,
     job: &ShadowJob,
     upstream: &Upstream,
 ) -> Result<(CapturedResponse, Option<Reservation>), ShadowDrop> {
-    // Only the new backend knows the secret; the legacy is only told it gets a copy.
-    let mark = match upstream.side {
-        Side::New => context.secret.clone().ok_or(ShadowDrop::NoSecret)?,
-        Side::Legacy => http::HeaderValue::from_static(LEGACY_COPY_MARK),
-    };
+    let mark = copy_mark(context, upstream.side).ok_or(ShadowDrop::NoSecret)?;
     let head = copy_head(job, upstream, mark).map_err(|_| ShadowDrop::Error)?;
     let (peer, key) = upstream.default_peer();
+    let body = &job.request.body;
+    let repeatable = upstream.side == Side::New
+        || matches!(
+            job.request.method.as_str(),
+            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
+        );
     // Boxed: a connection's state is large, and the job's future is moved into its task.
     let exchange = Box::pin(async {
-        let mut session = match context.kept_alive.take(key) {
-            Some(stream) => HttpSession::new_with_options(stream, peer),
-            // Boxed: connecting anew holds the TCP and TLS states (about 8 KB), which a
-            // kept-alive connection, the common case, should not carry or copy.
-            None => Box::pin(context.connector.get_http_session(peer)).await?.0,
-        };
-        let answer = exchange(context, &mut session, head, &job.request.body).await;
-        // Kept only when the exchange ended cleanly and the upstream keeps it alive.
-        session.respect_keepalive();
-        if let Some(stream) = session.reuse().await {
-            context.kept_alive.keep(key, stream);
+        let mut head = head;
+        if let Some(stream) = context.kept_alive.take(key) {
+            let session = HttpSession::new_with_options(stream, peer);
+            match exchange_on(context, session, key, head, body).await {
+                Err(error) if repeatable && failed_as_reused(&error) => {
+                    tracing::debug!(route = %job.route, request_id = %job.request_id, %error, "kept-alive connection closed as it was taken; copy sent again");
+                    let mark = copy_mark(context, upstream.side)
+                        .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+                    head = copy_head(job, upstream, mark)?;
+                }
+                answer => return answer,
+            }
         }
-        answer
+        // Boxed: connecting anew holds the TCP and TLS states (about 8 KB), which a
+        // kept-alive connection, the common case, should not carry or copy.
+        let session = Box::pin(context.connector.get_http_session(peer)).await?.0;
+        exchange_on(context, session, key, head, body).await
     });
     match tokio::time::timeout(job.timeout, exchange).await {
         Err(_) => Err(ShadowDrop::Timeout),
         Ok(Err(error)) if crate::upstream::timed_out(&error) => Err(ShadowDrop::Timeout),
-        Ok(Err(_)) => Err(ShadowDrop::Error),
+        Ok(Err(error)) => {
+            tracing::debug!(route = %job.route, request_id = %job.request_id, %error, "shadow copy's exchange failed");
+            Err(ShadowDrop::Error)
+        }
         Ok(Ok(None)) => Err(ShadowDrop::OverBudget),
         Ok(Ok(Some(answer))) => Ok(answer),
     }
+}
+
+/// The copy mark for `side`: to the new side the secret shared with the new backend
+/// (`None` without one), to the legacy side only that it is a copy.
+fn copy_mark(context: &JobContext, side: Side) -> Option<http::HeaderValue> {
+    match side {
+        Side::New => context.secret.clone(),
+        Side::Legacy => Some(http::HeaderValue::from_static(LEGACY_COPY_MARK)),
+    }
+}
+
+/// Whether `error`, met on a reused connection, is one pingora marks as a connection
+/// closed or reset before any of the answer arrived.
+fn failed_as_reused(error: &Error) -> bool {
+    let mut retry = error.retry;
+    retry.decide_reuse(true);
+    retry.retry()
+}
+
+/// One exchange on `session`, whose connection is kept for the next copy to the peer of
+/// `key` when it ended cleanly and the upstream keeps it alive.
+async fn exchange_on(
+    context: &JobContext,
+    mut session: HttpSession,
+    key: u64,
+    head: RequestHeader,
+    body: &Bytes,
+) -> pingora::Result<Option<(CapturedResponse, Option<Reservation>)>> {
+    let answer = exchange(context, &mut session, head, body).await;
+    session.respect_keepalive();
+    if let Some(stream) = session.reuse().await {
+        context.kept_alive.keep(key, stream);
+    }
+    answer
 }
 
 /// The copy's request head: the captured request's method, target and headers (its id

@@ -191,3 +191,85 @@ async fn copies_outlive_the_shadow_side_closing_its_idle_connections() {
     assert_eq!(counters["shadows_sent"], 8);
     assert_eq!(counters["shadow_errors"], 0, "{counters}");
 }
+
+/// A new side that answers the first request on each connection and closes the
+/// connection, unanswered, when a second one arrives on it: as a server closing an idle
+/// connection does when a request crosses its close. Counts the requests it reads.
+async fn closing_after_one_answer() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&requests);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counted = std::sync::Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut answered = false;
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let Ok(n) = stream.read(&mut buffer).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    head.extend_from_slice(&buffer[..n]);
+                    // GETs without a body: a request ends with its head.
+                    if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        continue;
+                    }
+                    head.clear();
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if answered {
+                        return;
+                    }
+                    answered = true;
+                    let body = br#"{"side":"new"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let _ = stream.write_all(body).await;
+                }
+            });
+        }
+    });
+    (url, requests)
+}
+
+/// A copy sent on a kept-alive connection that the shadow side closes as the request
+/// arrives is sent again on a new connection: compared, not lost as an error.
+#[tokio::test]
+async fn a_copy_whose_kept_connection_closes_as_it_is_sent_goes_out_again() {
+    use std::sync::atomic::Ordering;
+
+    let legacy = TestUpstream::start("legacy").await;
+    let (new_url, received) = closing_after_one_answer().await;
+    let routes = "routes:\n  - {name: crossing, path: /crossing, phase: shadow}\n";
+    let gateway = Gateway::start(routes, &legacy.url, &new_url, "").await;
+
+    assert_eq!(gateway.get("/crossing").await.1, "legacy");
+    // The first copy is answered and compared; its connection is kept by then.
+    assert_eq!(
+        gateway.wait_counter("crossing", "pairs_different", 1).await,
+        1
+    );
+    // The second copy takes that connection, which the shadow side closes unanswered.
+    assert_eq!(gateway.get("/crossing").await.1, "legacy");
+    assert_eq!(
+        gateway.wait_counter("crossing", "pairs_different", 2).await,
+        2
+    );
+    let counters = &gateway.route("crossing").await["counters"];
+    assert_eq!(counters["shadows_sent"], 2, "{counters}");
+    assert_eq!(counters["shadow_errors"], 0, "{counters}");
+    // Three requests read: the second copy once on the kept connection, once anew.
+    assert_eq!(received.load(Ordering::SeqCst), 3);
+}
