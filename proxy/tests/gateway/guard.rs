@@ -119,9 +119,10 @@ async fn noise_only_differences_never_trigger_a_rollback_but_regressions_do() {
     traffic(&gateway, "/noisy", 30).await;
     traffic(&gateway, "/report", 30).await;
     assert!(gateway.wait_counter("noisy", "pairs_noise", 20).await >= 20);
+    // The rollback applies at once; its audit entry is written to the store just after.
     let report = gateway
         .wait_route("report", Duration::from_secs(10), |r| {
-            r["phase"] == "shadow"
+            r["phase"] == "shadow" && r["audit"][0]["reason"].is_string()
         })
         .await;
     assert_eq!(report["phase"], "shadow", "regressions roll the route back");
