@@ -772,23 +772,33 @@ async fn send_copy(
         );
     // Boxed: a connection's state is large, and the job's future is moved into its task.
     let exchange = Box::pin(async {
-        let mut head = head;
-        if let Some(stream) = context.kept_alive.take(key) {
-            let session = HttpSession::new_with_options(stream, peer);
-            match exchange_on(context, session, key, head, body).await {
-                Err(error) if repeatable && failed_as_reused(&error) => {
-                    tracing::debug!(route = %job.route, request_id = %job.request_id, %error, "kept-alive connection closed as it was taken; copy sent again");
-                    let mark = copy_mark(context, upstream.side)
-                        .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-                    head = copy_head(job, upstream, mark)?;
-                }
-                answer => return answer,
-            }
+        let kept = context.kept_alive.take(key);
+        let reused = kept.is_some();
+        let mut session = match kept {
+            Some(stream) => HttpSession::new_with_options(stream, peer),
+            // Boxed: connecting anew holds the TCP and TLS states (about 8 KB), which a
+            // kept-alive connection, the common case, should not carry or copy.
+            None => Box::pin(context.connector.get_http_session(peer)).await?.0,
+        };
+        let mut answer = exchange(context, &mut session, head, body).await;
+        if let Err(error) = &answer
+            && reused
+            && repeatable
+            && failed_as_reused(error)
+        {
+            tracing::debug!(route = %job.route, request_id = %job.request_id, %error, "kept-alive connection closed as it was taken; copy sent again");
+            let mark = copy_mark(context, upstream.side)
+                .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+            let head = copy_head(job, upstream, mark)?;
+            session = Box::pin(context.connector.get_http_session(peer)).await?.0;
+            answer = exchange(context, &mut session, head, body).await;
         }
-        // Boxed: connecting anew holds the TCP and TLS states (about 8 KB), which a
-        // kept-alive connection, the common case, should not carry or copy.
-        let session = Box::pin(context.connector.get_http_session(peer)).await?.0;
-        exchange_on(context, session, key, head, body).await
+        // Kept only when the exchange ended cleanly and the upstream keeps it alive.
+        session.respect_keepalive();
+        if let Some(stream) = session.reuse().await {
+            context.kept_alive.keep(key, stream);
+        }
+        answer
     });
     match tokio::time::timeout(job.timeout, exchange).await {
         Err(_) => Err(ShadowDrop::Timeout),
@@ -817,23 +827,6 @@ fn failed_as_reused(error: &Error) -> bool {
     let mut retry = error.retry;
     retry.decide_reuse(true);
     retry.retry()
-}
-
-/// One exchange on `session`, whose connection is kept for the next copy to the peer of
-/// `key` when it ended cleanly and the upstream keeps it alive.
-async fn exchange_on(
-    context: &JobContext,
-    mut session: HttpSession,
-    key: u64,
-    head: RequestHeader,
-    body: &Bytes,
-) -> pingora::Result<Option<(CapturedResponse, Option<Reservation>)>> {
-    let answer = exchange(context, &mut session, head, body).await;
-    session.respect_keepalive();
-    if let Some(stream) = session.reuse().await {
-        context.kept_alive.keep(key, stream);
-    }
-    answer
 }
 
 /// The copy's request head: the captured request's method, target and headers (its id
