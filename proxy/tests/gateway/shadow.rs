@@ -175,6 +175,9 @@ async fn copies_outlive_the_shadow_side_closing_its_idle_connections() {
         assert_eq!(gateway.get("/kept").await.1, "legacy");
     }
     assert!(eventually(|| copies() == 3).await, "3 copies: {}", copies());
+    // Their answers are in too (the shadow side has them before the gateway does), so
+    // the cut below finds their connections idle, not carrying an answer.
+    assert_eq!(gateway.wait_counter("kept", "pairs_different", 3).await, 3);
 
     // The shadow side closes every connection, the gateway's idle ones among them, and
     // takes new ones again.
