@@ -765,11 +765,6 @@ async fn send_copy(
     let head = copy_head(job, upstream, mark).map_err(|_| ShadowDrop::Error)?;
     let (peer, key) = upstream.default_peer();
     let body = &job.request.body;
-    let repeatable = upstream.side == Side::New
-        || matches!(
-            job.request.method.as_str(),
-            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-        );
     // Boxed: a connection's state is large, and the job's future is moved into its task.
     let exchange = Box::pin(async {
         let kept = context.kept_alive.take(key);
@@ -783,8 +778,8 @@ async fn send_copy(
         let mut answer = exchange(context, &mut session, head, body).await;
         if let Err(error) = &answer
             && reused
-            && repeatable
             && failed_as_reused(error)
+            && repeatable(job, upstream.side)
         {
             tracing::debug!(route = %job.route, request_id = %job.request_id, %error, "kept-alive connection closed as it was taken; copy sent again");
             let mark = copy_mark(context, upstream.side)
@@ -819,6 +814,13 @@ fn copy_mark(context: &JobContext, side: Side) -> Option<http::HeaderValue> {
         Side::New => context.secret.clone(),
         Side::Legacy => Some(http::HeaderValue::from_static(LEGACY_COPY_MARK)),
     }
+}
+
+/// Whether sending `job`'s copy to `side` twice does no harm: a dry run on the new side,
+/// or an idempotent method.
+fn repeatable(job: &ShadowJob, side: Side) -> bool {
+    side == Side::New
+        || http::Method::from_bytes(job.request.method.as_bytes()).is_ok_and(|m| m.is_idempotent())
 }
 
 /// Whether `error`, met on a reused connection, is one pingora marks as a connection
