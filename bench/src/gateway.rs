@@ -587,6 +587,13 @@ pub async fn measure(
     })
 }
 
+/// The gateway with its route in `legacy`: the case compared with bare pingora.
+pub const LEGACY: Target = Target::Gateway {
+    phase: "legacy",
+    percent: None,
+    diffing: false,
+};
+
 /// The gateway case the shadow targets are judged on.
 const SHADOW_DIFFING: Target = Target::Gateway {
     phase: "shadow",
@@ -602,15 +609,7 @@ const PAIRED_ROUNDS: usize = 6;
 
 /// The proxies of a paired round, in the order of [`PairedRound::arms`]: bare pingora,
 /// bare pingora adding the contract's headers, and the gateway in `legacy`.
-const PAIRED_ARMS: [Target; 3] = [
-    Target::BarePingora,
-    Target::BarePingoraHeaders,
-    Target::Gateway {
-        phase: "legacy",
-        percent: None,
-        diffing: false,
-    },
-];
+const PAIRED_ARMS: [Target; 3] = [Target::BarePingora, Target::BarePingoraHeaders, LEGACY];
 const BARE: usize = 0;
 const BARE_HEADERS: usize = 1;
 const GATEWAY: usize = 2;
@@ -903,7 +902,7 @@ fn paired_table(paired: &[Paired], duration: Duration) -> String {
 /// are any), direct and nginx, per workload.
 fn headline(suite: &Suite, workloads: &[Workload], duration: Duration) -> String {
     let results = &suite.cases;
-    let legacy = Target::gateway("legacy", None, false);
+    let legacy = LEGACY;
     let shadow = SHADOW_DIFFING;
     let mut out = String::from(
         "\n### Headline\n\n| workload | gateway/bare pingora throughput (paired rounds: median, lowest–highest) | gateway/nginx throughput | gateway/direct throughput | added p99 gateway vs nginx (ms, fixed rate) | shadow+diffing p99 / legacy p99 (fixed rate) | gateway CPU per request, shadow+diffing vs legacy (µs, saturation) | shadows dropped at 70 % of saturation |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",

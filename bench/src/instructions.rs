@@ -17,7 +17,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::process::Command;
 
-use crate::gateway::{BENCH_BEARER, Running, Settings, Target, copies_settled, set_phase};
+use crate::gateway::{BENCH_BEARER, LEGACY, Running, Settings, Target, copies_settled, set_phase};
 use studyflow_testkit::stack::Process;
 
 /// Requests before the counters are zeroed, and requests counted.
@@ -271,9 +271,7 @@ pub fn table(counts: &[Count]) -> String {
          the diff store's opening is not counted); every thread of the proxy counted, so shadow copies and their \
          comparison count too.\n\n| proxy | instructions / request | / bare pingora | / gateway in legacy |\n|---|---:|---:|---:|\n"
     );
-    let legacy = counts
-        .iter()
-        .find(|c| c.target == Target::gateway("legacy", None, false));
+    let legacy = counts.iter().find(|c| c.target == LEGACY);
     let ratio = |count: &Count, base: Option<f64>| {
         base.map_or_else(|| "–".into(), |b| format!("{:.2}", count.per_request / b))
     };

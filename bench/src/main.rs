@@ -242,7 +242,7 @@ fn proxy_targets(nginx: bool) -> Vec<Target> {
     }
     targets.extend([
         Target::BarePingora,
-        Target::gateway("legacy", None, false),
+        gateway::LEGACY,
         Target::gateway("shadow", None, false),
         Target::gateway("shadow", None, true),
         Target::gateway("canary", Some(50), true),

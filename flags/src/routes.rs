@@ -150,11 +150,6 @@ const METHODS: [&str; 9] = [
 ];
 
 impl RoutesFile {
-    /// Reads and validates a routes file from disk.
-    pub fn load(path: &Path) -> Result<Self> {
-        Self::parse(&Self::read_text(path)?)
-    }
-
     /// The text of the file at `path`, not yet validated.
     pub fn read_text(path: &Path) -> Result<String> {
         std::fs::read_to_string(path).map_err(|source| Error::Read {

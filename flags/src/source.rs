@@ -106,10 +106,7 @@ pub struct FileSource {
 impl FileSource {
     /// The whole validated file (routes, paths, rules), not only its phases.
     pub fn load_file(&self) -> Result<RoutesFile> {
-        match &self.path {
-            Some(path) => RoutesFile::load(path),
-            None => RoutesFile::parse(DEFAULT_ROUTES_FILE),
-        }
+        RoutesFile::parse(&self.read_text()?)
     }
 
     /// The file's text as it is on disk now, not yet validated ([`RoutesFile::parse`]).

@@ -732,30 +732,17 @@ impl Control {
             return Ok(false);
         };
         let _guard = self.change.lock().await;
-        let layers = lock(&self.layers).clone();
         let loaded = self
             .file_source
             .read_text()
             .map_err(Error::from)
-            .and_then(|text| {
-                let compiled = RoutesFile::parse(&text)
-                    .map_err(Error::from)
-                    .and_then(|file| {
-                        let mut scratch = lock(&self.stats).clone();
-                        RouteTable::compile(
-                            &file,
-                            layers.unleash.as_ref(),
-                            &override_layer(&layers.overrides),
-                            &self.upstreams,
-                            &mut scratch,
-                        )
-                        .map(|_| file)
-                    });
-                if compiled.is_err() {
+            .and_then(|text| match self.validate(&text) {
+                Ok(file) => Ok((file, text)),
+                Err(error) => {
                     // Remember the broken text, so that it is reported once, not every poll.
-                    lock(&self.file).1.clone_from(&text);
+                    lock(&self.file).1 = text;
+                    Err(error)
                 }
-                compiled.map(|file| (file, text))
             });
         match loaded {
             Ok((file, text)) => {
@@ -773,6 +760,22 @@ impl Control {
                 Err(error)
             }
         }
+    }
+
+    /// `text` as a routes file, checked by compiling it with the layers in force (the
+    /// table in force is left as it is).
+    fn validate(&self, text: &str) -> Result<RoutesFile> {
+        let file = RoutesFile::parse(text)?;
+        let layers = lock(&self.layers).clone();
+        let mut scratch = lock(&self.stats).clone();
+        RouteTable::compile(
+            &file,
+            layers.unleash.as_ref(),
+            &override_layer(&layers.overrides),
+            &self.upstreams,
+            &mut scratch,
+        )?;
+        Ok(file)
     }
 
     /// Reloads when the routes file's text differs from what was last read (valid or
