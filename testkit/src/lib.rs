@@ -8,11 +8,13 @@
 //!   ports).
 //! - [`tokens`] mints Supabase-style access tokens for test users.
 //! - [`database`] creates fresh, migrated databases.
+//! - [`ports`] holds a port where nothing listens, for an upstream that is down.
 //! - [`clock`] keeps steps counted per calendar minute inside one minute.
 
 pub mod clock;
 pub mod database;
 pub mod fake_providers;
+pub mod ports;
 pub mod process;
 pub mod relay;
 pub mod stack;

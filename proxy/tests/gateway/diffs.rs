@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::{
-    Gateway, SAMPLE_JWT, TestUpstream, bearer_for, client, dead_url, diff_store, drop_database,
+    Gateway, RefusedPort, SAMPLE_JWT, TestUpstream, bearer_for, client, diff_store, drop_database,
     fresh_database,
 };
 
@@ -188,8 +188,11 @@ async fn reports_separate_regressions_from_noise_with_redacted_samples() {
 #[tokio::test]
 async fn a_diff_store_that_is_down_never_fails_a_client_request() {
     let (legacy, new) = TestUpstream::pair().await;
-    let dead = dead_url().replace("http://", "postgres://postgres@");
-    let extra = format!("diff_store:\n  database_url: {dead}/nowhere\n  flush_interval_ms: 100\n");
+    let dead = RefusedPort::hold();
+    let extra = format!(
+        "diff_store:\n  database_url: postgres://postgres@127.0.0.1:{}/nowhere\n  flush_interval_ms: 100\n",
+        dead.port()
+    );
     let gateway = Gateway::start(ROUTES, &legacy.url, &new.url, &extra).await;
     for i in 0..20 {
         let (status, side, body) = gateway.get(&format!("/report?n={i}")).await;

@@ -312,19 +312,6 @@ pub async fn drop_database(url: &str) {
     }
 }
 
-/// A free port on 127.0.0.1 (nothing listens there after this returns).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A URL where nothing listens.
-pub fn dead_url() -> String {
-    format!("http://127.0.0.1:{}", free_port())
-}
-
 /// A running gateway process with its own config, routes and state files.
 #[derive(Debug)]
 pub struct Gateway {
@@ -896,4 +883,5 @@ impl Drop for RedisNamespace {
     }
 }
 
+pub use studyflow_testkit::ports::RefusedPort;
 pub use studyflow_testkit::relay::Relay;

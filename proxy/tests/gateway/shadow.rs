@@ -6,15 +6,16 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use reqwest::Method;
 
-use crate::harness::{Gateway, Relay, TestUpstream, dead_url, eventually};
+use crate::harness::{Gateway, RefusedPort, Relay, TestUpstream, eventually};
 
 #[tokio::test]
 async fn a_slow_or_dead_shadow_side_does_not_change_the_client_answer() {
     let (legacy, new) = TestUpstream::pair().await;
     let routes = "routes:\n  - {name: slow, path: /slow-new, phase: shadow}\n  - {name: dead, path: /dead, phase: shadow, new: nowhere}\n";
+    let dead = RefusedPort::hold();
     let extra = format!(
         "upstreams:\n  nowhere: {}\nshadow:\n  timeout_ms: 1000\n",
-        dead_url()
+        dead.url()
     );
     let gateway = Gateway::start(routes, &legacy.url, &new.url, &extra).await;
 
@@ -118,7 +119,8 @@ async fn server_sent_events_reach_the_client_as_they_come() {
 async fn a_dead_new_side_falls_back_to_legacy_for_idempotent_requests() {
     let legacy = TestUpstream::start("legacy").await;
     let routes = "routes:\n  - {name: main, path: /functions/v1/main, phase: primary}\n";
-    let gateway = Gateway::start(routes, &legacy.url, &dead_url(), "").await;
+    let dead = RefusedPort::hold();
+    let gateway = Gateway::start(routes, &legacy.url, &dead.url(), "").await;
     let (status, side, body) = gateway.get("/functions/v1/main").await;
     assert_eq!(
         (status, side.as_str(), body["side"].as_str()),
