@@ -329,8 +329,8 @@ impl Gateway {
         std::fs::create_dir_all(&dir).expect("dir");
         std::fs::write(dir.join("routes.yaml"), routes).expect("routes");
         // Port 0: the gateway takes free ports and announces them (no race with other
-        // tests); `spawn` writes them into the config, so a restart keeps them and the
-        // CLI, which reads the config, finds the admin API.
+        // tests); `spawn` writes them into the config, so that the CLI, which reads the
+        // config, finds the admin API.
         let config = format!(
             "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nadmin_token: {TOKEN}\nroutes_file: {routes}\nstate_file: {state}\nsnapshot_file: {snapshot}\nlegacy_url: {legacy}\nnew_url: {new}\n{extra}\n",
             routes = dir.join("routes.yaml").display(),
@@ -348,7 +348,10 @@ impl Gateway {
         gateway
     }
 
+    /// Starts the gateway on free ports (a restart too: its old ports may have been
+    /// taken since it stopped) and writes them into the config.
     async fn spawn(&mut self) {
+        self.write_ports("127.0.0.1:0", "127.0.0.1:0");
         let mut command = Command::new(env!("CARGO_BIN_EXE_studyflow-gateway"));
         command
             .arg("--config")
@@ -367,9 +370,10 @@ impl Gateway {
         .unwrap_or_else(|e| panic!("gateway did not start: {e:#}"));
         self.child = Some(child);
         let [url, admin_url] = <[String; 2]>::try_from(urls).expect("proxy and admin URLs");
+        let host = |url: &str| url.trim_start_matches("http://").to_owned();
+        self.write_ports(&host(&url), &host(&admin_url));
         self.url = url;
         self.admin_url = admin_url;
-        self.keep_ports();
         // pingora binds the announced proxy port when its service starts.
         if let Err(error) =
             studyflow_testkit::process::wait_accepting(&self.url, Duration::from_secs(20)).await
@@ -395,18 +399,17 @@ impl Gateway {
         }
     }
 
-    /// Writes the announced ports into the config file in place of port 0.
-    fn keep_ports(&self) {
+    /// Sets the proxy's and the admin API's listening addresses in the config file.
+    fn write_ports(&self, listen: &str, admin_listen: &str) {
         let file = self.config_file();
         let config = std::fs::read_to_string(&file).expect("config");
-        let host = |url: &str| url.trim_start_matches("http://").to_owned();
         let kept: Vec<String> = config
             .lines()
             .map(|line| {
                 if line.starts_with("listen:") {
-                    format!("listen: {}", host(&self.url))
+                    format!("listen: {listen}")
                 } else if line.starts_with("admin_listen:") {
-                    format!("admin_listen: {}", host(&self.admin_url))
+                    format!("admin_listen: {admin_listen}")
                 } else {
                     line.to_owned()
                 }
@@ -415,7 +418,7 @@ impl Gateway {
         std::fs::write(&file, kept.join("\n") + "\n").expect("config");
     }
 
-    /// Stops the gateway (SIGTERM) and starts it again with the same files.
+    /// Stops the gateway (SIGTERM) and starts it again with the same files, on new ports.
     pub async fn restart(&mut self) {
         self.stop().await;
         self.spawn().await;
@@ -885,3 +888,35 @@ impl Drop for RedisNamespace {
 
 pub use studyflow_testkit::ports::RefusedPort;
 pub use studyflow_testkit::relay::Relay;
+
+/// The harness's own rails.
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_gateway_restarts_when_another_socket_took_its_old_ports() {
+        let (legacy, new) = TestUpstream::pair().await;
+        let routes = "routes:\n  - {name: main, path: /functions/v1/main, phase: legacy}\n";
+        let mut gateway = Gateway::start(routes, &legacy.url, &new.url, "").await;
+        gateway.stop().await;
+        // Between the stop and the start, other servers take both of its ports.
+        let taken: Vec<std::net::TcpListener> = [&gateway.url, &gateway.admin_url]
+            .iter()
+            .map(|url| {
+                std::net::TcpListener::bind(url.trim_start_matches("http://"))
+                    .expect("the stopped gateway's port is free")
+            })
+            .collect();
+        gateway.spawn().await;
+        let (status, side, _) = gateway.get("/functions/v1/main").await;
+        assert_eq!((status, side.as_str()), (200, "legacy"));
+        // The config names the new ports, for the CLI.
+        let config = std::fs::read_to_string(gateway.config_file()).expect("config");
+        let admin = gateway.admin_url.trim_start_matches("http://");
+        assert!(
+            config.contains(&format!("admin_listen: {admin}\n")),
+            "{config}"
+        );
+        drop(taken);
+    }
+}
