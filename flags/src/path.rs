@@ -64,27 +64,30 @@ fn hex_value(byte: u8) -> Option<u8> {
 }
 
 /// Whether `path` is already canonical by a cheap look: no escapes, backslashes or
-/// control characters, no empty or dot segments. The common case allocates nothing.
+/// control characters, no empty or dot segments (but a trailing empty one). One pass
+/// over the bytes; the common case allocates nothing.
 fn is_plainly_canonical(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    if bytes.first() != Some(&b'/') {
+    let Some((&b'/', rest)) = path.as_bytes().split_first() else {
         return false;
-    }
-    if bytes
-        .iter()
-        .any(|&b| b == b'%' || b == b'\\' || b.is_ascii_control())
-    {
-        return false;
-    }
-    // Segments after the first `/`: none empty (but a trailing one), none `.` or `..`.
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        if (segment.is_empty() && !last) || segment == "." || segment == ".." {
-            return false;
+    };
+    // The segment being read: its length, and how many of its bytes are dots.
+    let (mut len, mut dots) = (0usize, 0usize);
+    let dot_segment = |len: usize, dots: usize| dots == len && (len == 1 || len == 2);
+    for &byte in rest {
+        match byte {
+            b'%' | b'\\' => return false,
+            b'/' => {
+                if len == 0 || dot_segment(len, dots) {
+                    return false;
+                }
+                (len, dots) = (0, 0);
+            }
+            b'.' => (len, dots) = (len + 1, dots + 1),
+            byte if byte.is_ascii_control() => return false,
+            _ => len += 1,
         }
     }
-    true
+    !dot_segment(len, dots)
 }
 
 /// Decodes unreserved escapes and normalises the others' hex digits.
@@ -178,6 +181,32 @@ mod tests {
         canonical_path(path)
             .unwrap_or_else(|e| panic!("{path}: {e}"))
             .into_owned()
+    }
+
+    /// The plain look's rule spelled out segment by segment.
+    fn plain_by_segments(path: &str) -> bool {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        if rest
+            .bytes()
+            .any(|b| b == b'%' || b == b'\\' || b.is_ascii_control())
+        {
+            return false;
+        }
+        let segments: Vec<&str> = rest.split('/').collect();
+        segments.iter().enumerate().all(|(i, segment)| {
+            (!segment.is_empty() || i + 1 == segments.len()) && *segment != "." && *segment != ".."
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_plain_look_reads_segments_as_they_are_spelled(
+            path in "[/a.%\\\\\\x00\\x7f]{0,12}",
+        ) {
+            proptest::prop_assert_eq!(is_plainly_canonical(&path), plain_by_segments(&path));
+        }
     }
 
     #[test]
