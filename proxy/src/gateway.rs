@@ -523,7 +523,10 @@ impl ProxyHttp for Gateway {
             && response.status.is_success()
         {
             // Before the answer goes back: the client's next request is refused already.
-            recorder.record(&pending.0).await;
+            // Boxed, as a sign-out is rare: the Redis write's future is large, and held
+            // inline it would make every answer's filter future as large, a copy of it
+            // made on every request.
+            Box::pin(recorder.record(&pending.0)).await;
         }
         if let Some(plan) = ctx.shadow.as_mut() {
             plan.served_head(
