@@ -82,9 +82,10 @@ pub enum Target {
     Nginx,
     /// The smallest pingora proxy (`bare-pingora`): the gateway's floor.
     BarePingora,
-    /// Bare pingora adding the seven headers of the gateway's contract (instruction
-    /// counts and the paired rounds).
-    BarePingoraHeaders,
+    /// Bare pingora doing what the gateway's contract asks of every request: the seven
+    /// headers it adds, and the upstream connect and read timeouts (instruction counts
+    /// and the paired rounds).
+    BarePingoraContract,
     /// Through the gateway with the route in `phase` (`legacy`, `shadow`, …, with the
     /// canary percentage), and with answer capture and comparison on or off.
     Gateway {
@@ -108,7 +109,9 @@ impl Target {
             Target::Direct => "upstream directly".into(),
             Target::Nginx => "nginx reverse proxy".into(),
             Target::BarePingora => "bare pingora proxy".into(),
-            Target::BarePingoraHeaders => "bare pingora + the gateway's 7 headers".into(),
+            Target::BarePingoraContract => {
+                "bare pingora + the contract (7 headers, timeouts)".into()
+            }
             Target::Gateway {
                 phase,
                 percent,
@@ -159,8 +162,8 @@ pub struct Running {
     _new: Process,
     nginx: Option<Process>,
     bare: Process,
-    /// Bare pingora adding the contract's headers, started on first use.
-    bare_headers: Option<(Process, u16)>,
+    /// Bare pingora doing the contract's work, started on first use.
+    bare_contract: Option<(Process, u16)>,
     gateway: Option<Process>,
     /// Whether the running gateway captures and compares answers.
     diffing: bool,
@@ -200,7 +203,7 @@ impl Running {
             _new: new,
             nginx: None,
             bare,
-            bare_headers: None,
+            bare_contract: None,
             bare_port,
             gateway: None,
             diffing: false,
@@ -286,7 +289,7 @@ impl Running {
     ) -> anyhow::Result<(Command, String, String)> {
         const PATH: &str = "/bench/json";
         match target {
-            Target::BarePingora | Target::BarePingoraHeaders => {
+            Target::BarePingora | Target::BarePingoraContract => {
                 let port = Ports::free()?.gateway;
                 let command = bare_command(settings, target, port, self.ports.legacy);
                 let url = format!("http://127.0.0.1:{port}{PATH}");
@@ -349,13 +352,13 @@ impl Running {
                 format!("http://127.0.0.1:{}{path}", self.bare_port),
                 self.bare.pid(),
             ),
-            Target::BarePingoraHeaders => {
-                let (process, port) = match &self.bare_headers {
+            Target::BarePingoraContract => {
+                let (process, port) = match &self.bare_contract {
                     Some(running) => running,
                     None => {
                         let port = Ports::free()?.gateway;
                         let process = spawn_bare(settings, target, port, self.ports.legacy).await?;
-                        self.bare_headers.insert((process, port))
+                        self.bare_contract.insert((process, port))
                     }
                 };
                 (format!("http://127.0.0.1:{port}{path}"), process.pid())
@@ -380,18 +383,18 @@ impl Running {
             nginx.terminate().await;
         }
         self.bare.terminate().await;
-        if let Some((process, _)) = self.bare_headers.take() {
+        if let Some((process, _)) = self.bare_contract.take() {
             process.terminate().await;
         }
     }
 }
 
-/// The command of bare pingora (with the contract's headers for
-/// [`Target::BarePingoraHeaders`]) listening on `port`, in front of `upstream`.
+/// The command of bare pingora (doing the contract's work for
+/// [`Target::BarePingoraContract`]) listening on `port`, in front of `upstream`.
 fn bare_command(settings: &Settings, target: Target, port: u16, upstream: u16) -> Command {
     let mut command = Command::new(settings.bin_dir.join("bare-pingora"));
-    if target == Target::BarePingoraHeaders {
-        command.env("BARE_PINGORA_HEADERS", "1");
+    if target == Target::BarePingoraContract {
+        command.env("BARE_PINGORA_CONTRACT", "1");
     }
     command.args([format!("127.0.0.1:{port}"), format!("127.0.0.1:{upstream}")]);
     command
@@ -405,7 +408,7 @@ async fn spawn_bare(
     upstream: u16,
 ) -> anyhow::Result<Process> {
     let name = match target {
-        Target::BarePingoraHeaders => "bare-pingora-headers",
+        Target::BarePingoraContract => "bare-pingora-contract",
         _ => "bare-pingora",
     };
     let command = bare_command(settings, target, port, upstream);
@@ -608,10 +611,10 @@ const AT_70_PERCENT: &str = "70 % of saturation";
 const PAIRED_ROUNDS: usize = 6;
 
 /// The proxies of a paired round, in the order of [`PairedRound::arms`]: bare pingora,
-/// bare pingora adding the contract's headers, and the gateway in `legacy`.
-const PAIRED_ARMS: [Target; 3] = [Target::BarePingora, Target::BarePingoraHeaders, LEGACY];
+/// bare pingora doing the contract's work, and the gateway in `legacy`.
+const PAIRED_ARMS: [Target; 3] = [Target::BarePingora, Target::BarePingoraContract, LEGACY];
 const BARE: usize = 0;
-const BARE_HEADERS: usize = 1;
+const BARE_CONTRACT: usize = 1;
 const GATEWAY: usize = 2;
 
 /// What a suite run measured.
@@ -623,7 +626,7 @@ pub struct Suite {
     pub paired: Vec<Paired>,
 }
 
-/// The gateway in `legacy`, bare pingora, and bare pingora adding the contract's headers
+/// The gateway in `legacy`, bare pingora, and bare pingora doing the contract's work
 /// at saturation, one after the other round after round (each round starts with the
 /// next one), so that the machine's noise falls on all alike and each ratio comes with
 /// its spread.
@@ -854,18 +857,18 @@ pub fn table(settings: &Settings, suite: &Suite, workloads: &[Workload]) -> Stri
 }
 
 /// The paired rounds of the gateway in `legacy` against bare pingora, with and without
-/// the contract's headers.
+/// the contract's work.
 fn paired_table(paired: &[Paired], duration: Duration) -> String {
     if paired.is_empty() {
         return String::new();
     }
     let mut out = format!(
         "\n### Gateway in `legacy` against bare pingora, paired rounds\n\n\
-         {PAIRED_ROUNDS} rounds of {} s at saturation per workload: bare pingora, bare pingora adding the seven \
-         headers of the gateway's contract, and the gateway, one after the other, each round starting with the \
+         {PAIRED_ROUNDS} rounds of {} s at saturation per workload: bare pingora, bare pingora doing what the \
+         gateway's contract asks of every request (its seven headers, the upstream connect and read timeouts), and the gateway, one after the other, each round starting with the \
          next one, so that the machine's noise falls on all alike. Each ratio is the median round's, with the \
          lowest and highest round; throughput and CPU per request are medians.\n\n\
-         | workload | gateway / bare pingora throughput | bare pingora + 7 headers / bare pingora | gateway / bare pingora + 7 headers | req/s: bare pingora, + 7 headers, gateway | CPU µs / request: bare pingora, + 7 headers, gateway | CPU ratio gateway / bare pingora |\n\
+         | workload | gateway / bare pingora throughput | bare pingora + contract / bare pingora | gateway / bare pingora + contract | req/s: bare pingora, + contract, gateway | CPU µs / request: bare pingora, + contract, gateway | CPU ratio gateway / bare pingora |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
         duration.as_secs(),
     );
@@ -876,7 +879,7 @@ fn paired_table(paired: &[Paired], duration: Duration) -> String {
                 |(median, low, high)| format!("{median:.2} ({low:.2}–{high:.2})"),
             )
         };
-        let medians = [BARE, BARE_HEADERS, GATEWAY].map(|arm| p.medians(arm));
+        let medians = [BARE, BARE_CONTRACT, GATEWAY].map(|arm| p.medians(arm));
         let rps = medians.map(|(rps, _)| rps.map_or_else(|| "–".into(), |v| format!("{v:.0}")));
         let cpu = medians.map(|(_, cpu)| cpu.map_or_else(|| "–".into(), |v| format!("{v:.1}")));
         let cpu_ratio = match (medians[GATEWAY].1, medians[BARE].1) {
@@ -888,8 +891,8 @@ fn paired_table(paired: &[Paired], duration: Duration) -> String {
             "| {} | {} | {} | {} | {} | {} | {} |",
             p.workload,
             ratio(GATEWAY, BARE),
-            ratio(BARE_HEADERS, BARE),
-            ratio(GATEWAY, BARE_HEADERS),
+            ratio(BARE_CONTRACT, BARE),
+            ratio(GATEWAY, BARE_CONTRACT),
             rps.join(" / "),
             cpu.join(" / "),
             cpu_ratio,

@@ -39,7 +39,7 @@ pub async fn run(settings: &Settings, targets: &[Target]) -> anyhow::Result<Vec<
     let mut counts = Vec::new();
     for &target in targets {
         let counted = match target {
-            Target::BarePingora => vec![target, Target::BarePingoraHeaders],
+            Target::BarePingora => vec![target, Target::BarePingoraContract],
             Target::Gateway { .. } => vec![target],
             _ => Vec::new(),
         };

@@ -3,14 +3,21 @@
 //! (mimalloc) and its server settings (threads, work stealing). Whatever the gateway
 //! costs above this is the gateway's own work.
 //!
-//! With `BARE_PINGORA_HEADERS=1` it also adds the seven headers the gateway's contract
-//! adds (`host`, `x-request-id`, `x-forwarded-for`, `x-forwarded-proto` upstream;
-//! `x-studyflow-route`, `x-studyflow-served-by`, `x-request-id` to answers), with values
-//! and names built once and room reserved, as the gateway adds them: what those headers
-//! alone cost in pingora's header API.
+//! With `BARE_PINGORA_CONTRACT=1` it also does what the gateway's contract asks of every
+//! request, the way the gateway does it, and nothing else:
+//! - adds the seven headers (`host`, `x-request-id`, `x-forwarded-for`,
+//!   `x-forwarded-proto` upstream; `x-studyflow-route`, `x-studyflow-served-by`,
+//!   `x-request-id` to answers), with values and names built once and room reserved;
+//! - gives the upstream the gateway's default connect and read timeouts, so that an
+//!   upstream that stalls is answered with a 504 rather than waited on.
+//!
+//! That is the floor of any proxy keeping the contract on pingora: what it costs in
+//! pingora's header API and timers.
 //!
 //! `bare-pingora <listen addr> <upstream addr>`; announces
 //! `bare-pingora listening on http://<addr>` once bound.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::HeaderValue;
@@ -26,7 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Every request to one upstream, over kept-alive plain HTTP connections.
 struct Bare {
     peer: HttpPeer,
-    /// The contract's headers, when they are added.
+    /// The contract's headers, when the contract's work is done.
     headers: Option<Headers>,
 }
 
@@ -111,17 +118,21 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let peer = HttpPeer::new(upstream.as_str(), false, String::new());
-    let headers = std::env::var("BARE_PINGORA_HEADERS")
-        .is_ok_and(|v| v == "1")
-        .then(|| Headers {
-            host: HeaderValue::from_str(&upstream).unwrap_or(HeaderValue::from_static("upstream")),
-            request_id: HeaderValue::from_static("5f8c1a52-0000-4000-8000-000000000000"),
-            forwarded_for: HeaderValue::from_static("127.0.0.1"),
-            forwarded_proto: HeaderValue::from_static("http"),
-            route: HeaderValue::from_static("bench"),
-            served_by: HeaderValue::from_static("legacy"),
-        });
+    let contract = std::env::var("BARE_PINGORA_CONTRACT").is_ok_and(|v| v == "1");
+    let mut peer = HttpPeer::new(upstream.as_str(), false, String::new());
+    if contract {
+        // The gateway's defaults (`connect_timeout_secs`, `read_timeout_secs`).
+        peer.options.connection_timeout = Some(Duration::from_secs(5));
+        peer.options.read_timeout = Some(Duration::from_secs(60));
+    }
+    let headers = contract.then(|| Headers {
+        host: HeaderValue::from_str(&upstream).unwrap_or(HeaderValue::from_static("upstream")),
+        request_id: HeaderValue::from_static("5f8c1a52-0000-4000-8000-000000000000"),
+        forwarded_for: HeaderValue::from_static("127.0.0.1"),
+        forwarded_proto: HeaderValue::from_static("http"),
+        route: HeaderValue::from_static("bench"),
+        served_by: HeaderValue::from_static("legacy"),
+    });
     let mut proxy = http_proxy_service(&server.configuration, Bare { peer, headers });
     proxy.add_tcp(&listen);
     server.add_service(proxy);
