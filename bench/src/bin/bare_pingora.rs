@@ -7,7 +7,9 @@
 //! request, the way the gateway does it, and nothing else:
 //! - adds the seven headers (`host`, `x-request-id`, `x-forwarded-for`,
 //!   `x-forwarded-proto` upstream; `x-studyflow-route`, `x-studyflow-served-by`,
-//!   `x-request-id` to answers), with values and names built once and room reserved;
+//!   `x-request-id` to answers), with values and names built once and room reserved
+//!   (the request id is one fixed value: drawing a new one for each request counts as
+//!   the gateway's own work);
 //! - gives the upstream the gateway's default connect and read timeouts, so that an
 //!   upstream that stalls is answered with a 504 rather than waited on.
 //!
