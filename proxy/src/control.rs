@@ -89,6 +89,24 @@ struct Layers {
     overrides: BTreeMap<String, Override>,
 }
 
+impl Layers {
+    /// The route table of `file` with these layers over it.
+    fn compile(
+        &self,
+        file: &RoutesFile,
+        upstreams: &Upstreams,
+        stats: &mut HashMap<String, Arc<RouteStats>>,
+    ) -> Result<RouteTable> {
+        RouteTable::compile(
+            file,
+            self.unleash.as_ref(),
+            &override_layer(&self.overrides),
+            upstreams,
+            stats,
+        )
+    }
+}
+
 /// The route table in force and everything needed to change it.
 #[derive(Debug)]
 pub struct Control {
@@ -225,13 +243,7 @@ impl Control {
 
         let layers = Layers { unleash, overrides };
         let mut stats = HashMap::new();
-        let table = RouteTable::compile(
-            &file,
-            layers.unleash.as_ref(),
-            &override_layer(&layers.overrides),
-            &settings.upstreams,
-            &mut stats,
-        )?;
+        let table = layers.compile(&file, &settings.upstreams, &mut stats)?;
         let unleash_admin = match &settings.unleash {
             Some(unleash) => UnleashAdmin::new(unleash)?,
             None => None,
@@ -567,16 +579,7 @@ impl Control {
     /// window of every route whose phase changed, and updates the snapshot.
     fn rebuild(&self, file: &RoutesFile) -> Result<()> {
         let layers = lock(&self.layers).clone();
-        let table = {
-            let mut stats = lock(&self.stats);
-            RouteTable::compile(
-                file,
-                layers.unleash.as_ref(),
-                &override_layer(&layers.overrides),
-                &self.upstreams,
-                &mut stats,
-            )?
-        };
+        let table = layers.compile(file, &self.upstreams, &mut lock(&self.stats))?;
         let old = self.table();
         for route in table.routes() {
             if old.find(&route.spec.name).map(|r| r.phase) != Some(route.phase) {
@@ -768,13 +771,7 @@ impl Control {
         let file = RoutesFile::parse(text)?;
         let layers = lock(&self.layers).clone();
         let mut scratch = lock(&self.stats).clone();
-        RouteTable::compile(
-            &file,
-            layers.unleash.as_ref(),
-            &override_layer(&layers.overrides),
-            &self.upstreams,
-            &mut scratch,
-        )?;
+        layers.compile(&file, &self.upstreams, &mut scratch)?;
         Ok(file)
     }
 
